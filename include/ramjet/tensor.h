@@ -1,0 +1,92 @@
+// Host tensor: dtype + dense row-major dims + shared, 64-byte-aligned storage.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "ramjet/status.h"
+#include "ramjet/types.h"
+
+namespace ramjet {
+
+class Tensor {
+ public:
+  Tensor() = default;
+  // Allocates zero-filled storage.
+  Tensor(DataType dtype, std::vector<int64_t> dims);
+  // Wraps existing storage (shared, e.g. an mmap'ed weights file); no copy.
+  Tensor(DataType dtype, std::vector<int64_t> dims, std::shared_ptr<uint8_t> storage);
+
+  template <typename T>
+  static Tensor scalar(T v) {
+    Tensor t(DataTypeOf<T>::value, {});
+    *t.data<T>() = v;
+    return t;
+  }
+  template <typename T>
+  static Tensor fromVector(const std::vector<T>& v, std::vector<int64_t> dims = {}) {
+    if (dims.empty() && v.size() != 1) dims = {static_cast<int64_t>(v.size())};
+    Tensor t(DataTypeOf<T>::value, dims);
+    T* p = t.data<T>();
+    for (size_t i = 0; i < v.size(); ++i) p[i] = v[i];
+    return t;
+  }
+
+  bool defined() const { return dtype_ != DataType::kUndefined; }
+  DataType dtype() const { return dtype_; }
+  const std::vector<int64_t>& dims() const { return dims_; }
+  size_t rank() const { return dims_.size(); }
+  int64_t dim(int i) const { return dims_[i < 0 ? i + static_cast<int>(dims_.size()) : i]; }
+  int64_t numel() const { return numel_; }
+  size_t nbytes() const { return static_cast<size_t>(numel_) * dataTypeSize(dtype_); }
+
+  void* raw() { return storage_.get(); }
+  const void* raw() const { return storage_.get(); }
+  template <typename T>
+  T* data() {
+    RJ_CHECK(DataTypeOf<T>::value == dtype_);
+    return reinterpret_cast<T*>(storage_.get());
+  }
+  template <typename T>
+  const T* data() const {
+    RJ_CHECK(DataTypeOf<T>::value == dtype_);
+    return reinterpret_cast<const T*>(storage_.get());
+  }
+
+  // Same storage, new dims (element count must match).
+  Tensor reshaped(std::vector<int64_t> dims) const;
+  Tensor clone() const;  // deep copy
+  // Element i as double / int64 regardless of dtype (for shape tensors, tests, summaries).
+  double getDouble(int64_t i) const;
+  int64_t getInt(int64_t i) const;
+  std::vector<int64_t> toInt64Vector() const;  // any integer tensor -> values
+  // Converts to another dtype element-wise (float<->int saturates like a C cast).
+  Tensor cast(DataType to) const;
+
+  TensorType type() const { return TensorType{dtype_, Shape::fromDims(dims_)}; }
+  std::string summary() const;  // "f32[1,1000] min=.. max=.. mean=.."
+
+ private:
+  DataType dtype_ = DataType::kUndefined;
+  std::vector<int64_t> dims_;
+  int64_t numel_ = 0;
+  std::shared_ptr<uint8_t> storage_;
+};
+
+// NumPy .npy files (format versions 1-3, little-endian, C order).
+Result<Tensor> readNpy(const std::string& path);
+Result<Tensor> parseNpy(const uint8_t* data, size_t size, const std::string& what);
+Status writeNpy(const std::string& path, const Tensor& t);
+
+// Comparison used by tests and conformance: max abs error, max rel error, cosine similarity.
+struct CompareResult {
+  double max_abs = 0, max_rel = 0, cosine = 1;
+  int64_t mismatches = 0;  // elements outside atol + rtol*|ref|
+  bool shape_match = true, dtype_match = true;
+  bool nan_mismatch = false;
+  std::string toString() const;
+};
+CompareResult compareTensors(const Tensor& got, const Tensor& ref, double atol, double rtol);
+
+}  // namespace ramjet

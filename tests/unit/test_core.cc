@@ -1,0 +1,76 @@
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdio>
+
+#include "backends/cpu/reference/interpreter.h"
+#include "ramjet/graph.h"
+#include "ramjet/tensor.h"
+
+using namespace ramjet;
+
+TEST(Half, RoundTripsAndRounds) {
+  for (float f : {0.f, 1.f, -2.5f, 65504.f, 6.1035156e-05f, 5.9604645e-08f, 0.1f}) {
+    float back = Half(f);
+    EXPECT_NEAR(back, f, std::fabs(f) * 1e-3 + 1e-7) << f;
+  }
+  EXPECT_TRUE(std::isinf(static_cast<float>(Half(70000.f))));
+  EXPECT_TRUE(std::isnan(static_cast<float>(Half(NAN))));
+  EXPECT_EQ(Half(1.0f).bits, 0x3c00);
+  EXPECT_EQ(Half(-2.0f).bits, 0xc000);
+  EXPECT_EQ(BFloat16(1.0f).bits, 0x3f80);
+  EXPECT_EQ(static_cast<float>(BFloat16(3.0f)), 3.0f);
+}
+
+TEST(Npy, WriteReadRoundTrip) {
+  Tensor t = Tensor::fromVector<float>({1, 2, 3, 4, 5, 6}, {2, 3});
+  std::string p = ::testing::TempDir() + "/rt.npy";
+  ASSERT_TRUE(writeNpy(p, t).ok());
+  auto r = readNpy(p);
+  ASSERT_TRUE(r.ok()) << r.status().toString();
+  EXPECT_EQ(r->dims(), (std::vector<int64_t>{2, 3}));
+  EXPECT_EQ(r->data<float>()[5], 6.f);
+}
+
+TEST(Npy, RejectsGarbageAndTruncation) {
+  std::string p = ::testing::TempDir() + "/bad.npy";
+  FILE* f = fopen(p.c_str(), "wb");
+  fputs("not a numpy file at all", f);
+  fclose(f);
+  auto r = readNpy(p);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("magic"), std::string::npos);
+  Tensor t = Tensor::fromVector<float>({1, 2, 3, 4}, {4});
+  ASSERT_TRUE(writeNpy(p, t).ok());
+  ASSERT_EQ(truncate(p.c_str(), 128 + 4), 0);
+  r = readNpy(p);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("truncated"), std::string::npos) << r.status().message();
+  EXPECT_FALSE(readNpy("/nonexistent/x.npy").ok());
+}
+
+TEST(Graph, BuildInferRunAdd) {
+  Graph g;
+  Value* a = g.addValue("a");
+  a->type = TensorType{DataType::kFloat32, Shape({Dim::symbolic("N"), Dim(3)})};
+  a->is_graph_input = true;
+  Value* b = g.addValue("b");
+  b->constant = std::make_shared<Tensor>(Tensor::fromVector<float>({10, 20, 30}, {3}));
+  b->type = b->constant->type();
+  Value* c = g.addValue("c");
+  g.addNode("Add", "add0", {a, b}, {c});
+  g.inputs = {a};
+  g.outputs = {c};
+  ASSERT_TRUE(g.verify().ok());
+  ASSERT_TRUE(g.inferShapes().ok());
+  EXPECT_EQ(c->type.shape.toString(), "[N,3]");
+  auto out = reference::run(g, {{"a", Tensor::fromVector<float>({1, 2, 3, 4, 5, 6}, {2, 3})}});
+  ASSERT_TRUE(out.ok()) << out.status().toString();
+  EXPECT_EQ((*out)[0].data<float>()[4], 25.f);
+  // Wrong rank, wrong dtype and a missing input are clear errors.
+  auto bad = reference::run(g, {{"a", Tensor::fromVector<float>({1, 2, 3}, {3})}});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("input 'a'"), std::string::npos);
+  EXPECT_FALSE(reference::run(g, {{"a", Tensor::fromVector<int64_t>({1, 2, 3}, {1, 3})}}).ok());
+  EXPECT_FALSE(reference::run(g, {}).ok());
+}

@@ -1,0 +1,19 @@
+// Each subcommand lives in its own file and registers itself here (explicitly, from main.cc).
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <functional>
+
+namespace ramjet::cli {
+
+// A subcommand's action returns the process exit code (0 ok, 1 failure, 2 bad usage).
+using Action = std::function<int()>;
+
+void addRunCommand(CLI::App& app, Action* action);
+void addInspectCommand(CLI::App& app, Action* action);
+
+// Parses "name:1x3x224x224" (several, comma separated) into name -> dims; false on bad syntax.
+bool parseShapeSpecs(const std::vector<std::string>& specs, std::map<std::string, std::vector<int64_t>>* out,
+                     std::string* error);
+
+}  // namespace ramjet::cli
