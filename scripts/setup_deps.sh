@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs what ramjet needs to build and test on a fresh Debian 12 machine (idempotent).
+# Usage: scripts/setup_deps.sh [--python]   (--python also installs the PyPI test tools)
+set -euo pipefail
+pkgs=(cmake ninja-build g++ clang ccache protobuf-compiler libprotobuf-dev libonnx-dev libonnx-testdata
+      libgtest-dev libgmock-dev libcli11-dev libflatbuffers-dev flatbuffers-compiler nlohmann-json3-dev
+      libstb-dev python3-numpy)
+missing=()
+for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
+  echo "[setup] installing: ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+if [ "${1:-}" = "--python" ]; then
+  PY=${PYTHON:-python3}
+  if ! $PY -c "import numpy, onnx, onnxruntime" 2>/dev/null; then
+    echo "[setup] installing numpy onnx onnxruntime from PyPI for $PY"
+    $PY -m pip install -q numpy onnx onnxruntime 2>/dev/null || $PY -m pip install -q --break-system-packages numpy onnx onnxruntime
+  fi
+fi
