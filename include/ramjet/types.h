@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -119,6 +120,15 @@ struct Shape {
 struct TensorType {
   DataType dtype = DataType::kUndefined;
   Shape shape = Shape::unknownRank();
+  // Elements of a small integer tensor (rank 0/1) known during shape inference although the
+  // tensor is not constant: the values of a shape subgraph (Shape -> Gather -> Concat), each
+  // a number or a symbol such as "batch". Null when unknown. Lets Reshape/Expand/... give
+  // exact output dims for models with a symbolic batch.
+  std::shared_ptr<const std::vector<Dim>> shape_value;
+
+  TensorType() = default;
+  TensorType(DataType dt, Shape s, std::shared_ptr<const std::vector<Dim>> value = nullptr)
+      : dtype(dt), shape(std::move(s)), shape_value(std::move(value)) {}
   std::string toString() const;
 };
 
