@@ -120,6 +120,27 @@ const std::map<std::string, UpgradeFn>& table() {
            n->attrs.erase("ratio");
            c.setConstInput(n, 1, Tensor::scalar<float>(r), "ratio");
          }
+         if (c.opset < 10) n->attrs["mask_same_type"] = Attribute::fromInt(1);  // mask was T, not bool
+       }},
+      // Scan-8 has sequence_lens first and a batch axis on every input; the kernel loops over it.
+      {"Scan", [](ImportContext& c, Node* n) {
+         if (c.opset >= 9) return;
+         n->attrs["scan8_batched"] = Attribute::fromInt(1);
+         // An omitted sequence_lens is dropped so the required inputs come first; the attribute
+         // tells the kernel whether it is there.
+         bool lens = !n->inputs.empty() && n->inputs[0];
+         if (!n->inputs.empty() && !lens) n->inputs.erase(n->inputs.begin());
+         n->attrs["scan8_lens"] = Attribute::fromInt(lens ? 1 : 0);
+       }},
+      {"RoiAlign", [](ImportContext& c, Node* n) {
+         // Before opset 16 the only mode was the (misaligned) output_half_pixel one.
+         if (c.opset < 16 && !n->hasAttr("coordinate_transformation_mode"))
+           n->attrs["coordinate_transformation_mode"] = Attribute::fromString("output_half_pixel");
+       }},
+      {"GridSample", [](ImportContext&, Node* n) {
+         // Opset 20 renamed bilinear/bicubic to linear/cubic.
+         std::string mode = n->attrString("mode", "bilinear");
+         n->attrs["mode"] = Attribute::fromString(mode == "bilinear" ? "linear" : mode == "bicubic" ? "cubic" : mode);
        }},
   };
   return kTable;
