@@ -1,6 +1,7 @@
 // Broadcasting iteration helpers for reference kernels.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <vector>
 
@@ -9,7 +10,8 @@
 namespace ramjet::reference {
 
 // For an output of `out_dims`, gives for each output element the element index in an input of
-// `in_dims` (numpy broadcasting, in_dims right-aligned).
+// `in_dims` (numpy broadcasting, in_dims right-aligned). Simple but does a div/mod per dim per
+// element: hot loops should use forEachBroadcastRow instead.
 class BroadcastIndexer {
  public:
   BroadcastIndexer(const std::vector<int64_t>& in_dims, const std::vector<int64_t>& out_dims) {
@@ -37,5 +39,68 @@ class BroadcastIndexer {
   std::vector<int64_t> out_dims_, strides_;
   bool same_ = false;
 };
+
+// Walks a dense output of `out_dims` with N inputs broadcast to it (numpy rules; each input's
+// dims must already be known to broadcast) one contiguous output row at a time:
+//   row(const int64_t* in_offsets, int64_t out_offset, int64_t n, const int64_t* in_strides)
+// where input k's elements for the row are at in_offsets[k] + j * in_strides[k], j < n, and
+// in_strides[k] is 0 (broadcast) or the input's stride along the row. Dims of size 1 are dropped
+// and adjacent dims that are contiguous for every operand are merged first, so same-shape and
+// scalar operands give a single row, and per-channel operands give rows as long as a channel
+// plane; there is no div/mod per element.
+template <size_t N, typename F>
+void forEachBroadcastRow(const std::array<const std::vector<int64_t>*, N>& in_dims,
+                         const std::vector<int64_t>& out_dims, F&& row) {
+  const size_t rank = out_dims.size();
+  for (int64_t d : out_dims)
+    if (d == 0) return;
+  std::array<std::vector<int64_t>, N> full;  // per-input strides aligned to the output, 0 = broadcast
+  for (size_t k = 0; k < N; ++k) {
+    const std::vector<int64_t>& d = *in_dims[k];
+    full[k].assign(rank, 0);
+    size_t off = rank - d.size();
+    int64_t s = 1;
+    for (size_t i = d.size(); i-- > 0;) {
+      full[k][off + i] = d[i] == 1 ? 0 : s;
+      s *= d[i];
+    }
+  }
+  std::vector<int64_t> dims;  // collapsed, innermost last
+  std::array<std::vector<int64_t>, N> st;
+  for (size_t i = 0; i < rank; ++i) {
+    if (out_dims[i] == 1) continue;
+    bool merge = !dims.empty();
+    for (size_t k = 0; k < N && merge; ++k) merge = st[k].back() == full[k][i] * out_dims[i];
+    if (merge) {
+      dims.back() *= out_dims[i];
+      for (size_t k = 0; k < N; ++k) st[k].back() = full[k][i];
+    } else {
+      dims.push_back(out_dims[i]);
+      for (size_t k = 0; k < N; ++k) st[k].push_back(full[k][i]);
+    }
+  }
+  if (dims.empty()) {
+    dims.push_back(1);
+    for (size_t k = 0; k < N; ++k) st[k].push_back(0);
+  }
+  const size_t r = dims.size();
+  const int64_t n = dims[r - 1];
+  std::array<int64_t, N> inner{}, off{};
+  for (size_t k = 0; k < N; ++k) inner[k] = st[k][r - 1];
+  int64_t rows = 1;
+  for (size_t i = 0; i + 1 < r; ++i) rows *= dims[i];
+  std::vector<int64_t> idx(r, 0);
+  for (int64_t row_i = 0, out_off = 0; row_i < rows; ++row_i, out_off += n) {
+    row(off.data(), out_off, n, inner.data());
+    for (size_t d = r - 1; d-- > 0;) {  // odometer over the outer dims
+      if (++idx[d] < dims[d]) {
+        for (size_t k = 0; k < N; ++k) off[k] += st[k][d];
+        break;
+      }
+      idx[d] = 0;
+      for (size_t k = 0; k < N; ++k) off[k] -= st[k][d] * (dims[d] - 1);
+    }
+  }
+}
 
 }  // namespace ramjet::reference
