@@ -126,13 +126,15 @@ def _manifest_update(out_dir, name, record):
     os.replace(path + ".tmp", path)
 
 
-def export(name, out_dir, opset=17, seed=0):
+def export(name, out_dir, opset=17, seed=0, model=None):
+    """Export `name` (built here, or the given module from build_model(name, seed))."""
     import numpy as np
     import torch
 
     in_name, _, out_name, _, _ = MODELS[name]
     t0 = time.time()
-    model = build_model(name, seed)
+    if model is None:
+        model = build_model(name, seed)
     build_s = time.time() - t0
     x = torch.from_numpy(seeded_input(name, 2, seed))  # batch 2 so nothing specialises on 1
     with torch.no_grad():
