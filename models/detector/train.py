@@ -1,0 +1,827 @@
+#!/usr/bin/env python3
+"""Train models/yolo.py's YOLOv8 on scenes from scenes.py, evaluate on a held-apart seed, export
+to ONNX.
+
+Data: worker processes generate scenes (seed --train-seed, indices 0, 1, 2, ...) into a cache
+that lives on the training device (uint8 images + padded labels). Training starts once
+--min-fill images are in; with --refresh (default) the workers keep generating new indices
+that overwrite the oldest cache slots, so every step draws from a growing stream. Batches get
+a random horizontal flip and, when --img-size is below --scene-size, a random crop at native
+scale (objects keep their 8..300 px sizes; the exported model runs at --export-size).
+
+Model: YOLOv8-{n,s} (models/yolo.py) trained on its raw head outputs (the per-level box-DFL
+logits and class logits before decode); TAL assignment (task-aligned, top-10, alpha 0.5,
+beta 6; tiny boxes get at least one stride-8 candidate), BCE class loss, CIoU box loss, DFL;
+AdamW with linear warmup and cosine decay tied to the time budget, EMA weights, bf16 autocast
+on CUDA. Evaluation: COCO-style mAP@0.5 and mAP@0.5:0.95 (101-point) on --val-count images of
+--val-seed at --export-size, with the EMA weights. Export: export.py, opset 17, dynamic batch.
+
+  python3 train.py --device cuda --time-budget-s 240 --out OUT
+"""
+
+import argparse
+import json
+import math
+import multiprocessing as mp
+import os
+import queue
+import sys
+import threading
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import scenes  # noqa: E402
+
+MAX_BOXES = scenes.MAX_OBJECTS
+
+
+# ----------------------------------------------------------------------------- data workers
+
+
+def _worker(task_q, result_q):
+    while True:
+        task = task_q.get()
+        if task is None:
+            return
+        seed, indices, size = task
+        imgs, labels = [], []
+        for i in indices:
+            img, boxes, classes = scenes.generate(seed, i, size)
+            imgs.append(img)
+            labels.append(np.concatenate([classes[:, None].astype(np.float32), boxes], 1))
+        result_q.put((seed, list(indices), np.stack(imgs), labels))
+
+
+class SceneStream:
+    """Worker processes that generate (seed, indices) chunks. Validation chunks are queued
+    first; a feeder thread then queues training chunks, forever or up to a count."""
+
+    def __init__(self, workers, size, chunk=4):
+        ctx = mp.get_context("fork")
+        self.size, self.chunk = size, chunk
+        self.task_q = ctx.Queue(maxsize=4 * workers)
+        self.result_q = ctx.Queue(maxsize=4 * workers)
+        self.procs = [ctx.Process(target=_worker, args=(self.task_q, self.result_q), daemon=True)
+                      for _ in range(workers)]
+        for p in self.procs:
+            p.start()
+        self.stop = threading.Event()
+        self.feeder = None
+
+    def start(self, val_seed, val_count, train_seed, train_limit=None):
+        def feed():
+            for s in range(0, val_count, self.chunk):
+                self.task_q.put((val_seed, range(s, min(s + self.chunk, val_count)), self.size))
+            i = 0
+            while not self.stop.is_set() and (train_limit is None or i < train_limit):
+                n = self.chunk if train_limit is None else min(self.chunk, train_limit - i)
+                while not self.stop.is_set():
+                    try:
+                        self.task_q.put((train_seed, range(i, i + n), self.size), timeout=0.2)
+                        break
+                    except queue.Full:
+                        continue
+                i += n
+
+        self.feeder = threading.Thread(target=feed, daemon=True)
+        self.feeder.start()
+
+    def get(self, timeout=None):
+        return self.result_q.get(timeout=timeout)
+
+    def close(self):
+        self.stop.set()
+        for p in self.procs:
+            if p.is_alive():
+                p.terminate()
+        for p in self.procs:
+            p.join(timeout=5)
+        for q in (self.task_q, self.result_q):
+            q.cancel_join_thread()
+
+
+# ----------------------------------------------------------------------------- model
+
+
+def build_model(scale, nc, imgsz):
+    """models/yolo.py's YOLOv8 whose head returns raw per-level maps [B, 64 + nc, H, W]
+    (box DFL logits, class logits) instead of decoded boxes: the form the losses need. Only the
+    instance's forward is replaced; parameter names stay those of yolo.YOLOv8."""
+    import types
+
+    import torch
+
+    sys.path.insert(0, os.path.dirname(HERE))
+    from yolo import YOLOv8
+
+    model = YOLOv8(scale, nc=nc, imgsz=imgsz)
+
+    def raw_forward(self, xs):
+        return [torch.cat((self.cv2[i](x), self.cv3[i](x)), 1) for i, x in enumerate(xs)]
+
+    model.detect.forward = types.MethodType(raw_forward, model.detect)
+    return model
+
+
+def init_head_biases(model, strides=(8, 16, 32), imgsz=640):
+    """Box logits start at 1.0, class logits at log(5 / nc / cells): the usual YOLOv8 prior
+    (about 5 objects per image), which keeps the early class loss from being swamped."""
+    d = model.detect
+    for a, b, s in zip(d.cv2, d.cv3, strides):
+        a[-1].bias.data[:] = 1.0
+        b[-1].bias.data[: d.nc] = math.log(5 / d.nc / (imgsz / s) ** 2)
+
+
+def make_anchors(feats, strides, device):
+    import torch
+
+    points, stride_t = [], []
+    for f, s in zip(feats, strides):
+        h, w = f.shape[2], f.shape[3]
+        sy, sx = torch.meshgrid(torch.arange(h, device=device, dtype=torch.float32) + 0.5,
+                                torch.arange(w, device=device, dtype=torch.float32) + 0.5,
+                                indexing="ij")
+        points.append(torch.stack((sx, sy), -1).view(-1, 2))
+        stride_t.append(torch.full((h * w, 1), float(s), device=device))
+    return torch.cat(points), torch.cat(stride_t)
+
+
+def bbox_ciou(b1, b2, eps=1e-7):
+    """Complete IoU of xyxy boxes (broadcasting), as in the CIoU paper."""
+    import torch
+
+    b1x1, b1y1, b1x2, b1y2 = b1.unbind(-1)
+    b2x1, b2y1, b2x2, b2y2 = b2.unbind(-1)
+    w1, h1 = b1x2 - b1x1, (b1y2 - b1y1).clamp(min=eps)
+    w2, h2 = b2x2 - b2x1, (b2y2 - b2y1).clamp(min=eps)
+    inter = ((torch.minimum(b1x2, b2x2) - torch.maximum(b1x1, b2x1)).clamp(min=0)
+             * (torch.minimum(b1y2, b2y2) - torch.maximum(b1y1, b2y1)).clamp(min=0))
+    union = w1 * h1 + w2 * h2 - inter + eps
+    iou = inter / union
+    cw = torch.maximum(b1x2, b2x2) - torch.minimum(b1x1, b2x1)
+    ch = torch.maximum(b1y2, b2y2) - torch.minimum(b1y1, b2y1)
+    c2 = cw ** 2 + ch ** 2 + eps
+    rho2 = ((b2x1 + b2x2 - b1x1 - b1x2) ** 2 + (b2y1 + b2y2 - b1y1 - b1y2) ** 2) / 4
+    v = (4 / math.pi ** 2) * (torch.atan(w2 / h2) - torch.atan(w1 / h1)) ** 2
+    with torch.no_grad():
+        alpha = v / (v - iou + (1 + eps))
+    return iou - (rho2 / c2 + v * alpha)
+
+
+def tal_assign(pd_scores, pd_boxes, anchors, gt_labels, gt_boxes, gt_mask, topk=10, alpha=0.5,
+               beta=6.0, min_cand=8.0, eps=1e-9):
+    """Task-aligned assignment (TOOD / YOLOv8). pd_scores [B, A, C] probabilities, pd_boxes
+    [B, A, 4] xyxy px, anchors [A, 2] px, gt_labels [B, M] long, gt_boxes [B, M, 4] xyxy px,
+    gt_mask [B, M] bool. Candidates are anchors whose centre lies in the gt box grown to at
+    least min_cand px (so every box of any size has a stride-8 candidate). Returns target
+    labels [B, A], boxes [B, A, 4] px, scores [B, A, C] and the foreground mask [B, A]."""
+    import torch
+    import torch.nn.functional as F
+
+    B, A, C = pd_scores.shape
+    M = gt_boxes.shape[1]
+    dev = pd_scores.device
+    if M == 0:
+        return (torch.zeros(B, A, dtype=torch.long, device=dev),
+                torch.zeros(B, A, 4, device=dev), torch.zeros(B, A, C, device=dev),
+                torch.zeros(B, A, dtype=torch.bool, device=dev))
+    cxy = (gt_boxes[..., :2] + gt_boxes[..., 2:]) / 2
+    half = ((gt_boxes[..., 2:] - gt_boxes[..., :2]) / 2).clamp(min=min_cand / 2)
+    lt = anchors[None, None] - (cxy - half)[:, :, None]
+    rb = (cxy + half)[:, :, None] - anchors[None, None]
+    mask_in = torch.cat((lt, rb), -1).amin(-1) > eps  # [B, M, A]
+    mask = mask_in & gt_mask[..., None]
+    zero = torch.zeros((), device=dev)
+    overlaps = torch.where(mask, bbox_ciou(gt_boxes[:, :, None], pd_boxes[:, None]).clamp(min=0),
+                           zero)
+    bbox_scores = torch.where(mask, torch.gather(pd_scores.transpose(1, 2), 1,
+                                                 gt_labels[..., None].expand(-1, -1, A)), zero)
+    align = bbox_scores.pow(alpha) * overlaps.pow(beta)
+    k = min(topk, A)
+    top_idx = align.topk(k, dim=-1).indices  # [B, M, k]
+    mask_top = torch.zeros_like(align).scatter_(-1, top_idx, 1.0)
+    mask_pos = mask_top * mask  # [B, M, A]
+    fg = mask_pos.sum(1)
+    if (fg > 1).any():  # an anchor claimed by several gts keeps the one it overlaps most
+        multi = (fg > 1)[:, None].expand(-1, M, -1)
+        best = F.one_hot(overlaps.argmax(1), M).permute(0, 2, 1).to(mask_pos.dtype)
+        mask_pos = torch.where(multi, best, mask_pos)
+        fg = mask_pos.sum(1)
+    gt_idx = mask_pos.argmax(1)  # [B, A]
+    flat = gt_idx + torch.arange(B, device=dev)[:, None] * M
+    t_labels = gt_labels.flatten()[flat]
+    t_boxes = gt_boxes.reshape(-1, 4)[flat]
+    fg_mask = fg > 0
+    t_scores = F.one_hot(t_labels, C).float() * fg_mask[..., None]
+    align = align * mask_pos
+    pos_align = align.amax(-1, keepdim=True)
+    pos_ov = (overlaps * mask_pos).amax(-1, keepdim=True)
+    norm = (align * pos_ov / (pos_align + eps)).amax(1)  # [B, A]
+    return t_labels, t_boxes, t_scores * norm[..., None], fg_mask
+
+
+class DetectionLoss:
+    """BCE class loss + CIoU box loss + distribution focal loss, normalized by the sum of the
+    assigned target scores (YOLOv8's recipe: gains 0.5 / 7.5 / 1.5)."""
+
+    def __init__(self, nc, reg_max=16, strides=(8, 16, 32), gains=(7.5, 0.5, 1.5)):
+        self.nc, self.reg_max, self.strides, self.gains = nc, reg_max, strides, gains
+
+    def __call__(self, feats, gt_labels, gt_boxes, gt_mask):
+        import torch
+        import torch.nn.functional as F
+
+        B, dev = feats[0].shape[0], feats[0].device
+        x = torch.cat([f.float().flatten(2) for f in feats], 2)  # [B, no, A]
+        pd_dist, pd_logits = x.split((4 * self.reg_max, self.nc), 1)
+        pd_dist = pd_dist.transpose(1, 2).contiguous()  # [B, A, 64]
+        pd_logits = pd_logits.transpose(1, 2).contiguous()  # [B, A, nc]
+        anchors, stride_t = make_anchors(feats, self.strides, dev)
+        A = anchors.shape[0]
+        proj = torch.arange(self.reg_max, device=dev, dtype=torch.float32)
+        ltrb = pd_dist.view(B, A, 4, self.reg_max).softmax(3) @ proj  # grid units
+        pd_boxes = torch.cat((anchors - ltrb[..., :2], anchors + ltrb[..., 2:]), -1)
+        with torch.no_grad():
+            _, t_boxes, t_scores, fg = tal_assign(
+                pd_logits.detach().sigmoid(), pd_boxes.detach() * stride_t, anchors * stride_t,
+                gt_labels, gt_boxes, gt_mask)
+        tss = t_scores.sum().clamp(min=1)
+        loss_cls = F.binary_cross_entropy_with_logits(pd_logits, t_scores, reduction="sum") / tss
+        loss_box = torch.zeros((), device=dev)
+        loss_dfl = torch.zeros((), device=dev)
+        if fg.any():
+            w = t_scores.sum(-1)[fg][:, None]
+            tb = t_boxes / stride_t  # grid units
+            ciou = bbox_ciou(pd_boxes[fg], tb[fg])
+            loss_box = ((1 - ciou)[:, None] * w).sum() / tss
+            anc = anchors[None].expand(B, -1, -1)[fg]
+            t_ltrb = torch.cat((anc - tb[fg][:, :2], tb[fg][:, 2:] - anc), -1)
+            t_ltrb = t_ltrb.clamp(0, self.reg_max - 1 - 0.01)
+            tl = t_ltrb.long()
+            wl = (tl + 1).float() - t_ltrb
+            logits = pd_dist[fg].view(-1, self.reg_max)
+            ce_l = F.cross_entropy(logits, tl.view(-1), reduction="none").view(tl.shape)
+            ce_r = F.cross_entropy(logits, (tl + 1).view(-1), reduction="none").view(tl.shape)
+            dfl = (ce_l * wl + ce_r * (1 - wl)).mean(-1, keepdim=True)
+            loss_dfl = (dfl * w).sum() / tss
+        gb, gc, gd = self.gains
+        total = gb * loss_box + gc * loss_cls + gd * loss_dfl
+        return total, torch.stack((loss_box, loss_cls, loss_dfl)).detach()
+
+
+def decode(feats, nc, reg_max=16, strides=(8, 16, 32)):
+    """Raw head maps -> [B, A, 4] xyxy px and [B, A, nc] scores (Detect8's decode)."""
+    import torch
+
+    B, dev = feats[0].shape[0], feats[0].device
+    x = torch.cat([f.float().flatten(2) for f in feats], 2)
+    dist, logits = x.split((4 * reg_max, nc), 1)
+    anchors, stride_t = make_anchors(feats, strides, dev)
+    A = anchors.shape[0]
+    proj = torch.arange(reg_max, device=dev, dtype=torch.float32)
+    ltrb = dist.transpose(1, 2).reshape(B, A, 4, reg_max).softmax(3) @ proj
+    boxes = torch.cat((anchors - ltrb[..., :2], anchors + ltrb[..., 2:]), -1) * stride_t
+    return boxes, logits.transpose(1, 2).sigmoid()
+
+
+def nms(boxes, scores, iou_thr):
+    import torch
+    try:
+        import torchvision
+        return torchvision.ops.nms(boxes, scores, iou_thr)
+    except (ImportError, RuntimeError):
+        pass
+    order = scores.argsort(descending=True)
+    keep = []
+    while order.numel():
+        i = order[0]
+        keep.append(int(i))
+        if order.numel() == 1:
+            break
+        rest = order[1:]
+        xx1 = torch.maximum(boxes[i, 0], boxes[rest, 0])
+        yy1 = torch.maximum(boxes[i, 1], boxes[rest, 1])
+        xx2 = torch.minimum(boxes[i, 2], boxes[rest, 2])
+        yy2 = torch.minimum(boxes[i, 3], boxes[rest, 3])
+        inter = (xx2 - xx1).clamp(min=0) * (yy2 - yy1).clamp(min=0)
+        area = lambda b: (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])  # noqa: E731
+        iou = inter / (area(boxes[i]) + area(boxes[rest]) - inter + 1e-9)
+        order = rest[iou <= iou_thr]
+    return torch.tensor(keep, dtype=torch.long, device=boxes.device)
+
+
+def postprocess(boxes, scores, conf=0.001, iou=0.7, max_det=100, pre_nms=3000):
+    """Per image: best class per anchor, confidence filter, class-aware NMS."""
+    import torch
+
+    out = []
+    for b, s in zip(boxes, scores):
+        conf_v, cls = s.max(1)
+        k = conf_v > conf
+        b, conf_v, cls = b[k], conf_v[k], cls[k]
+        if conf_v.numel() > pre_nms:
+            top = conf_v.topk(pre_nms).indices
+            b, conf_v, cls = b[top], conf_v[top], cls[top]
+        offset = cls[:, None].float() * 4096.0  # class-aware NMS by offsetting boxes
+        keep = nms(b + offset, conf_v, iou)[:max_det]
+        out.append((b[keep].cpu().numpy(), conf_v[keep].cpu().numpy(), cls[keep].cpu().numpy()))
+    return out
+
+
+# ----------------------------------------------------------------------------- evaluation
+
+
+def box_iou_np(a, b):
+    if len(a) == 0 or len(b) == 0:
+        return np.zeros((len(a), len(b)))
+    a, b = a.astype(np.float64), b.astype(np.float64)
+    ix = np.clip(np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0, None)
+    iy = np.clip(np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1]), 0, None)
+    inter = ix * iy
+    area = lambda x: (x[:, 2] - x[:, 0]) * (x[:, 3] - x[:, 1])  # noqa: E731
+    return inter / (area(a)[:, None] + area(b)[None, :] - inter)
+
+
+def coco_map(dets, gts, nc, max_dets=100):
+    """COCO-style bbox AP (area 'all', maxDets per image and class, greedy matching in score
+    order to the best-IoU unmatched gt, 101-point interpolated precision), per class and IoU
+    threshold 0.50:0.05:0.95. dets: per image (boxes xyxy [n, 4], scores [n], classes [n]);
+    gts: per image (boxes [m, 4], classes [m]). Returns dict with map50, map, per_class."""
+    thrs = np.linspace(0.5, 0.95, 10)
+    rec_pts = np.linspace(0, 1, 101)
+    ap = np.full((len(thrs), nc), -1.0)
+    for c in range(nc):
+        all_scores, all_tp, n_gt = [], [], 0
+        for (db, ds, dc), (gb, gc) in zip(dets, gts):
+            g = gb[gc == c]
+            n_gt += len(g)
+            m = dc == c
+            d, s = db[m], ds[m]
+            if len(d) == 0:
+                continue
+            order = np.argsort(-s, kind="mergesort")[:max_dets]
+            d, s = d[order], s[order]
+            tp = np.zeros((len(thrs), len(d)))
+            if len(g):
+                ious = box_iou_np(d, g)
+                cand = np.flatnonzero(ious.max(1) >= thrs[0])
+                for t, thr in enumerate(thrs):
+                    matched = np.zeros(len(g), bool)
+                    for i in cand:
+                        row = np.where(matched | (ious[i] < min(thr, 1 - 1e-10)), -1.0, ious[i])
+                        j = int(row.argmax())
+                        if row[j] >= 0:
+                            matched[j] = True
+                            tp[t, i] = 1
+            all_scores.append(s)
+            all_tp.append(tp)
+        if n_gt == 0:
+            continue
+        if not all_scores:
+            ap[:, c] = 0.0
+            continue
+        s = np.concatenate(all_scores)
+        tp = np.concatenate(all_tp, 1)
+        order = np.argsort(-s, kind="mergesort")
+        tp = tp[:, order]
+        for t in range(len(thrs)):
+            tpc = np.cumsum(tp[t])
+            fpc = np.cumsum(1 - tp[t])
+            rc = tpc / n_gt
+            pr = tpc / np.maximum(tpc + fpc, np.spacing(1))
+            pr = np.maximum.accumulate(pr[::-1])[::-1]
+            inds = np.searchsorted(rc, rec_pts, side="left")
+            q = np.zeros(len(rec_pts))
+            ok = inds < len(pr)
+            q[ok] = pr[inds[ok]]
+            ap[t, c] = q.mean()
+    valid = ap[0] >= 0
+    per_class = {scenes.CLASSES[c]: {"ap50": float(ap[0, c]), "ap": float(ap[:, c].mean())}
+                 for c in range(nc) if valid[c]}
+    return {"map50": float(ap[0, valid].mean()) if valid.any() else 0.0,
+            "map": float(ap[:, valid].mean()) if valid.any() else 0.0, "per_class": per_class}
+
+
+def pycocotools_map(dets, gts, h, w):
+    """The same numbers through pycocotools, when it is installed (else None)."""
+    try:
+        from pycocotools.coco import COCO
+        from pycocotools.cocoeval import COCOeval
+    except ImportError:
+        return None
+    import contextlib
+    import io
+
+    gt = scenes.coco_dict([(str(i), b, c) for i, (b, c) in enumerate(gts)], h, w)
+    coco = COCO()
+    coco.dataset = gt
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco.createIndex()
+    res = [{"image_id": i, "category_id": int(c), "score": float(s),
+            "bbox": [float(b[0]), float(b[1]), float(b[2] - b[0]), float(b[3] - b[1])]}
+           for i, (bb, ss, cc) in enumerate(dets) for b, s, c in zip(bb, ss, cc)]
+    if not res:
+        return {"map50": 0.0, "map": 0.0}
+    with contextlib.redirect_stdout(io.StringIO()):
+        cd = coco.loadRes(res)
+        e = COCOeval(coco, cd, "bbox")
+        e.evaluate()
+        e.accumulate()
+        e.summarize()
+    return {"map50": float(e.stats[1]), "map": float(e.stats[0])}
+
+
+def evaluate(model, val_imgs, val_labels, nc, device, batch=16, amp=False):
+    """mAP of model (raw-head form) on uint8 images [N, H, W, 3] with labels [(n, 5)]."""
+    import torch
+
+    model.eval()
+    dets = []
+    t0 = time.time()
+    with torch.no_grad():
+        for s in range(0, len(val_imgs), batch):
+            x = torch.from_numpy(val_imgs[s:s + batch]).to(device)
+            x = x.permute(0, 3, 1, 2).float().div_(255)
+            if device.type == "cuda":
+                x = x.contiguous(memory_format=torch.channels_last)
+            with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp):
+                feats = model(x)
+            boxes, scores = decode(feats, nc)
+            dets += postprocess(boxes, scores)
+    dt = time.time() - t0
+    gts = [(lab[:, 1:5], lab[:, 0].astype(np.int64)) for lab in val_labels]
+    res = coco_map(dets, gts, nc)
+    h, w = val_imgs.shape[1:3]
+    pc = pycocotools_map(dets, gts, h, w)
+    if pc is not None:
+        res["pycocotools"] = pc
+    res["eval_s"] = dt
+    res["images"] = len(val_imgs)
+    return res, dets
+
+
+# ----------------------------------------------------------------------------- training
+
+
+class EMA:
+    """Exponential moving average of parameters and buffers; decay ramps up as
+    d * (1 - exp(-updates / tau)) so early, fast-changing weights are not frozen in."""
+
+    def __init__(self, model, ema_model, decay=0.9998, tau=400):
+        self.model, self.ema = model, ema_model
+        self.decay, self.tau, self.updates = decay, tau, 0
+        self.ema.load_state_dict(model.state_dict())
+        for p in self.ema.parameters():
+            p.requires_grad_(False)
+        self.pairs = [(e, m) for e, m in zip(self.ema.state_dict().values(),
+                                             self.model.state_dict().values())
+                      if e.dtype.is_floating_point]
+
+    def update(self):
+        import torch
+        self.updates += 1
+        d = self.decay * (1 - math.exp(-self.updates / self.tau))
+        with torch.no_grad():
+            e = [p[0] for p in self.pairs]
+            m = [p[1] for p in self.pairs]
+            torch._foreach_mul_(e, d)
+            torch._foreach_add_(e, m, alpha=1 - d)
+
+
+def make_optimizer(model, lr, wd):
+    import torch
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        (decay if p.ndim > 1 else no_decay).append(p)
+    return torch.optim.AdamW([{"params": decay, "weight_decay": wd},
+                              {"params": no_decay, "weight_decay": 0.0}],
+                             lr=lr, betas=(0.937, 0.999))
+
+
+class GpuCache:
+    """Scene images [N, S, S, 3] uint8 and labels [N, MAX_BOXES, 5] (cls, x1, y1, x2, y2; -1
+    class = padding) on the training device; slot = index % N."""
+
+    def __init__(self, n, size, device):
+        import torch
+        self.n, self.size, self.device = n, size, device
+        self.imgs = torch.zeros((n, size, size, 3), dtype=torch.uint8, device=device)
+        self.labels = torch.full((n, MAX_BOXES, 5), -1.0, device=device)
+        self.filled = torch.zeros(n, dtype=torch.bool)
+        self.count = 0  # images written so far
+
+    def put(self, indices, imgs, labels):
+        import torch
+        slots = torch.tensor([i % self.n for i in indices], dtype=torch.long)
+        lab = np.full((len(indices), MAX_BOXES, 5), -1.0, np.float32)
+        for k, l in enumerate(labels):
+            lab[k, :len(l)] = l[:MAX_BOXES]
+        self.imgs[slots.to(self.device)] = torch.from_numpy(imgs).to(self.device)
+        self.labels[slots.to(self.device)] = torch.from_numpy(lab).to(self.device)
+        self.filled[slots] = True
+        self.count += len(indices)
+
+    def filled_slots(self):
+        import torch
+        return torch.nonzero(self.filled).flatten()
+
+
+def make_batch(cache, slots, img_size, gen, flip_p=0.5):
+    """Batch of images [B, 3, s, s] float and padded labels from cache slots: random
+    horizontal flip, random native-scale crop to img_size; boxes clipped to the crop and kept
+    if >= 30% of their area and >= 2 px on each side remain."""
+    import torch
+
+    dev = cache.device
+    B, S = len(slots), cache.size
+    idx = slots.to(dev)
+    imgs = cache.imgs[idx]  # [B, S, S, 3]
+    lab = cache.labels[idx].clone()  # [B, M, 5]
+    valid = lab[..., 0] >= 0
+    flip = torch.rand(B, generator=gen) < flip_p
+    if flip.any():
+        f = flip.to(dev)
+        imgs[f] = imgs[f].flip(2)
+        x1 = lab[..., 1].clone()
+        lab[..., 1] = torch.where(f[:, None], S - lab[..., 3], lab[..., 1])
+        lab[..., 3] = torch.where(f[:, None], S - x1, lab[..., 3])
+    if img_size < S:
+        ox = torch.randint(0, S - img_size + 1, (B,), generator=gen)
+        oy = torch.randint(0, S - img_size + 1, (B,), generator=gen)
+        imgs = torch.stack([imgs[b, oy[b]:oy[b] + img_size, ox[b]:ox[b] + img_size]
+                            for b in range(B)])
+        off = torch.stack((ox, oy, ox, oy), 1).to(dev).float()[:, None]
+        area0 = (lab[..., 3] - lab[..., 1]) * (lab[..., 4] - lab[..., 2])
+        bx = (lab[..., 1:5] - off).clamp(0, img_size)
+        w, h = bx[..., 2] - bx[..., 0], bx[..., 3] - bx[..., 1]
+        keep = valid & (w >= 2) & (h >= 2) & (w * h >= 0.3 * area0)
+        lab[..., 1:5] = bx
+        valid = keep
+    x = imgs.permute(0, 3, 1, 2).float().div_(255)
+    if dev.type == "cuda":
+        x = x.contiguous(memory_format=torch.channels_last)
+    # compact the valid boxes to the front of each row
+    order = torch.sort((~valid).to(torch.int32), dim=1, stable=True).indices
+    lab = torch.gather(lab, 1, order[..., None].expand(-1, -1, 5))
+    valid = torch.gather(valid, 1, order)
+    m = max(int(valid.sum(1).max()), 1)
+    lab, valid = lab[:, :m], valid[:, :m]
+    gt_labels = lab[..., 0].clamp(min=0).long()
+    return x, gt_labels, lab[..., 1:5], valid
+
+
+def collect_val(stream, cache, val_seed, val_count):
+    """Pull results until the validation set is complete; training results go to the cache."""
+    val = {}
+    while len(val) < val_count:
+        seed, idx, imgs, labels = stream.get(timeout=600)
+        if seed == val_seed and len(val) < val_count and idx[0] < val_count:
+            for k, i in enumerate(idx):
+                val[i] = (imgs[k], labels[k])
+        else:
+            cache.put(idx, imgs, labels)
+    keys = sorted(val)
+    return np.stack([val[k][0] for k in keys]), [val[k][1] for k in keys]
+
+
+def export_and_check(a, sd, nc, meta, val_imgs, summary, log):
+    import torch
+
+    from export import build_export_model, export_onnx
+    onnx_path = os.path.join(a.out, "detector.onnx")
+    em = build_export_model(sd, a.scale, nc, a.export_size)
+    export_onnx(em, onnx_path, a.export_size, 17, meta, log=log)
+    # a reference input/output pair for checking the ONNX file with any runtime
+    x = torch.from_numpy(val_imgs[:1]).permute(0, 3, 1, 2).float().div(255).contiguous()
+    with torch.no_grad():
+        y = em(x).numpy()
+    np.save(os.path.join(a.out, "check_input.npy"), x.numpy())
+    np.save(os.path.join(a.out, "check_output.npy"), y)
+    summary["onnx"] = onnx_path
+    try:
+        from export import check_onnx
+        err, ok, _ = check_onnx(onnx_path, x.numpy(), y)
+        summary["onnxruntime_max_abs_diff"] = err
+        log(f"onnxruntime check: max |diff| {err:.3g} -> {'OK' if ok else 'MISMATCH'}")
+    except ImportError:
+        log("onnxruntime not importable here; check with: python3 models/detector/export.py "
+            f"--check {onnx_path} --input {a.out}/check_input.npy "
+            f"--expect {a.out}/check_output.npy")
+    log(f"exported {onnx_path} ({os.path.getsize(onnx_path) / 1e6:.1f} MB, input "
+        f"[N, 3, {a.export_size}, {a.export_size}], output {list(y.shape)})")
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--device", default="cuda", choices=("cpu", "cuda"))
+    ap.add_argument("--out", required=True, help="output folder (checkpoint, ONNX, metrics)")
+    ap.add_argument("--scale", default="n", choices=("n", "s"))
+    ap.add_argument("--time-budget-s", type=float, default=0,
+                    help="wall-clock budget for the whole run incl. data, eval and export; "
+                         "training stops early enough to finish within it (0 = none)")
+    ap.add_argument("--reserve-s", type=float, default=None,
+                    help="seconds of the budget kept for final eval + export "
+                         "(default: 30 on cuda, estimated on cpu)")
+    ap.add_argument("--epochs", type=int, default=1000, help="upper bound; the budget ends first")
+    ap.add_argument("--imgs-per-epoch", type=int, default=4096)
+    ap.add_argument("--img-size", type=int, default=512, help="training crop size")
+    ap.add_argument("--scene-size", type=int, default=640, help="generated scene size")
+    ap.add_argument("--export-size", type=int, default=640, help="eval and ONNX input size")
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--lrf", type=float, default=0.02, help="final lr fraction (cosine)")
+    ap.add_argument("--wd", type=float, default=5e-4)
+    ap.add_argument("--warmup-steps", type=int, default=300)
+    ap.add_argument("--cache", type=int, default=8192, help="scenes held on the device")
+    ap.add_argument("--min-fill", type=int, default=2048, help="scenes in cache before step 1")
+    ap.add_argument("--no-refresh", action="store_true",
+                    help="fixed training set: indices 0..cache-1 only")
+    ap.add_argument("--workers", type=int, default=0, help="generator processes (0 = cpus-2)")
+    ap.add_argument("--train-seed", type=int, default=1)
+    ap.add_argument("--val-seed", type=int, default=2)
+    ap.add_argument("--val-count", type=int, default=500)
+    ap.add_argument("--seed", type=int, default=0, help="torch seed")
+    ap.add_argument("--compile", action="store_true", help="torch.compile the model")
+    ap.add_argument("--log-every", type=int, default=50)
+    ap.add_argument("--no-export", action="store_true")
+    a = ap.parse_args(argv)
+    for name in ("img_size", "scene_size", "export_size"):
+        if getattr(a, name) % 32:
+            ap.error(f"--{name.replace('_', '-')} must be a multiple of 32")
+    if a.img_size > a.scene_size:
+        ap.error("--img-size must be <= --scene-size")
+    if a.train_seed == a.val_seed:
+        ap.error("--train-seed and --val-seed must differ (the validation set is held apart)")
+    if a.min_fill > a.cache:
+        a.min_fill = a.cache
+
+    t_start = time.time()
+    os.makedirs(a.out, exist_ok=True)
+    log_f = open(os.path.join(a.out, "train_log.txt"), "w")
+
+    def log(msg):
+        line = f"[{time.time() - t_start:7.1f}s] {msg}"
+        print(line, flush=True)
+        log_f.write(line + "\n")
+        log_f.flush()
+
+    # Fork the generator workers before CUDA is initialized in this process.
+    workers = a.workers or max(1, (os.cpu_count() or 2) - 2)
+    stream = SceneStream(workers, a.scene_size)
+    stream.start(a.val_seed, a.val_count, a.train_seed,
+                 train_limit=a.cache if a.no_refresh else None)
+
+    import torch
+
+    torch.manual_seed(a.seed)
+    np.random.seed(a.seed)
+    if a.device == "cuda" and not torch.cuda.is_available():
+        log("error: --device cuda but torch.cuda.is_available() is False")
+        stream.close()
+        return 2
+    device = torch.device(a.device)
+    amp = device.type == "cuda"
+    if amp:
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    nc = scenes.NUM_CLASSES
+    log(f"torch {torch.__version__} on {device}"
+        + (f" ({torch.cuda.get_device_name(0)})" if amp else "")
+        + f"; {workers} generator workers; args {vars(a)}")
+
+    model = build_model(a.scale, nc, a.img_size)
+    init_head_biases(model, imgsz=a.img_size)
+    model.to(device)
+    ema_model = build_model(a.scale, nc, a.img_size).to(device)
+    if amp:
+        model.to(memory_format=torch.channels_last)
+        ema_model.to(memory_format=torch.channels_last)
+    ema = EMA(model, ema_model)
+    fwd = torch.compile(model) if a.compile else model
+    opt = make_optimizer(model, a.lr, a.wd)
+    loss_fn = DetectionLoss(nc)
+    n_params = sum(p.numel() for p in model.parameters())
+    log(f"YOLOv8-{a.scale}: {n_params / 1e6:.2f} M parameters")
+
+    cache = GpuCache(a.cache, a.scene_size, device)
+    t0 = time.time()
+    val_imgs, val_labels = collect_val(stream, cache, a.val_seed, a.val_count)
+    n_val_boxes = sum(len(l) for l in val_labels)
+    log(f"validation set: seed {a.val_seed}, {len(val_imgs)} images, {n_val_boxes} boxes "
+        f"({time.time() - t0:.1f} s)")
+    while int(cache.filled.sum()) < a.min_fill:
+        seed, idx, imgs, labels = stream.get(timeout=600)
+        cache.put(idx, imgs, labels)
+    gen_rate = cache.count / max(time.time() - t0, 1e-9)
+    log(f"cache: {int(cache.filled.sum())} scenes ready; generation "
+        f"~{(cache.count + len(val_imgs)) / max(time.time() - t0, 1e-9):.0f} images/s")
+
+    # Budget: stop training so that eval + export fit in what is left.
+    if a.reserve_s is None:
+        a.reserve_s = 30.0 if amp else 20.0 + 0.4 * a.val_count * (a.export_size / 640) ** 2
+    train_deadline = (t_start + a.time_budget_s - a.reserve_s) if a.time_budget_s else None
+    total_steps = a.epochs * max(1, a.imgs_per_epoch // a.batch)
+    steps_per_epoch = max(1, a.imgs_per_epoch // a.batch)
+    train_t0 = time.time()
+    gen = torch.Generator().manual_seed(a.seed)
+    history, step, seen = [], 0, 0
+    loss_acc, loss_n, t_log, seen_log = torch.zeros(3, device=device), 0, time.time(), 0
+    model.train()
+    stop_reason = "epochs"
+    while step < total_steps:
+        now = time.time()
+        if train_deadline is not None and now >= train_deadline:
+            stop_reason = "time budget"
+            break
+        # drain freshly generated scenes into the cache
+        for _ in range(8):
+            try:
+                seed, idx, imgs, labels = stream.result_q.get_nowait()
+            except queue.Empty:
+                break
+            cache.put(idx, imgs, labels)
+        # lr: warmup, then cosine over max(step progress, time progress)
+        p = step / total_steps
+        if train_deadline is not None:
+            p = max(p, (now - train_t0) / max(train_deadline - train_t0, 1e-9))
+        lr = a.lr * (a.lrf + (1 - a.lrf) * 0.5 * (1 + math.cos(math.pi * min(p, 1.0))))
+        if step < a.warmup_steps:
+            lr *= (step + 1) / a.warmup_steps
+        for g in opt.param_groups:
+            g["lr"] = lr
+        filled = cache.filled_slots()
+        slots = filled[torch.randint(0, len(filled), (a.batch,), generator=gen)]
+        x, gl, gb, gm = make_batch(cache, slots, a.img_size, gen)
+        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp):
+            feats = fwd(x)
+        loss, parts = loss_fn(feats, gl, gb, gm)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
+        opt.step()
+        ema.update()
+        step += 1
+        seen += a.batch
+        loss_acc += parts
+        loss_n += 1
+        if step % a.log_every == 0 or step == 1:
+            lb, lc, ld = (loss_acc / loss_n).tolist()
+            dt = time.time() - t_log
+            rate = (seen - seen_log) / max(dt, 1e-9)
+            history.append({"step": step, "epoch": seen / a.imgs_per_epoch, "images": seen,
+                            "box": lb, "cls": lc, "dfl": ld, "lr": lr, "imgs_per_s": rate,
+                            "t": time.time() - t_start})
+            log(f"step {step:5d} ep {seen / a.imgs_per_epoch:6.2f} loss box {lb:.4f} cls {lc:.4f} "
+                f"dfl {ld:.4f} lr {lr:.2e} {rate:6.1f} img/s scenes {cache.count}")
+            loss_acc.zero_()
+            loss_n, t_log, seen_log = 0, time.time(), seen
+        if step % steps_per_epoch == 0:
+            pass  # epochs are only a unit of count here; the cache is sampled with replacement
+    train_s = time.time() - train_t0
+    stream.close()
+    log(f"training stopped ({stop_reason}) after {step} steps, {seen} images, {train_s:.1f} s "
+        f"({seen / max(train_s, 1e-9):.1f} img/s); {cache.count} training scenes generated")
+
+    # Evaluate the EMA weights at the export size.
+    res, _ = evaluate(ema_model, val_imgs, val_labels, nc, device, amp=False)
+    log(f"val (seed {a.val_seed}, {len(val_imgs)} images @ {a.export_size}): "
+        f"mAP@0.5 {res['map50']:.4f}  mAP@0.5:0.95 {res['map']:.4f}  ({res['eval_s']:.1f} s)"
+        + (f"  pycocotools {res['pycocotools']}" if "pycocotools" in res else ""))
+    for name, v in res["per_class"].items():
+        log(f"  {name:8s} AP50 {v['ap50']:.4f}  AP {v['ap']:.4f}")
+
+    meta = {"names": {i: n for i, n in enumerate(scenes.CLASSES)}, "stride": 32,
+            "task": "detect", "format": "yolov8", "train_seed": a.train_seed,
+            "val_seed": a.val_seed, "val_count": a.val_count,
+            "generator_version": scenes.GENERATOR_VERSION,
+            "map50": round(res["map50"], 4), "map": round(res["map"], 4)}
+    sd = {k: v.detach().float().cpu() for k, v in ema_model.state_dict().items()}
+    ck_path = os.path.join(a.out, "detector.pt")
+    torch.save({"model": sd, "scale": a.scale, "nc": nc, "meta": meta, "args": vars(a)}, ck_path)
+    summary = {"args": vars(a), "steps": step, "images_seen": seen, "train_s": train_s,
+               "train_imgs_per_s": seen / max(train_s, 1e-9), "scenes_generated": cache.count,
+               "generation_imgs_per_s_startup": gen_rate, "stop_reason": stop_reason,
+               "val": res, "history": history, "torch": torch.__version__,
+               "device": torch.cuda.get_device_name(0) if amp else "cpu"}
+    if not a.no_export:
+        try:
+            export_and_check(a, sd, nc, meta, val_imgs, summary, log)
+        except Exception as e:  # keep the checkpoint and metrics; export can be redone
+            summary["export_error"] = repr(e)
+            log(f"export failed: {e!r}; redo it from the checkpoint with: python3 "
+                f"models/detector/export.py --ckpt {ck_path} --out {a.out}/detector.onnx")
+    summary["total_s"] = time.time() - t_start
+    with open(os.path.join(a.out, "metrics.json"), "w") as f:
+        json.dump(summary, f, indent=1)
+    log(f"done in {summary['total_s']:.1f} s; wrote {a.out}/metrics.json")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
