@@ -1,0 +1,344 @@
+// The shared cache-blocked GEMM, and the Gemm / MatMul / MatMulInteger reference kernels.
+#include "backends/cpu/reference/gemm.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "backends/cpu/reference/broadcast.h"
+#include "core/dispatch.h"
+#include "ops/op_registry.h"
+
+namespace ramjet::reference {
+namespace {
+
+// Register tile: MR rows x NR columns of C live in 12 vector registers during the k loop.
+template <typename T> struct Tile;
+template <> struct Tile<float> {
+  typedef float V __attribute__((vector_size(32)));
+  static constexpr int kMR = 6, kNR = 16, kVL = 8;
+};
+template <> struct Tile<double> {
+  typedef double V __attribute__((vector_size(32)));
+  static constexpr int kMR = 6, kNR = 8, kVL = 4;
+};
+
+constexpr int64_t kKC = 256;   // k block: an A strip (MR x KC) + B panel (KC x NR) stay in L1/L2
+constexpr int64_t kNC = 2048;  // n block: the packed B block (KC x NC) stays in L2/L3
+
+// C[mr x nr] += a (packed MR x kc, k-major) * b (packed kc x NR, k-major).
+template <typename T>
+[[gnu::always_inline]] inline void microKernel(int64_t kc, const T* a, const T* b, T* c,
+                                               int64_t ldc, int mr, int nr) {
+  using V = typename Tile<T>::V;
+  constexpr int MR = Tile<T>::kMR, NR = Tile<T>::kNR, VL = Tile<T>::kVL, NV = NR / VL;
+  V acc[MR][NV];
+  for (int i = 0; i < MR; ++i)
+    for (int v = 0; v < NV; ++v) acc[i][v] = V{};
+  for (int64_t k = 0; k < kc; ++k) {
+    V bv[NV];
+    for (int v = 0; v < NV; ++v) std::memcpy(&bv[v], b + k * NR + v * VL, sizeof(V));
+    for (int i = 0; i < MR; ++i) {
+      T ai = a[k * MR + i];
+      for (int v = 0; v < NV; ++v) acc[i][v] += ai * bv[v];
+    }
+  }
+  if (mr == MR && nr == NR) {
+    for (int i = 0; i < MR; ++i)
+      for (int v = 0; v < NV; ++v) {
+        V cv;
+        std::memcpy(&cv, c + i * ldc + v * VL, sizeof(V));
+        cv += acc[i][v];
+        std::memcpy(c + i * ldc + v * VL, &cv, sizeof(V));
+      }
+    return;
+  }
+  T tmp[MR][NR];
+  for (int i = 0; i < MR; ++i)
+    for (int v = 0; v < NV; ++v) std::memcpy(&tmp[i][v * VL], &acc[i][v], sizeof(V));
+  for (int i = 0; i < mr; ++i)
+    for (int j = 0; j < nr; ++j) c[i * ldc + j] += tmp[i][j];
+}
+
+// One clone per ISA level; the loader picks the best the CPU has (AVX2+FMA on any x86-64 of
+// the last decade), so the default -O3 build still gets 256-bit FMA in the hot loop.
+#pragma GCC push_options
+#pragma GCC optimize("fp-contract=fast")
+__attribute__((target_clones("arch=haswell", "default"))) void microKernelF(
+    int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int mr, int nr) {
+  microKernel<float>(kc, a, b, c, ldc, mr, nr);
+}
+__attribute__((target_clones("arch=haswell", "default"))) void microKernelD(
+    int64_t kc, const double* a, const double* b, double* c, int64_t ldc, int mr, int nr) {
+  microKernel<double>(kc, a, b, c, ldc, mr, nr);
+}
+#pragma GCC pop_options
+
+inline void callMicro(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int mr,
+                      int nr) {
+  microKernelF(kc, a, b, c, ldc, mr, nr);
+}
+inline void callMicro(int64_t kc, const double* a, const double* b, double* c, int64_t ldc,
+                      int mr, int nr) {
+  microKernelD(kc, a, b, c, ldc, mr, nr);
+}
+
+template <typename T>
+void gemmImpl(bool transA, bool transB, int64_t M, int64_t N, int64_t K, T alpha, const T* A,
+              int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc) {
+  constexpr int MR = Tile<T>::kMR, NR = Tile<T>::kNR;
+  if (M <= 0 || N <= 0) return;
+  // Scale C by beta first so every k block just accumulates.
+  for (int64_t i = 0; i < M; ++i) {
+    T* c = C + i * ldc;
+    if (beta == T(0)) std::fill(c, c + N, T(0));
+    else if (beta != T(1)) for (int64_t j = 0; j < N; ++j) c[j] *= beta;
+  }
+  if (K <= 0 || alpha == T(0)) return;
+  const bool parallel = static_cast<double>(M) * N * K > 64.0 * 64 * 64;
+  const int64_t m_strips = (M + MR - 1) / MR;
+  std::vector<T> a_pack(static_cast<size_t>(m_strips * MR * std::min(K, kKC)));
+  std::vector<T> b_pack(static_cast<size_t>(((std::min(N, kNC) + NR - 1) / NR) * NR * std::min(K, kKC)));
+  for (int64_t jc = 0; jc < N; jc += kNC) {
+    const int64_t nc = std::min(kNC, N - jc);
+    const int64_t n_panels = (nc + NR - 1) / NR;
+    for (int64_t pc = 0; pc < K; pc += kKC) {
+      const int64_t kc = std::min(kKC, K - pc);
+      // Pack B[pc:pc+kc, jc:jc+nc] into k-major panels of NR columns (zero padded).
+#pragma omp parallel for schedule(static) if (parallel)
+      for (int64_t p = 0; p < n_panels; ++p) {
+        T* dst = b_pack.data() + p * NR * kc;
+        const int64_t j0 = jc + p * NR, nr = std::min<int64_t>(NR, N - j0);
+        for (int64_t k = 0; k < kc; ++k) {
+          T* d = dst + k * NR;
+          if (!transB) {
+            const T* s = B + (pc + k) * ldb + j0;
+            for (int64_t j = 0; j < nr; ++j) d[j] = s[j];
+          } else {
+            for (int64_t j = 0; j < nr; ++j) d[j] = B[(j0 + j) * ldb + pc + k];
+          }
+          for (int64_t j = nr; j < NR; ++j) d[j] = T(0);
+        }
+      }
+      // Pack alpha * A[:, pc:pc+kc] into k-major strips of MR rows (zero padded).
+#pragma omp parallel for schedule(static) if (parallel)
+      for (int64_t s = 0; s < m_strips; ++s) {
+        T* dst = a_pack.data() + s * MR * kc;
+        const int64_t i0 = s * MR, mr = std::min<int64_t>(MR, M - i0);
+        for (int64_t k = 0; k < kc; ++k) {
+          T* d = dst + k * MR;
+          if (!transA) {
+            for (int64_t i = 0; i < mr; ++i) d[i] = alpha * A[(i0 + i) * lda + pc + k];
+          } else {
+            const T* src = A + (pc + k) * lda + i0;
+            for (int64_t i = 0; i < mr; ++i) d[i] = alpha * src[i];
+          }
+          for (int64_t i = mr; i < MR; ++i) d[i] = T(0);
+        }
+      }
+      // Tiles: consecutive iterations share a B panel (hot in L1) and stream A strips.
+#pragma omp parallel for schedule(static) collapse(2) if (parallel)
+      for (int64_t p = 0; p < n_panels; ++p) {
+        for (int64_t s = 0; s < m_strips; ++s) {
+          const int64_t i0 = s * MR, j0 = jc + p * NR;
+          callMicro(kc, a_pack.data() + s * MR * kc, b_pack.data() + p * NR * kc,
+                    C + i0 * ldc + j0, ldc, static_cast<int>(std::min<int64_t>(MR, M - i0)),
+                    static_cast<int>(std::min<int64_t>(NR, N - j0)));
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+
+void gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+          int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  gemmImpl<float>(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+void gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, double alpha,
+          const double* A, int64_t lda, const double* B, int64_t ldb, double beta, double* C,
+          int64_t ldc) {
+  gemmImpl<double>(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+}  // namespace ramjet::reference
+
+namespace ramjet::ops {
+
+using reference::BroadcastIndexer;
+using reference::ComputeOutput;
+
+// Y = alpha * op(A) * op(B) + beta * C, C unidirectionally broadcast to [M, N].
+Status refGemm(KernelContext& ctx) {
+  const Tensor& a = ctx.input(0);
+  const Tensor& b = ctx.input(1);
+  Tensor& y = ctx.output(0);
+  const bool ta = ctx.node.attrInt("transA", 0) != 0, tb = ctx.node.attrInt("transB", 0) != 0;
+  const float alpha = ctx.node.attrFloat("alpha", 1.f), beta = ctx.node.attrFloat("beta", 1.f);
+  const int64_t M = ta ? a.dim(1) : a.dim(0), K = ta ? a.dim(0) : a.dim(1);
+  const int64_t N = tb ? b.dim(0) : b.dim(1);
+  Status st = Status::Ok();
+  auto run = [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    if constexpr (std::is_same_v<T, bool>) {
+      st = ctx.unsupported("element type bool");
+    } else if constexpr (std::is_integral_v<T>) {
+      // Integer Gemm: exact, naive.
+      const T* pa = a.data<T>();
+      const T* pb = b.data<T>();
+      T* py = y.data<T>();
+      for (int64_t i = 0; i < M; ++i)
+        for (int64_t j = 0; j < N; ++j) {
+          T s = 0;
+          for (int64_t k = 0; k < K; ++k)
+            s += (ta ? pa[k * M + i] : pa[i * K + k]) * (tb ? pb[j * K + k] : pb[k * N + j]);
+          py[i * N + j] = static_cast<T>(static_cast<T>(alpha) * s);
+        }
+      if (ctx.hasInput(2) && beta != 0.f) {
+        const Tensor& c = ctx.input(2);
+        BroadcastIndexer ic(c.dims(), {M, N});
+        const T* pc = c.data<T>();
+        for (int64_t i = 0; i < M * N; ++i) py[i] += static_cast<T>(static_cast<T>(beta) * pc[ic(i)]);
+      }
+    } else {
+      using A = typename reference::GemmType<T>::type;
+      std::vector<A> sa, sb;
+      const A* pa = reference::asCompute<A>(a, sa);
+      const A* pb = reference::asCompute<A>(b, sb);
+      ComputeOutput<A> out(y);
+      A* py = out.data();
+      A b_eff = 0;
+      if (ctx.hasInput(2) && beta != 0.f) {
+        const Tensor& c = ctx.input(2);
+        std::vector<A> sc;
+        const A* pc = reference::asCompute<A>(c, sc);
+        BroadcastIndexer ic(c.dims(), {M, N});
+        for (int64_t i = 0; i < M * N; ++i) py[i] = pc[ic(i)];
+        b_eff = static_cast<A>(beta);
+      }
+      reference::gemm(ta, tb, M, N, K, static_cast<A>(alpha), pa, ta ? M : K, pb, tb ? K : N, b_eff,
+                      py, N);
+      out.flush();
+    }
+  };
+  if (!visitType(a.dtype(), run)) return ctx.unsupported("element type ", dataTypeName(a.dtype()));
+  return st;
+}
+
+namespace {
+
+// Batch iteration for numpy matmul: A [..., M, K] x B [..., K, N] -> Y [..., M, N].
+struct MatMulPlan {
+  int64_t M = 1, N = 1, K = 1, batch = 1;
+  std::vector<int64_t> a_off, b_off;  // per output batch: element offsets of the A / B matrices
+};
+
+Result<MatMulPlan> planMatMul(const Node& node, std::vector<int64_t> ad, std::vector<int64_t> bd) {
+  MatMulPlan p;
+  if (ad.empty() || bd.empty())
+    return makeError(StatusCode::kInvalidArgument, node.describe(), ": MatMul operands must not be scalars");
+  if (ad.size() == 1) ad.insert(ad.begin(), 1);
+  if (bd.size() == 1) bd.push_back(1);
+  p.M = ad[ad.size() - 2];
+  p.K = ad.back();
+  p.N = bd.back();
+  if (bd[bd.size() - 2] != p.K)
+    return makeError(StatusCode::kInvalidArgument, node.describe(), ": inner dims differ: A ",
+                     dimsToString(ad), " vs B ", dimsToString(bd));
+  std::vector<int64_t> ab(ad.begin(), ad.end() - 2), bb(bd.begin(), bd.end() - 2);
+  RJ_ASSIGN_OR_RETURN(std::vector<int64_t> ob, broadcastDims({ab, bb}, node));
+  p.batch = numElements(ob);
+  BroadcastIndexer ia(ab, ob), ib(bb, ob);
+  for (int64_t i = 0; i < p.batch; ++i) {
+    p.a_off.push_back(ia(i) * p.M * p.K);
+    p.b_off.push_back(ib(i) * p.K * p.N);
+  }
+  return p;
+}
+
+}  // namespace
+
+Status refMatMul(KernelContext& ctx) {
+  const Tensor& a = ctx.input(0);
+  const Tensor& b = ctx.input(1);
+  Tensor& y = ctx.output(0);
+  RJ_ASSIGN_OR_RETURN(MatMulPlan p, planMatMul(ctx.node, a.dims(), b.dims()));
+  Status st = Status::Ok();
+  auto run = [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    if constexpr (std::is_same_v<T, bool>) {
+      st = ctx.unsupported("element type bool");
+    } else if constexpr (std::is_integral_v<T>) {
+      const T* pa = a.data<T>();
+      const T* pb = b.data<T>();
+      T* py = y.data<T>();
+      for (int64_t bi = 0; bi < p.batch; ++bi) {
+        const T* A = pa + p.a_off[bi];
+        const T* B = pb + p.b_off[bi];
+        T* Y = py + bi * p.M * p.N;
+        for (int64_t i = 0; i < p.M * p.N; ++i) Y[i] = 0;
+        for (int64_t i = 0; i < p.M; ++i)
+          for (int64_t k = 0; k < p.K; ++k) {
+            T av = A[i * p.K + k];
+            for (int64_t j = 0; j < p.N; ++j) Y[i * p.N + j] += av * B[k * p.N + j];
+          }
+      }
+    } else {
+      using A = typename reference::GemmType<T>::type;
+      std::vector<A> sa, sb;
+      const A* pa = reference::asCompute<A>(a, sa);
+      const A* pb = reference::asCompute<A>(b, sb);
+      ComputeOutput<A> out(y);
+      A* py = out.data();
+      for (int64_t bi = 0; bi < p.batch; ++bi)
+        reference::gemm(false, false, p.M, p.N, p.K, A(1), pa + p.a_off[bi], p.K, pb + p.b_off[bi],
+                        p.N, A(0), py + bi * p.M * p.N, p.N);
+      out.flush();
+    }
+  };
+  if (!visitType(a.dtype(), run)) return ctx.unsupported("element type ", dataTypeName(a.dtype()));
+  return st;
+}
+
+// int8/uint8 matmul with zero points, int32 accumulation. a_zero_point is a scalar or per row
+// of A ([M]); b_zero_point a scalar or per column of B ([N]).
+Status refMatMulInteger(KernelContext& ctx) {
+  const Tensor& a = ctx.input(0);
+  const Tensor& b = ctx.input(1);
+  Tensor& y = ctx.output(0);
+  RJ_ASSIGN_OR_RETURN(MatMulPlan p, planMatMul(ctx.node, a.dims(), b.dims()));
+  auto zeroPoints = [&](size_t idx, int64_t n, const char* what, std::vector<int32_t>* zp) -> Status {
+    zp->assign(static_cast<size_t>(n), 0);
+    if (!ctx.hasInput(idx)) return Status::Ok();
+    const Tensor& z = ctx.input(idx);
+    if (z.numel() == 1) {
+      std::fill(zp->begin(), zp->end(), static_cast<int32_t>(z.getInt(0)));
+    } else if (z.numel() == n) {
+      for (int64_t i = 0; i < n; ++i) (*zp)[i] = static_cast<int32_t>(z.getInt(i));
+    } else {
+      return ctx.error(what, " has ", z.numel(), " elements; expected 1 or ", n);
+    }
+    return Status::Ok();
+  };
+  std::vector<int32_t> za, zb;
+  RJ_RETURN_IF_ERROR(zeroPoints(2, p.M, "a_zero_point", &za));
+  RJ_RETURN_IF_ERROR(zeroPoints(3, p.N, "b_zero_point", &zb));
+  std::vector<int32_t> av(static_cast<size_t>(a.numel())), bv(static_cast<size_t>(b.numel()));
+  for (int64_t i = 0; i < a.numel(); ++i) av[i] = static_cast<int32_t>(a.getInt(i));
+  for (int64_t i = 0; i < b.numel(); ++i) bv[i] = static_cast<int32_t>(b.getInt(i));
+  int32_t* py = y.data<int32_t>();
+  for (int64_t bi = 0; bi < p.batch; ++bi) {
+    const int32_t* A = av.data() + p.a_off[bi];
+    const int32_t* B = bv.data() + p.b_off[bi];
+    int32_t* Y = py + bi * p.M * p.N;
+    for (int64_t i = 0; i < p.M * p.N; ++i) Y[i] = 0;
+    for (int64_t i = 0; i < p.M; ++i)
+      for (int64_t k = 0; k < p.K; ++k) {
+        int32_t x = A[i * p.K + k] - za[i];
+        for (int64_t j = 0; j < p.N; ++j) Y[i * p.N + j] += x * (B[k * p.N + j] - zb[j]);
+      }
+  }
+  return Status::Ok();
+}
+
+}  // namespace ramjet::ops
