@@ -450,10 +450,11 @@ def _size_hw(size):
     return int(size), int(size)
 
 
-def render(rng, h, w, objects):
-    """Background + objects (painted in list order, later ones on top). Returns the float
-    image, per-object boxes (xyxy px, exclusive x2/y2) and visible fractions."""
-    img = _background(rng, h, w)
+def render(rng, h, w, objects, background=None):
+    """Background (generated, or a float32 [h, w, 3] copy given) + objects (painted in list
+    order, later ones on top). Returns the float image, per-object boxes (xyxy px, exclusive
+    x2/y2; None if nothing shows) and visible fractions."""
+    img = _background(rng, h, w) if background is None else background.astype(np.float32)
     owner = np.full((h, w), -1, dtype=np.int16)
     totals = [paint_object(img, owner, o, i) for i, o in enumerate(objects)]
     boxes, vis = [], []
@@ -473,11 +474,12 @@ def render(rng, h, w, objects):
     return img, boxes, vis
 
 
-def finish(rng, img):
-    """Blur, sensor noise, quantization and the photometric change."""
+def finish(rng, img, luts=None, blur=True):
+    """Blur, sensor noise, quantization and the photometric change (luts: fixed tables from
+    _photometric_lut, e.g. for every frame of a clip)."""
     h, w = img.shape[:2]
     scale = min(h, w) / REF_SIZE
-    r = rng.random()
+    r = rng.random() if blur else 1.0
     if r < 0.2:
         img = gaussian_blur(img, rng.uniform(0.6, 2.0) * max(scale, 0.5))
     elif r < 0.32:
@@ -486,7 +488,7 @@ def finish(rng, img):
         sigma = np.float32(rng.uniform(0.005, 0.03))
         img = img + rng.standard_normal((h, w, 1), dtype=np.float32) * sigma
     u8 = np.clip(img * 255 + 0.5, 0, 255).astype(np.uint8)
-    luts = _photometric_lut(rng)
+    luts = _photometric_lut(rng) if luts is None else luts
     for c in range(3):
         u8[..., c] = luts[c][u8[..., c]]
     return u8
