@@ -21,6 +21,20 @@ TensorType bodyOutputType(const Graph& body, size_t i) {
   if (i >= body.outputs.size()) return TensorType{};
   const Value* v = body.outputs[i];
   if (v->constant) return v->constant->type();
+  if (v->type.dtype != DataType::kUndefined) return v->type;
+  // The output's type is not declared: infer the body. Outer-scope references copied their
+  // type at import, before the enclosing graph was inferred, so refresh those first. The body
+  // is owned by the node's attribute; filling in its value types is what import would do.
+  Graph& g = const_cast<Graph&>(body);
+  for (const auto& val : g.values()) {
+    if (!val->is_outer_scope || val->type.dtype != DataType::kUndefined) continue;
+    for (const Graph* p = g.parent; p; p = p->parent)
+      if (const Value* o = p->findValue(val->name)) {
+        val->type = o->type;
+        break;
+      }
+  }
+  (void)g.inferShapes();  // best effort: errors surface when the body runs
   return v->type;
 }
 
@@ -150,6 +164,7 @@ Status inferLoop(InferContext& ctx) {
   Status st;
   const Graph* body = requireGraph(ctx, "body", &st);
   if (!body) return st;
+  if (ctx.numInputs() < 2) return ctx.error("needs inputs M and cond (either may be empty), got ", ctx.numInputs(), " inputs");
   const size_t n_carried = ctx.numInputs() - 2;
   if (ctx.numOutputs() < n_carried)
     return ctx.error("has ", n_carried, " loop-carried inputs but only ", ctx.numOutputs(), " outputs");

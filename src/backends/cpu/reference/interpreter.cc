@@ -79,6 +79,16 @@ Status checkInput(const Value* v, const Tensor& t, std::map<std::string, int64_t
   return Status::Ok();
 }
 
+void pinOuterScopeRefs(const Node& n, const Graph& g, std::unordered_map<const Value*, int>* uses) {
+  for (const auto& [name, a] : n.attrs) {
+    if (a.kind != Attribute::Kind::kGraph || !a.g) continue;
+    for (const auto& v : a.g->values())
+      if (v->is_outer_scope)
+        if (Value* outer = g.findValue(v->name)) (*uses)[outer] += 1 << 20;
+    for (const auto& inner : a.g->nodes()) pinOuterScopeRefs(*inner, g, uses);
+  }
+}
+
 Result<std::vector<Tensor>> runInScope(const Graph& g, const std::vector<Tensor>& inputs,
                                        const Scope* parent, const RunOptions& opts) {
   if (inputs.size() != g.inputs.size())
@@ -100,6 +110,9 @@ Result<std::vector<Tensor>> runInScope(const Graph& g, const std::vector<Tensor>
     for (Value* v : n->inputs)
       if (v) ++uses[v];
   for (Value* v : g.outputs) uses[v] += 1 << 20;
+  // Subgraph bodies (If/Loop/Scan) read enclosing values by name, not as node inputs: keep
+  // every value they reference alive for the whole run.
+  for (Node* n : order) pinOuterScopeRefs(*n, g, &uses);
 
   Runner runner(&scope);
   for (Node* n : order) {
