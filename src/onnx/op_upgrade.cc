@@ -33,6 +33,45 @@ void softmaxLegacy(ImportContext& ctx, Node* n) {
   n->attrs["coerce_2d"] = Attribute::fromInt(1);
 }
 
+// Before opset 7, binary ops broadcast only with broadcast=1, aligning B's dims at A's `axis`
+// (default: trailing). Numpy broadcasting covers the trailing case; for an explicit axis a
+// constant B gets trailing 1s so that it lines up there.
+void legacyBroadcast(ImportContext& c, Node* n) {
+  if (c.opset >= 7) return;
+  const bool has_axis = n->hasAttr("axis") && n->attrInt("broadcast", 0) != 0;
+  int64_t axis = n->attrInt("axis", -1);
+  n->attrs.erase("broadcast");
+  n->attrs.erase("axis");
+  if (!has_axis || n->inputs.size() < 2 || !n->inputs[0] || !n->inputs[1]) return;
+  const Value* a = n->inputs[0];
+  const Value* b = n->inputs[1];
+  if (!a->type.shape.rank_known || !b->type.shape.rank_known) return;
+  int64_t ra = static_cast<int64_t>(a->type.shape.rank()), rb = static_cast<int64_t>(b->type.shape.rank());
+  if (axis < 0) axis += ra;
+  int64_t trailing = ra - axis - rb;
+  if (trailing <= 0) return;
+  if (!b->constant) {
+    c.problems->unsupported.push_back("node '" + n->name + "' (" + n->op_type + "): legacy broadcast at axis " +
+                                      std::to_string(axis) + " of a non-constant input");
+    return;
+  }
+  std::vector<int64_t> dims = b->constant->dims();
+  dims.resize(dims.size() + trailing, 1);
+  c.setConstInput(n, 1, b->constant->reshaped(dims), "bcast");
+}
+
+// PRelu before opset 7: a 1-D slope of C values applies along the channel axis (1), not the last.
+void legacyPRelu(ImportContext& c, Node* n) {
+  if (c.opset >= 7 || n->inputs.size() < 2 || !n->inputs[0] || !n->inputs[1]) return;
+  const Value* x = n->inputs[0];
+  const Value* slope = n->inputs[1];
+  if (!slope->constant || slope->constant->rank() != 1 || slope->constant->numel() == 1) return;
+  if (!x->type.shape.rank_known || x->type.shape.rank() < 3) return;
+  std::vector<int64_t> dims(x->type.shape.rank() - 1, 1);
+  dims[0] = slope->constant->numel();
+  c.setConstInput(n, 1, slope->constant->reshaped(dims), "slope");
+}
+
 const std::map<std::string, UpgradeFn>& table() {
   static const std::map<std::string, UpgradeFn> kTable = {
       {"Squeeze", [](ImportContext& c, Node* n) { if (c.opset < 13) intsAttrToInput(c, n, "axes", 1); }},
@@ -106,6 +145,10 @@ const std::map<std::string, UpgradeFn>& table() {
          n->attrs["coordinate_transformation_mode"] = Attribute::fromString("asymmetric");
          n->attrs["nearest_mode"] = Attribute::fromString("floor");
        }},
+      {"PRelu", legacyPRelu},
+      {"Add", legacyBroadcast}, {"Sub", legacyBroadcast}, {"Mul", legacyBroadcast}, {"Div", legacyBroadcast},
+      {"Pow", legacyBroadcast}, {"And", legacyBroadcast}, {"Or", legacyBroadcast}, {"Xor", legacyBroadcast},
+      {"Equal", legacyBroadcast}, {"Less", legacyBroadcast}, {"Greater", legacyBroadcast},
       {"Scatter", [](ImportContext&, Node* n) { n->op_type = "ScatterElements"; }},
       {"BatchNormalization", [](ImportContext&, Node* n) {
          n->attrs.erase("spatial");
