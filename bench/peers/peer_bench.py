@@ -103,6 +103,17 @@ def record(model, batch, mode, runtime="pytorch", **kw):
     return r
 
 
+def to_channels_last(model):
+    """model.to(memory_format=channels_last) for 4-D tensors only: the YOLOv5 head keeps rank-5
+    decode grids as buffers, which Module.to(memory_format=...) rejects."""
+    import torch
+
+    for t in list(model.parameters()) + list(model.buffers()):
+        if t.dim() == 4:
+            t.data = t.data.contiguous(memory_format=torch.channels_last)
+    return model
+
+
 def cosine(a, b):
     import numpy as np
 
@@ -126,7 +137,7 @@ def bench_pytorch(name, model_cpu, batches, modes, device, args, deadline, resul
                         results.append(record(name, b, mode, status="skipped", note="needs CUDA"))
             modes = [m for m in modes if m == "eager_fp32"]
         else:
-            m16 = copy.deepcopy(model_cpu).to(device).half().to(memory_format=torch.channels_last).eval()
+            m16 = to_channels_last(copy.deepcopy(model_cpu).to(device).half()).eval()
     fp16_checked = False
     for b in batches:
         x32 = torch.from_numpy(zoo.seeded_input(name, b, args.seed + b)).to(device)
@@ -221,7 +232,7 @@ def compile_child(args):
     name, b = args.compile_job.split(":")
     b = int(b)
     torch.backends.cudnn.benchmark = True
-    model = zoo.build_model(name, args.seed).cuda().half().to(memory_format=torch.channels_last).eval()
+    model = to_channels_last(zoo.build_model(name, args.seed).cuda().half()).eval()
     x = torch.from_numpy(zoo.seeded_input(name, b, args.seed + b)).cuda().half()
     x = x.contiguous(memory_format=torch.channels_last)
     cm = torch.compile(model, mode="max-autotune")
@@ -395,7 +406,11 @@ def main():
                 traceback.print_exc()
                 results.append(record(name, 0, "export", status="error", error=f"{type(e).__name__}: {e}"[:500]))
         bs = batches + ([b for b in small if b not in batches] if name in zoo.SMALL else [])
-        bench_pytorch(name, model, bs, modes, args.device, args, deadline, results)
+        try:
+            bench_pytorch(name, model, bs, modes, args.device, args, deadline, results)
+        except Exception as e:  # one model's failure must not lose the others
+            traceback.print_exc()
+            results.append(record(name, 0, "pytorch", status="error", error=f"{type(e).__name__}: {e}"[:500]))
         if args.ort_cpu:
             if os.path.exists(path):
                 bench_ort(name, path, args, results)
