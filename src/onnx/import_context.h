@@ -29,5 +29,8 @@ struct ImportContext {
 // Rewrites a node from the form of `ctx.opset` into ramjet's canonical (newest) form.
 // Returns false if the op is unknown to the upgrade table AND to the op registry.
 void upgradeNode(ImportContext& ctx, Node* node);
+// True for old op names the upgrade table renames to a registered op (Upsample -> Resize,
+// Scatter -> ScatterElements), which the importer must accept although the registry lacks them.
+bool isRenamedLegacyOp(const std::string& op_type);
 
 }  // namespace ramjet::onnx_import

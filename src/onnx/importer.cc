@@ -299,7 +299,7 @@ class Importer {
       importConstant(np, nname, g);
       return;
     }
-    if (!domain.empty() || !ops::findOp(np.op_type())) {
+    if (!domain.empty() || (!ops::findOp(np.op_type()) && !onnx_import::isRenamedLegacyOp(np.op_type()))) {
       int64_t ver = g->opsets.count(domain) ? g->opsets[domain] : opset_;
       if (!domain.empty()) {
         Graph* root = g;

@@ -150,6 +150,12 @@ const std::map<std::string, UpgradeFn>& table() {
       {"Pow", legacyBroadcast}, {"And", legacyBroadcast}, {"Or", legacyBroadcast}, {"Xor", legacyBroadcast},
       {"Equal", legacyBroadcast}, {"Less", legacyBroadcast}, {"Greater", legacyBroadcast},
       {"Scatter", [](ImportContext&, Node* n) { n->op_type = "ScatterElements"; }},
+      {"Concat", [](ImportContext& c, Node* n) {  // Concat-1..3: axis optional, default 1
+         if (c.opset < 4 && !n->hasAttr("axis")) n->attrs["axis"] = Attribute::fromInt(1);
+       }},
+      {"Reshape", [](ImportContext& c, Node* n) {  // Reshape-1: target shape as an attribute
+         if (c.opset < 5) intsAttrToInput(c, n, "shape", 1);
+       }},
       {"BatchNormalization", [](ImportContext&, Node* n) {
          n->attrs.erase("spatial");
          n->attrs.erase("consumed_inputs");
@@ -208,6 +214,10 @@ void ImportContext::setConstInput(Node* node, size_t index, Tensor t, const std:
   }
   node->inputs[index] = v;
   v->consumers.push_back(node);
+}
+
+bool isRenamedLegacyOp(const std::string& op_type) {
+  return op_type == "Upsample" || op_type == "Scatter";
 }
 
 void upgradeNode(ImportContext& ctx, Node* node) {
