@@ -675,12 +675,24 @@ def parse_size(s):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--out", required=True, help="output folder")
-    ap.add_argument("--count", type=int, required=True, help="number of images")
-    ap.add_argument("--seed", type=int, required=True, help="set seed")
+    ap.add_argument("--out", help="output folder")
+    ap.add_argument("--count", type=int, help="number of images")
+    ap.add_argument("--seed", type=int, default=None, help="set seed")
+    ap.add_argument("--bench", type=int, default=0,
+                    help="only time generate() over this many images (one core) and exit")
     ap.add_argument("--start", type=int, default=0, help="first image index")
     ap.add_argument("--size", default="640", help="N (square) or HxW, default 640")
     a = ap.parse_args(argv)
+    if a.bench:
+        size = parse_size(a.size)
+        t0 = time.time()
+        n_boxes = sum(len(generate(a.seed or 0, i, size)[2]) for i in range(a.bench))
+        dt = time.time() - t0
+        print(f"{a.bench} images {size[1]}x{size[0]} in {dt:.2f} s: {a.bench / dt:.1f} images/s "
+              f"({n_boxes / a.bench:.1f} boxes/image)")
+        return 0
+    if a.out is None or a.count is None or a.seed is None:
+        ap.error("--out, --count and --seed are required (or --bench N)")
     if a.count < 0:
         ap.error("--count must be >= 0")
     try:

@@ -11,7 +11,7 @@ scale (objects keep their 8..300 px sizes; the exported model runs at --export-s
 
 Model: YOLOv8-{n,s} (models/yolo.py) trained on its raw head outputs (the per-level box-DFL
 logits and class logits before decode); TAL assignment (task-aligned, top-10, alpha 0.5,
-beta 6; tiny boxes get at least one stride-8 candidate), BCE class loss, CIoU box loss, DFL;
+beta 6, IoU; tiny boxes get at least one stride-8 candidate), BCE class loss, CIoU box loss, DFL;
 AdamW with linear warmup and cosine decay tied to the time budget, EMA weights, bf16 autocast
 on CUDA. Evaluation: COCO-style mAP@0.5 and mAP@0.5:0.95 (101-point) on --val-count images of
 --val-seed at --export-size, with the EMA weights. Export: export.py, opset 17, dynamic batch.
@@ -171,6 +171,18 @@ def bbox_ciou(b1, b2, eps=1e-7):
     return iou - (rho2 / c2 + v * alpha)
 
 
+def bbox_iou(b1, b2, eps=1e-7):
+    """IoU of xyxy boxes (broadcasting)."""
+    import torch
+
+    iw = (torch.minimum(b1[..., 2], b2[..., 2]) - torch.maximum(b1[..., 0], b2[..., 0])).clamp(min=0)
+    ih = (torch.minimum(b1[..., 3], b2[..., 3]) - torch.maximum(b1[..., 1], b2[..., 1])).clamp(min=0)
+    inter = iw * ih
+    a1 = (b1[..., 2] - b1[..., 0]).clamp(min=0) * (b1[..., 3] - b1[..., 1]).clamp(min=0)
+    a2 = (b2[..., 2] - b2[..., 0]).clamp(min=0) * (b2[..., 3] - b2[..., 1]).clamp(min=0)
+    return inter / (a1 + a2 - inter + eps)
+
+
 def tal_assign(pd_scores, pd_boxes, anchors, gt_labels, gt_boxes, gt_mask, topk=10, alpha=0.5,
                beta=6.0, min_cand=8.0, eps=1e-9):
     """Task-aligned assignment (TOOD / YOLOv8). pd_scores [B, A, C] probabilities, pd_boxes
@@ -195,8 +207,9 @@ def tal_assign(pd_scores, pd_boxes, anchors, gt_labels, gt_boxes, gt_mask, topk=
     mask_in = torch.cat((lt, rb), -1).amin(-1) > eps  # [B, M, A]
     mask = mask_in & gt_mask[..., None]
     zero = torch.zeros((), device=dev)
-    overlaps = torch.where(mask, bbox_ciou(gt_boxes[:, :, None], pd_boxes[:, None]).clamp(min=0),
-                           zero)
+    # plain IoU (not CIoU, which is often negative for tiny boxes under the large early
+    # predictions): any overlap ranks a candidate, so small objects get positives from step 1
+    overlaps = torch.where(mask, bbox_iou(gt_boxes[:, :, None], pd_boxes[:, None]), zero)
     bbox_scores = torch.where(mask, torch.gather(pd_scores.transpose(1, 2), 1,
                                                  gt_labels[..., None].expand(-1, -1, A)), zero)
     align = bbox_scores.pow(alpha) * overlaps.pow(beta)
