@@ -28,7 +28,7 @@ void im2col(const T* x, int64_t channels, const std::vector<int64_t>& in, const 
   const int64_t ol = g.out[nd - 1], il = in[nd - 1];
   const int64_t sl = g.strides[nd - 1], dl = g.dilations[nd - 1], pl = g.pads[nd - 1];
   const std::vector<int64_t> in_strides = stridesOf(in);
-#pragma omp parallel for schedule(static) if (rows * P > 32768)
+#pragma omp parallel for schedule(static) if (rows * P > (1 << 20))
   for (int64_t r = 0; r < rows; ++r) {
     const int64_t c = r / kprod;
     int64_t kr = r % kprod;

@@ -3,6 +3,9 @@
 
 #include <algorithm>
 #include <cstring>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #include "backends/cpu/reference/broadcast.h"
 #include "core/dispatch.h"
@@ -59,42 +62,56 @@ template <typename T>
     for (int j = 0; j < nr; ++j) c[i * ldc + j] += tmp[i][j];
 }
 
-// One clone per ISA level; the loader picks the best the CPU has (AVX2+FMA on any x86-64 of
-// the last decade), so the default -O3 build still gets 256-bit FMA in the hot loop.
+// The same micro-kernel compiled twice: for AVX2+FMA and for the baseline ISA. Dispatch is by
+// CPU feature at run time (not target_clones' "arch=" which matches CPU models only), so the
+// default -O3 build still gets 256-bit FMA in the hot loop on any x86-64 of the last decade.
 #pragma GCC push_options
 #pragma GCC optimize("fp-contract=fast")
-__attribute__((target_clones("arch=haswell", "default"))) void microKernelF(
-    int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int mr, int nr) {
+__attribute__((target("avx2,fma"))) void microKernelF_avx2(int64_t kc, const float* a,
+                                                           const float* b, float* c, int64_t ldc,
+                                                           int mr, int nr) {
   microKernel<float>(kc, a, b, c, ldc, mr, nr);
 }
-__attribute__((target_clones("arch=haswell", "default"))) void microKernelD(
-    int64_t kc, const double* a, const double* b, double* c, int64_t ldc, int mr, int nr) {
+__attribute__((target("avx2,fma"))) void microKernelD_avx2(int64_t kc, const double* a,
+                                                           const double* b, double* c,
+                                                           int64_t ldc, int mr, int nr) {
+  microKernel<double>(kc, a, b, c, ldc, mr, nr);
+}
+void microKernelF_base(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int mr,
+                       int nr) {
+  microKernel<float>(kc, a, b, c, ldc, mr, nr);
+}
+void microKernelD_base(int64_t kc, const double* a, const double* b, double* c, int64_t ldc,
+                       int mr, int nr) {
   microKernel<double>(kc, a, b, c, ldc, mr, nr);
 }
 #pragma GCC pop_options
 
+bool haveAvx2Fma() {
+  static const bool kHave = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  }();
+  return kHave;
+}
+
 inline void callMicro(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int mr,
                       int nr) {
-  microKernelF(kc, a, b, c, ldc, mr, nr);
+  if (haveAvx2Fma()) microKernelF_avx2(kc, a, b, c, ldc, mr, nr);
+  else microKernelF_base(kc, a, b, c, ldc, mr, nr);
 }
 inline void callMicro(int64_t kc, const double* a, const double* b, double* c, int64_t ldc,
                       int mr, int nr) {
-  microKernelD(kc, a, b, c, ldc, mr, nr);
+  if (haveAvx2Fma()) microKernelD_avx2(kc, a, b, c, ldc, mr, nr);
+  else microKernelD_base(kc, a, b, c, ldc, mr, nr);
 }
 
+// Single-threaded blocked GEMM on one block of C (C already scaled by beta).
 template <typename T>
-void gemmImpl(bool transA, bool transB, int64_t M, int64_t N, int64_t K, T alpha, const T* A,
-              int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc) {
+void gemmSerial(bool transA, bool transB, int64_t M, int64_t N, int64_t K, T alpha, const T* A,
+                int64_t lda, const T* B, int64_t ldb, T* C, int64_t ldc) {
   constexpr int MR = Tile<T>::kMR, NR = Tile<T>::kNR;
-  if (M <= 0 || N <= 0) return;
-  // Scale C by beta first so every k block just accumulates.
-  for (int64_t i = 0; i < M; ++i) {
-    T* c = C + i * ldc;
-    if (beta == T(0)) std::fill(c, c + N, T(0));
-    else if (beta != T(1)) for (int64_t j = 0; j < N; ++j) c[j] *= beta;
-  }
-  if (K <= 0 || alpha == T(0)) return;
-  const bool parallel = static_cast<double>(M) * N * K > 64.0 * 64 * 64;
+  if (M <= 0 || N <= 0 || K <= 0) return;
   const int64_t m_strips = (M + MR - 1) / MR;
   std::vector<T> a_pack(static_cast<size_t>(m_strips * MR * std::min(K, kKC)));
   std::vector<T> b_pack(static_cast<size_t>(((std::min(N, kNC) + NR - 1) / NR) * NR * std::min(K, kKC)));
@@ -104,15 +121,14 @@ void gemmImpl(bool transA, bool transB, int64_t M, int64_t N, int64_t K, T alpha
     for (int64_t pc = 0; pc < K; pc += kKC) {
       const int64_t kc = std::min(kKC, K - pc);
       // Pack B[pc:pc+kc, jc:jc+nc] into k-major panels of NR columns (zero padded).
-#pragma omp parallel for schedule(static) if (parallel)
       for (int64_t p = 0; p < n_panels; ++p) {
         T* dst = b_pack.data() + p * NR * kc;
         const int64_t j0 = jc + p * NR, nr = std::min<int64_t>(NR, N - j0);
         for (int64_t k = 0; k < kc; ++k) {
           T* d = dst + k * NR;
           if (!transB) {
-            const T* s = B + (pc + k) * ldb + j0;
-            for (int64_t j = 0; j < nr; ++j) d[j] = s[j];
+            const T* src = B + (pc + k) * ldb + j0;
+            for (int64_t j = 0; j < nr; ++j) d[j] = src[j];
           } else {
             for (int64_t j = 0; j < nr; ++j) d[j] = B[(j0 + j) * ldb + pc + k];
           }
@@ -120,10 +136,9 @@ void gemmImpl(bool transA, bool transB, int64_t M, int64_t N, int64_t K, T alpha
         }
       }
       // Pack alpha * A[:, pc:pc+kc] into k-major strips of MR rows (zero padded).
-#pragma omp parallel for schedule(static) if (parallel)
-      for (int64_t s = 0; s < m_strips; ++s) {
-        T* dst = a_pack.data() + s * MR * kc;
-        const int64_t i0 = s * MR, mr = std::min<int64_t>(MR, M - i0);
+      for (int64_t st = 0; st < m_strips; ++st) {
+        T* dst = a_pack.data() + st * MR * kc;
+        const int64_t i0 = st * MR, mr = std::min<int64_t>(MR, M - i0);
         for (int64_t k = 0; k < kc; ++k) {
           T* d = dst + k * MR;
           if (!transA) {
@@ -135,17 +150,61 @@ void gemmImpl(bool transA, bool transB, int64_t M, int64_t N, int64_t K, T alpha
           for (int64_t i = mr; i < MR; ++i) d[i] = T(0);
         }
       }
-      // Tiles: consecutive iterations share a B panel (hot in L1) and stream A strips.
-#pragma omp parallel for schedule(static) collapse(2) if (parallel)
+      // Consecutive tiles share a B panel (hot in L1) and stream the A strips from L2.
       for (int64_t p = 0; p < n_panels; ++p) {
-        for (int64_t s = 0; s < m_strips; ++s) {
-          const int64_t i0 = s * MR, j0 = jc + p * NR;
-          callMicro(kc, a_pack.data() + s * MR * kc, b_pack.data() + p * NR * kc,
+        for (int64_t st = 0; st < m_strips; ++st) {
+          const int64_t i0 = st * MR, j0 = jc + p * NR;
+          callMicro(kc, a_pack.data() + st * MR * kc, b_pack.data() + p * NR * kc,
                     C + i0 * ldc + j0, ldc, static_cast<int>(std::min<int64_t>(MR, M - i0)),
                     static_cast<int>(std::min<int64_t>(NR, N - j0)));
         }
       }
     }
+  }
+}
+
+// Threads split C into independent column (or row) blocks: one fork/join per call and no
+// barriers inside, which matters on a loaded machine where a barrier can wait a whole
+// scheduler quantum for a descheduled thread.
+template <typename T>
+void gemmImpl(bool transA, bool transB, int64_t M, int64_t N, int64_t K, T alpha, const T* A,
+              int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc) {
+  constexpr int MR = Tile<T>::kMR, NR = Tile<T>::kNR;
+  if (M <= 0 || N <= 0) return;
+  const bool scale_only = K <= 0 || alpha == T(0);
+  int threads = 1;
+#ifdef _OPENMP
+  if (!scale_only && static_cast<double>(M) * N * K > 96.0 * 96 * 96) threads = omp_get_max_threads();
+#endif
+  const bool split_n = N >= M;
+  const int64_t unit = split_n ? NR : MR, extent = split_n ? N : M;
+  const int64_t units = (extent + unit - 1) / unit;
+  threads = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threads, units)));
+  auto block = [&](int tid) {
+    const int64_t u0 = units * tid / threads, u1 = units * (tid + 1) / threads;
+    const int64_t b0 = std::min(extent, u0 * unit), b1 = std::min(extent, u1 * unit);
+    if (b1 <= b0) return;
+    const int64_t m0 = split_n ? 0 : b0, m1 = split_n ? M : b1;
+    const int64_t n0 = split_n ? b0 : 0, n1 = split_n ? b1 : N;
+    for (int64_t i = m0; i < m1; ++i) {
+      T* c = C + i * ldc;
+      if (beta == T(0)) std::fill(c + n0, c + n1, T(0));
+      else if (beta != T(1)) for (int64_t j = n0; j < n1; ++j) c[j] *= beta;
+    }
+    if (scale_only) return;
+    const T* a = transA ? A + m0 : A + m0 * lda;
+    const T* b = transB ? B + n0 * ldb : B + n0;
+    gemmSerial(transA, transB, m1 - m0, n1 - n0, K, alpha, a, lda, b, ldb, C + m0 * ldc + n0, ldc);
+  };
+  if (threads == 1) {
+    block(0);
+    return;
+  }
+#pragma omp parallel num_threads(threads)
+  {
+#ifdef _OPENMP
+    block(omp_get_thread_num());
+#endif
   }
 }
 
