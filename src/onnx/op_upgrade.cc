@@ -119,6 +119,18 @@ const std::map<std::string, UpgradeFn>& table() {
       {"Softmax", softmaxLegacy},
       {"LogSoftmax", softmaxLegacy},
       {"Hardmax", softmaxLegacy},
+      {"GroupNormalization", [](ImportContext& c, Node* n) {
+         // Opset 18-20 take scale/bias per group ([num_groups]), 21 per channel ([C]); the
+         // canonical node is the opset-21 one, marked when its scale/bias are per group.
+         if (c.opset < 21) n->attrs["affine_per_group"] = Attribute::fromInt(1);
+       }},
+      {"LpPool", [](ImportContext&, Node* n) {
+         // LpPool-1 had a float `p`; later opsets an int.
+         auto it = n->attrs.find("p");
+         if (it != n->attrs.end() && it->second.kind == Attribute::Kind::kFloat)
+           it->second = Attribute::fromInt(static_cast<int64_t>(it->second.f));
+       }},
+      {"Gemm", [](ImportContext&, Node* n) { n->attrs.erase("broadcast"); }},  // opset < 7
       {"Upsample", [](ImportContext& c, Node* n) {
          // Upsample(X, scales) == Resize(X, roi="", scales) with asymmetric coordinates.
          n->op_type = "Resize";
