@@ -3,6 +3,11 @@
 
 #include <CLI/CLI.hpp>
 #include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "ramjet/graph.h"
 
 namespace ramjet::cli {
 
@@ -11,6 +16,11 @@ using Action = std::function<int()>;
 
 void addRunCommand(CLI::App& app, Action* action);
 void addInspectCommand(CLI::App& app, Action* action);
+void addBuildCommand(CLI::App& app, Action* action);
+void addBenchCommand(CLI::App& app, Action* action);
+// Builds an engine for `device` ("cpu" or "cuda") with the feeds' shapes and runs it once.
+int engineRun(const Graph& g, const std::map<std::string, Tensor>& feeds, const std::string& device,
+              std::vector<Tensor>* outs, double* ms, std::string* err);
 
 // Parses "name:1x3x224x224" (several, comma separated) into name -> dims; false on bad syntax.
 bool parseShapeSpecs(const std::vector<std::string>& specs, std::map<std::string, std::vector<int64_t>>* out,

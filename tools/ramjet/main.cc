@@ -10,6 +10,8 @@ int main(int argc, char** argv) {
   ramjet::cli::Action action;
   ramjet::cli::addRunCommand(app, &action);
   ramjet::cli::addInspectCommand(app, &action);
+  ramjet::cli::addBuildCommand(app, &action);
+  ramjet::cli::addBenchCommand(app, &action);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

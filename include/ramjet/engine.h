@@ -1,0 +1,201 @@
+// The build -> plan -> engine -> context API (the TensorRT workflow, kept small):
+//
+//   auto graph  = ramjet::importOnnx("model.onnx");
+//   ramjet::BuildOptions opt;  opt.device = ramjet::DeviceKind::kCuda;
+//   auto plan   = ramjet::build(*graph, opt);            // Result<Plan>
+//   plan->save("model.plan");                            // temp file + rename
+//   auto engine = ramjet::Engine::load("model.plan");    // Result<unique_ptr<Engine>>
+//   auto ctx    = (*engine)->createContext();            // contexts share the engine's weights
+//   ctx->setInputShape("x", {4, 3, 224, 224});
+//   ctx->setTensorAddress("x", d_in);  ctx->setTensorAddress("y", d_out);
+//   ctx->enqueue(stream);                                // async on the caller's stream
+//
+// or, on host tensors, `ctx->infer({{"x", tensor}})`.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "ramjet/graph.h"
+#include "ramjet/status.h"
+#include "ramjet/tensor.h"
+
+namespace ramjet {
+
+// ---- logging ----
+enum class Severity : int { kError = 0, kWarning = 1, kInfo = 2, kVerbose = 3 };
+const char* severityName(Severity s);
+
+class Logger {
+ public:
+  virtual ~Logger() = default;
+  virtual void log(Severity severity, const std::string& message) = 0;
+};
+
+// Writes messages at or above `max_severity` (kError is the most severe) to stderr.
+class StderrLogger final : public Logger {
+ public:
+  explicit StderrLogger(Severity max_severity = Severity::kWarning) : max_(max_severity) {}
+  void log(Severity severity, const std::string& message) override;
+
+ private:
+  Severity max_;
+};
+
+// ---- build ----
+enum class DeviceKind : int32_t { kCpu = 0, kCuda = 1 };
+const char* deviceKindName(DeviceKind d);  // "cpu", "cuda"
+enum class Precision : int32_t { kFP32 = 0, kFP16 = 1 };
+const char* precisionName(Precision p);
+
+// Allowed dims for one input with symbolic dims. The memory plan is made for `max`; `opt` is the
+// shape tactics are timed at; contexts refuse shapes outside [min, max].
+struct ShapeProfile {
+  std::string input;
+  std::vector<int64_t> min, opt, max;
+};
+
+struct BuildOptions {
+  DeviceKind device = DeviceKind::kCpu;
+  int device_index = 0;
+  // FP16: float weights stored in half precision and activations computed in half (kernels
+  // accumulate in FP32); the engine's inputs and outputs stay FP32.
+  Precision precision = Precision::kFP32;
+  // One entry per input with symbolic dims. Inputs without one get 1 for every symbolic dim.
+  std::vector<ShapeProfile> profiles;
+  // Read (when the file exists) and updated after the build: tactic timings keyed by node
+  // signature and device, so rebuilds skip the timing runs.
+  std::string timing_cache_path;
+  // Nodes the device backend cannot run go to the CPU backend instead of failing the build.
+  bool allow_cpu_fallback = false;
+  // Evaluate nodes whose inputs are all constant (incl. Shape of static shapes) at build time.
+  bool fold_constants = true;
+  int timing_iterations = 10;
+  size_t max_workspace_bytes = size_t{1} << 30;
+  Logger* logger = nullptr;
+  // Progress display: called with (done, total, stage name) as the build advances.
+  std::function<void(size_t, size_t, const std::string&)> progress;
+};
+
+// Activation memory of one shape signature.
+struct MemoryReport {
+  size_t arena_bytes = 0;       // what the planner allocates (offsets aligned)
+  size_t sum_tensor_bytes = 0;  // every activation in its own buffer
+  size_t peak_live_bytes = 0;   // lower bound: most bytes live at one step
+  size_t num_tensors = 0;       // activations placed in the arena
+  size_t num_aliases = 0;       // outputs that share their input's buffer (Reshape & co.)
+  size_t workspace_bytes = 0;   // largest kernel workspace (one, shared by all nodes)
+};
+
+struct BuildReport {
+  size_t nodes_in = 0, nodes_folded = 0, nodes_removed = 0, nodes_out = 0;
+  size_t host_nodes = 0;      // shape computations evaluated on the host per input signature
+  size_t fallback_nodes = 0;  // nodes placed on the CPU backend in a device build
+  size_t weight_bytes = 0;    // as stored in the plan
+  std::map<std::string, size_t> tactics;  // tactic name -> number of nodes using it
+  size_t tactics_timed = 0, timing_cache_hits = 0;
+  MemoryReport memory;        // at the profiles' max shapes
+  double build_ms = 0;
+  std::string toString() const;
+};
+
+class Plan {
+ public:
+  Plan(std::vector<uint8_t> bytes, BuildReport report)
+      : bytes_(std::move(bytes)), report_(std::move(report)) {}
+  // Writes to "<path>.tmp.<pid>" then renames, so readers never see a half-written plan.
+  Status save(const std::string& path) const;
+  const std::vector<uint8_t>& bytes() const { return bytes_; }
+  const BuildReport& report() const { return report_; }
+
+ private:
+  std::vector<uint8_t> bytes_;
+  BuildReport report_;
+};
+
+Result<Plan> build(const Graph& graph, const BuildOptions& options);
+
+// ---- run ----
+struct TensorInfo {
+  std::string name;
+  DataType dtype = DataType::kUndefined;
+  Shape shape;  // symbolic dims stay symbolic
+};
+
+// What a plan says about itself (from its header and build options).
+struct PlanInfo {
+  uint32_t format_version = 0;
+  std::string ramjet_version;
+  DeviceKind device = DeviceKind::kCpu;
+  Precision precision = Precision::kFP32;
+  std::string gpu_name;  // empty for CPU plans
+  int cc_major = 0, cc_minor = 0;
+  int cuda_runtime_version = 0, cudnn_version = 0, cublas_version = 0;
+  std::vector<ShapeProfile> profiles;
+  size_t num_nodes = 0, weight_bytes = 0, file_bytes = 0;
+  MemoryReport memory;
+  std::map<std::string, size_t> tactics;
+  std::string toString() const;
+};
+
+struct LoadOptions {
+  int device_index = 0;
+  Logger* logger = nullptr;
+};
+
+class ExecutionContext {
+ public:
+  virtual ~ExecutionContext() = default;
+  // Concrete dims for an input; checked against the plan's profile.
+  virtual Status setInputShape(const std::string& name, const std::vector<int64_t>& dims) = 0;
+  // Dims of any input or output once all input shapes are set.
+  virtual Result<std::vector<int64_t>> tensorShape(const std::string& name) = 0;
+  // Device memory (host memory for CPU engines) for an input or output.
+  virtual Status setTensorAddress(const std::string& name, void* address) = 0;
+  // Runs the engine on `stream` (a cudaStream_t for CUDA engines; ignored on CPU, where it runs
+  // synchronously). Returns once the work is queued.
+  virtual Status enqueue(void* stream = nullptr) = 0;
+  // Convenience on host tensors: sets shapes, copies in, runs, waits and copies out.
+  virtual Result<std::vector<Tensor>> infer(const std::map<std::string, Tensor>& inputs) = 0;
+
+  struct Timing {
+    double h2d_ms = 0, compute_ms = 0, d2h_ms = 0;
+  };
+  // Phases of the last infer() (host clock around synchronized phases).
+  virtual Timing lastTiming() const = 0;
+};
+
+class Engine {
+ public:
+  virtual ~Engine() = default;
+  // Maps the file (weights are used in place on CPU and uploaded once on GPU).
+  static Result<std::unique_ptr<Engine>> load(const std::string& path, const LoadOptions& opts = {});
+  static Result<std::unique_ptr<Engine>> loadFromMemory(const void* data, size_t size,
+                                                        const LoadOptions& opts = {});
+  virtual Result<std::unique_ptr<ExecutionContext>> createContext() = 0;
+
+  virtual const std::vector<TensorInfo>& inputs() const = 0;
+  virtual const std::vector<TensorInfo>& outputs() const = 0;
+  virtual const PlanInfo& info() const = 0;
+
+  // Memory on the engine's device (host memory for CPU engines), for setTensorAddress.
+  virtual Result<void*> allocate(size_t bytes) = 0;
+  virtual void release(void* ptr) = 0;
+  virtual Status copyToDevice(void* dst, const void* src, size_t bytes, void* stream = nullptr) = 0;
+  virtual Status copyToHost(void* dst, const void* src, size_t bytes, void* stream = nullptr) = 0;
+  virtual Status synchronize(void* stream = nullptr) = 0;
+  // A stream on the engine's device (a cudaStream_t; null on CPU, which needs none).
+  virtual Result<void*> createStream() = 0;
+  virtual void destroyStream(void* stream) = 0;
+};
+
+// Registers the CUDA backend (defined in the ramjet_cuda library). Programs that load or build
+// CUDA plans call it once; without it a CUDA build or plan fails with a clear error.
+// Declared here, defined only where CUDA was compiled in (RAMJET_HAVE_CUDA).
+Status registerCudaBackend();
+
+}  // namespace ramjet

@@ -1,0 +1,629 @@
+// build(): graph -> plan. Stages, in order (each a plain function below):
+//   1. profiles: symbolic input dims get min/opt/max; a profile with min == max specializes the
+//      graph to static shapes (so Shape() folds away).
+//   2. FP16 lowering (Precision::kFP16): float tensors become half, Casts at the boundary.
+//   3. constant folding: nodes whose inputs are all constant (and Shape/Size of static shapes)
+//      run once here on the CPU reference; dead nodes and constants are dropped.
+//   4. placement: shape arithmetic on symbolic dims -> host; Reshape & co. -> alias where legal;
+//      everything else -> the device backend (or CPU fallback when allowed), with one clear error
+//      listing every node the backend cannot run.
+//   5. tactics: the backend's candidates per node, timed on the device when there are several
+//      (timing cache consulted first).
+//   6. memory plan at the profiles' max shapes; 7. encode the plan.
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include "backends/backend.h"
+#include "builder/timing_cache.h"
+#include "ops/op_registry.h"
+#include "plan/plan_format.h"
+#include "ramjet/engine.h"
+#include "runtime/program.h"
+
+namespace ramjet {
+
+using backend::Placement;
+
+namespace {
+
+class BuildLog {
+ public:
+  explicit BuildLog(Logger* l) : l_(l) {}
+  template <typename... Args>
+  void operator()(Severity s, Args&&... parts) const {
+    if (!l_) return;
+    std::ostringstream os;
+    (os << ... << parts);
+    l_->log(s, os.str());
+  }
+
+ private:
+  Logger* l_;
+};
+
+bool hasSymbolicDims(const Value* v) {
+  if (!v->type.shape.rank_known) return true;
+  for (const Dim& d : v->type.shape.dims)
+    if (!d.known()) return true;
+  return false;
+}
+
+// Fills in profiles for every input with symbolic dims and validates the given ones.
+Status resolveProfiles(const Graph& g, const BuildOptions& opt, std::vector<ShapeProfile>* out, const BuildLog& log) {
+  std::map<std::string, ShapeProfile> given;
+  for (const auto& p : opt.profiles) {
+    const Value* v = g.findValue(p.input);
+    if (!v || !v->is_graph_input) {
+      std::string names;
+      for (const Value* in : g.inputs) names += (names.empty() ? "" : ", ") + in->name;
+      return makeError(StatusCode::kInvalidArgument, "shape profile names '", p.input,
+                       "', which is not a model input (inputs: ", names, ")");
+    }
+    if (given.count(p.input)) return makeError(StatusCode::kInvalidArgument, "two shape profiles for input '", p.input, "'");
+    given[p.input] = p;
+  }
+  for (const Value* v : g.inputs) {
+    const Shape& s = v->type.shape;
+    auto it = given.find(v->name);
+    if (!s.rank_known && it == given.end())
+      return makeError(StatusCode::kInvalidArgument, "input '", v->name, "' has unknown rank: give its shape (--shapes)");
+    if (it == given.end()) {
+      if (!hasSymbolicDims(v)) continue;
+      ShapeProfile p;
+      p.input = v->name;
+      for (const Dim& d : s.dims) p.min.push_back(d.known() ? d.value : 1);
+      p.opt = p.max = p.min;
+      log(Severity::kWarning, "input '", v->name, "' has symbolic dims ", s.toString(), "; building for ",
+          dimsToString(p.min), " (give --shapes or a profile for other sizes)");
+      out->push_back(p);
+      continue;
+    }
+    ShapeProfile p = it->second;
+    if (p.opt.empty()) p.opt = p.max.empty() ? p.min : p.max;
+    if (p.min.empty()) p.min = p.opt;
+    if (p.max.empty()) p.max = p.opt;
+    size_t rank = s.rank_known ? s.rank() : p.opt.size();
+    for (const auto* d : {&p.min, &p.opt, &p.max})
+      if (d->size() != rank)
+        return makeError(StatusCode::kInvalidArgument, "profile for input '", v->name, "': ", dimsToString(*d),
+                         " has rank ", d->size(), " but the input is ", s.toString());
+    for (size_t k = 0; k < rank; ++k) {
+      if (p.min[k] < 0 || p.min[k] > p.opt[k] || p.opt[k] > p.max[k])
+        return makeError(StatusCode::kInvalidArgument, "profile for input '", v->name, "': dim ", k,
+                         " needs 0 <= min <= opt <= max, got ", p.min[k], "/", p.opt[k], "/", p.max[k]);
+      if (s.rank_known && s.dims[k].known() && (p.min[k] != s.dims[k].value || p.max[k] != s.dims[k].value))
+        return makeError(StatusCode::kInvalidArgument, "profile for input '", v->name, "': dim ", k, " is fixed at ",
+                         s.dims[k].value, " in the model, the profile asks for ", p.min[k], "..", p.max[k]);
+    }
+    out->push_back(p);
+  }
+  return Status::Ok();
+}
+
+// Inputs whose profile has min == max become static: their symbolic dims are replaced, and
+// symbols shared with other inputs are substituted consistently.
+void specializeStaticInputs(Graph& g, const std::vector<ShapeProfile>& profiles) {
+  for (const auto& p : profiles) {
+    if (p.min != p.max) continue;
+    Value* v = g.findValue(p.input);
+    v->type.shape = Shape::fromDims(p.max);
+  }
+}
+
+// ---- FP16 lowering ----
+bool keepFp32Input(const Node& n, size_t i) {
+  // Inputs read as parameters rather than data keep their ONNX-mandated float type.
+  if (n.op_type == "Resize" && (i == 1 || i == 2)) return true;
+  return false;
+}
+
+Status lowerToFp16(Graph& g, const BuildLog& log) {
+  if (!ops::findOp("Cast")) return Status(StatusCode::kUnsupported, "FP16 needs the Cast op, which is not registered");
+  size_t converted = 0;
+  std::vector<Value*> values;
+  for (const auto& v : g.values()) values.push_back(v.get());
+  for (Value* v : values) {
+    if (v->type.dtype != DataType::kFloat32 || v->is_outer_scope) continue;
+    if (v->constant) {
+      bool keep = false;
+      for (Node* c : v->consumers)
+        for (size_t i = 0; i < c->inputs.size(); ++i)
+          if (c->inputs[i] == v && keepFp32Input(*c, i)) keep = true;
+      if (keep) continue;
+      v->constant = std::make_shared<Tensor>(v->constant->cast(DataType::kFloat16));
+      v->type.dtype = DataType::kFloat16;
+      ++converted;
+    } else if (v->is_graph_input) {
+      Value* h = g.addValue(g.uniqueValueName(v->name + "__fp16"));
+      h->type = v->type;
+      h->type.dtype = DataType::kFloat16;
+      std::vector<Node*> consumers = v->consumers;
+      for (Node* c : consumers) {
+        for (auto& in : c->inputs)
+          if (in == v) in = h;
+        h->consumers.push_back(c);
+      }
+      v->consumers.clear();
+      Node* cast = g.addNode("Cast", v->name + "__to_fp16", {v}, {h});
+      cast->attrs["to"] = Attribute::fromInt(static_cast<int64_t>(DataType::kFloat16));
+    } else {
+      v->type.dtype = DataType::kFloat16;
+    }
+  }
+  // Graph outputs stay FP32: the producer writes a half value, a Cast restores the name.
+  for (Value*& out : g.outputs) {
+    if (out->type.dtype != DataType::kFloat16 || out->is_graph_input) continue;
+    Node* prod = out->producer;
+    if (!prod) continue;
+    Value* h = g.addValue(g.uniqueValueName(out->name + "__fp16"));
+    h->type = out->type;
+    for (auto& o : prod->outputs)
+      if (o == out) o = h;
+    h->producer = prod;
+    out->producer = nullptr;
+    std::vector<Node*> consumers = out->consumers;
+    for (Node* c : consumers) {
+      for (auto& in : c->inputs)
+        if (in == out) in = h;
+      h->consumers.push_back(c);
+    }
+    out->consumers.clear();
+    out->type.dtype = DataType::kFloat32;
+    Node* cast = g.addNode("Cast", out->name + "__to_fp32", {h}, {out});
+    cast->attrs["to"] = Attribute::fromInt(static_cast<int64_t>(DataType::kFloat32));
+  }
+  // Casts to float inside the graph now target half; float attribute tensors follow.
+  for (const auto& n : g.nodes()) {
+    if (n->op_type == "Cast" && n->attrInt("to", 0) == static_cast<int64_t>(DataType::kFloat32) &&
+        !(n->outputs[0] && n->outputs[0]->is_graph_output))
+      n->attrs["to"] = Attribute::fromInt(static_cast<int64_t>(DataType::kFloat16));
+    if (n->op_type == "ConstantOfShape" && n->hasAttr("value") && n->attrs["value"].t.dtype() == DataType::kFloat32)
+      n->attrs["value"].t = n->attrs["value"].t.cast(DataType::kFloat16);
+  }
+  Status st = g.inferShapes();
+  if (!st.ok()) return Status(StatusCode::kUnsupported, "FP16 lowering left an inconsistent graph: " + st.message());
+  log(Severity::kInfo, "fp16: ", converted, " float constants stored as half");
+  return Status::Ok();
+}
+
+// ---- constant folding ----
+bool isRandomOp(const std::string& op) {
+  return op.rfind("Random", 0) == 0 || op == "Multinomial" || op == "Bernoulli";
+}
+
+Result<size_t> foldConstants(Graph& g, const BuildLog& log) {
+  RJ_ASSIGN_OR_RETURN(std::vector<Node*> order, g.topoOrder());
+  size_t folded = 0;
+  for (Node* n : order) {
+    if (isRandomOp(n->op_type)) continue;
+    bool subgraph = false;
+    for (const auto& [k, a] : n->attrs) subgraph |= a.kind == Attribute::Kind::kGraph;
+    if (subgraph) continue;
+    const ops::OpSchema* schema = ops::findOp(n->op_type);
+    if (!schema) continue;
+    std::vector<Tensor> outs;
+    if ((n->op_type == "Shape" || n->op_type == "Size") && n->inputs.size() == 1 && n->inputs[0] &&
+        n->inputs[0]->type.shape.fullyKnown() && n->inputs[0]->type.shape.rank_known) {
+      RJ_ASSIGN_OR_RETURN(Tensor t, runtime::evalShapeOp(*n, n->inputs[0]->type.shape.concrete()));
+      outs.push_back(std::move(t));
+    } else {
+      bool all_const = true;
+      std::vector<const Tensor*> in;
+      std::vector<TensorType> in_types;
+      for (Value* v : n->inputs) {
+        if (v && !v->constant) all_const = false;
+        in.push_back(v ? v->constant.get() : nullptr);
+        in_types.push_back(v && v->constant ? v->constant->type() : TensorType{});
+      }
+      if (!all_const) continue;
+      ops::InferContext ictx(*n, in_types, in);
+      Status st = schema->infer(ictx);
+      if (!st.ok()) return st;
+      ops::KernelContext kctx(*n, in, n->outputs.size());
+      for (size_t i = 0; i < n->outputs.size(); ++i) {
+        const TensorType& t = ictx.outputs()[i];
+        if (n->outputs[i] && t.shape.fullyKnown() && t.dtype != DataType::kUndefined)
+          kctx.outputs[i] = Tensor(t.dtype, t.shape.concrete());
+      }
+      st = schema->reference(kctx);
+      if (!st.ok()) return st.withContext("constant folding");
+      outs = std::move(kctx.outputs);
+    }
+    bool ok = true;
+    for (size_t i = 0; i < n->outputs.size(); ++i)
+      if (n->outputs[i] && (i >= outs.size() || !outs[i].defined())) ok = false;
+    if (!ok) continue;
+    for (size_t i = 0; i < n->outputs.size(); ++i) {
+      Value* v = n->outputs[i];
+      if (!v) continue;
+      // Tensors that share storage with another constant are copied: plan weights are per value.
+      v->constant = std::make_shared<Tensor>(outs[i].clone());
+      v->type = v->constant->type();
+    }
+    log(Severity::kVerbose, "folded ", n->describe());
+    g.removeNode(n);
+    ++folded;
+  }
+  return folded;
+}
+
+// Removes nodes none of whose outputs is used, repeatedly; returns how many.
+size_t removeDeadNodes(Graph& g) {
+  size_t removed = 0;
+  for (bool again = true; again;) {
+    again = false;
+    std::vector<Node*> dead;
+    for (const auto& n : g.nodes()) {
+      bool used = false;
+      for (Value* v : n->outputs)
+        if (v && (!v->consumers.empty() || v->is_graph_output)) used = true;
+      if (!used) dead.push_back(n.get());
+    }
+    for (Node* n : dead) g.removeNode(n);
+    removed += dead.size();
+    again = !dead.empty();
+  }
+  return removed;
+}
+
+std::string typesKey(const std::vector<TensorType>& ts) {
+  std::string s;
+  for (const auto& t : ts) s += t.toString() + ";";
+  return s;
+}
+
+std::string attrsKey(const Node& n) {
+  std::string s;
+  for (const auto& [k, a] : n.attrs) s += k + "=" + a.toString() + ";";
+  return s;
+}
+
+}  // namespace
+
+std::string BuildReport::toString() const {
+  std::ostringstream os;
+  os << "nodes: " << nodes_in << " in, " << nodes_folded << " folded, " << nodes_removed << " dead, " << nodes_out
+     << " in the plan (" << host_nodes << " host shape nodes, " << fallback_nodes << " on CPU fallback)\n";
+  os << "weights: " << weight_bytes << " bytes\n";
+  os << "tactics:";
+  for (const auto& [k, v] : tactics) os << " " << k << "x" << v;
+  os << "\ntimed " << tactics_timed << " nodes (" << timing_cache_hits << " timing-cache hits)\n";
+  auto mb = [](size_t b) { return static_cast<double>(b) / (1 << 20); };
+  char buf[256];
+  std::snprintf(buf, sizeof(buf),
+                "activations: arena %.2f MiB, sum of tensors %.2f MiB, peak live %.2f MiB (arena/peak %.3f), "
+                "%zu tensors, %zu aliases, workspace %.2f MiB\n",
+                mb(memory.arena_bytes), mb(memory.sum_tensor_bytes), mb(memory.peak_live_bytes),
+                memory.peak_live_bytes ? static_cast<double>(memory.arena_bytes) / memory.peak_live_bytes : 1.0,
+                memory.num_tensors, memory.num_aliases, mb(memory.workspace_bytes));
+  os << buf << "build time: " << build_ms << " ms\n";
+  return os.str();
+}
+
+Status Plan::save(const std::string& path) const {
+  std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  FILE* f = std::fopen(tmp.c_str(), "wb");
+  if (!f) return makeError(StatusCode::kIoError, "cannot write plan '", tmp, "'");
+  size_t w = bytes_.empty() ? 0 : std::fwrite(bytes_.data(), 1, bytes_.size(), f);
+  bool ok = w == bytes_.size() && std::fflush(f) == 0 && ::fsync(::fileno(f)) == 0;
+  ok = std::fclose(f) == 0 && ok;
+  if (!ok) {
+    std::remove(tmp.c_str());
+    return makeError(StatusCode::kIoError, "writing plan '", tmp, "' failed (disk full?)");
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    std::remove(tmp.c_str());
+    return makeError(StatusCode::kIoError, "cannot rename '", tmp, "' to '", path, "'");
+  }
+  return Status::Ok();
+}
+
+Result<Plan> build(const Graph& input, const BuildOptions& opt) {
+  auto t0 = std::chrono::steady_clock::now();
+  BuildLog log(opt.logger);
+  BuildReport report;
+  auto progress = [&](size_t done, size_t total, const std::string& stage) {
+    if (opt.progress) opt.progress(done, total, stage);
+  };
+  RJ_ASSIGN_OR_RETURN(std::unique_ptr<backend::Backend> dev, backend::createBackend(opt.device, opt.device_index));
+  std::unique_ptr<backend::Backend> cpu = backend::createCpuBackend();
+  log(Severity::kInfo, "building for ", deviceKindName(opt.device), " (", dev->device().name, "), ",
+      precisionName(opt.precision));
+
+  progress(0, 1, "copy graph");
+  RJ_ASSIGN_OR_RETURN(std::unique_ptr<Graph> g, plan::cloneGraph(input));
+  report.nodes_in = g->nodes().size();
+  for (const Value* v : g->inputs)
+    if (v->constant) return makeError(StatusCode::kInvalidModel, "input '", v->name, "' is also an initializer");
+
+  std::vector<ShapeProfile> profiles;
+  RJ_RETURN_IF_ERROR(resolveProfiles(*g, opt, &profiles, log));
+  specializeStaticInputs(*g, profiles);
+  RJ_RETURN_IF_ERROR(g->inferShapes());
+
+  if (opt.precision == Precision::kFP16) {
+    progress(0, 1, "fp16");
+    RJ_RETURN_IF_ERROR(lowerToFp16(*g, log));
+  }
+  if (opt.fold_constants) {
+    progress(0, 1, "fold constants");
+    for (int round = 0; round < 4; ++round) {
+      RJ_ASSIGN_OR_RETURN(size_t f, foldConstants(*g, log));
+      report.nodes_folded += f;
+      report.nodes_removed += removeDeadNodes(*g);
+      RJ_RETURN_IF_ERROR(g->inferShapes());
+      if (f == 0) break;
+    }
+  } else {
+    report.nodes_removed += removeDeadNodes(*g);
+  }
+  RJ_RETURN_IF_ERROR(g->verify());
+
+  // ---- placement ----
+  RJ_ASSIGN_OR_RETURN(std::vector<Node*> order, g->topoOrder());
+  std::set<const Value*> host_values;
+  for (const auto& v : g->values())
+    if (v->constant) host_values.insert(v.get());
+  std::vector<Placement> placement(order.size(), Placement::kDevice);
+  std::vector<std::string> unsupported;
+  for (size_t pos = 0; pos < order.size(); ++pos) {
+    const Node& n = *order[pos];
+    progress(pos, order.size(), "placement");
+    bool shape_op = (n.op_type == "Shape" || n.op_type == "Size") && n.inputs.size() == 1 && n.inputs[0] &&
+                    n.inputs[0]->type.shape.rank_known;
+    bool host_inputs = !n.inputs.empty();
+    for (const Value* v : n.inputs)
+      if (v && !host_values.count(v)) host_inputs = false;
+    bool small_int = true;
+    for (const Value* v : n.outputs)
+      if (v && (isFloatType(v->type.dtype) || !v->type.shape.rank_known || v->type.shape.rank() > 1)) small_int = false;
+    if (shape_op || (host_inputs && small_int && !isRandomOp(n.op_type))) {
+      placement[pos] = Placement::kHost;
+      for (const Value* v : n.outputs)
+        if (v) host_values.insert(v);
+      ++report.host_nodes;
+      continue;
+    }
+    std::vector<TensorType> in_t, out_t;
+    for (const Value* v : n.inputs) in_t.push_back(v ? v->type : TensorType{});
+    for (const Value* v : n.outputs) out_t.push_back(v ? v->type : TensorType{});
+    Status s = dev->supports(n, in_t, out_t);
+    if (s.ok()) continue;
+    if (opt.allow_cpu_fallback && dev->kind() != DeviceKind::kCpu && cpu->supports(n, in_t, out_t).ok()) {
+      placement[pos] = Placement::kCpuFallback;
+      ++report.fallback_nodes;
+      log(Severity::kWarning, "CPU fallback: ", s.message());
+      continue;
+    }
+    unsupported.push_back(s.message());
+  }
+  if (!unsupported.empty()) {
+    std::string msg = std::to_string(unsupported.size()) + " node(s) cannot run on " + deviceKindName(opt.device) +
+                      (opt.device != DeviceKind::kCpu ? " (allow CPU fallback to run them on the host)" : "") + ":";
+    for (size_t i = 0; i < unsupported.size() && i < 40; ++i) msg += "\n  " + unsupported[i];
+    if (unsupported.size() > 40) msg += "\n  ... and " + std::to_string(unsupported.size() - 40) + " more";
+    return Status(StatusCode::kUnsupported, msg);
+  }
+  // Aliases: the input lives in the arena (produced by a kernel or another alias) and the output
+  // is not handed to the user.
+  {
+    std::set<const Value*> arena_values;
+    for (size_t pos = 0; pos < order.size(); ++pos) {
+      const Node& n = *order[pos];
+      if (placement[pos] == Placement::kHost) continue;
+      if (backend::isAliasOp(n.op_type) && n.inputs.size() >= 1 && n.inputs[0] && n.outputs.size() == 1 &&
+          n.outputs[0] && !n.outputs[0]->is_graph_output && arena_values.count(n.inputs[0]) &&
+          n.inputs[0]->type.dtype == n.outputs[0]->type.dtype)
+        placement[pos] = Placement::kAlias;
+      for (const Value* v : n.outputs)
+        if (v && !v->is_graph_output) arena_values.insert(v);
+    }
+  }
+
+  std::vector<const Node*> corder(order.begin(), order.end());
+  RJ_ASSIGN_OR_RETURN(runtime::Program prog, runtime::Program::make(*g, corder, placement));
+  auto dimsFor = [&](bool max) {
+    std::vector<std::vector<int64_t>> dims;
+    for (const Value* v : g->inputs) {
+      const ShapeProfile* p = nullptr;
+      for (const auto& q : profiles)
+        if (q.input == v->name) p = &q;
+      dims.push_back(p ? (max ? p->max : p->opt) : v->type.shape.concrete());
+    }
+    return dims;
+  };
+  RJ_ASSIGN_OR_RETURN(runtime::Resolved at_max, runtime::resolveShapes(prog, dimsFor(true)));
+  RJ_ASSIGN_OR_RETURN(runtime::Resolved at_opt, runtime::resolveShapes(prog, dimsFor(false)));
+  if (at_max.dynamic && opt.device != DeviceKind::kCpu)
+    return makeError(StatusCode::kUnsupported, "the graph has data-dependent shapes, which ",
+                     deviceKindName(opt.device), " engines do not support yet: ", at_max.dynamic_reason);
+
+  // ---- tactics ----
+  builder::TimingCache cache;
+  if (!opt.timing_cache_path.empty()) {
+    Status st = cache.load(opt.timing_cache_path);
+    if (!st.ok()) log(Severity::kWarning, st.message(), " (starting an empty timing cache)");
+  }
+  std::vector<plan::NodeExec> exec(order.size());
+  std::map<const Node*, uint32_t> node_index;
+  for (size_t i = 0; i < g->nodes().size(); ++i) node_index[g->nodes()[i].get()] = static_cast<uint32_t>(i);
+  size_t max_ws = 0;
+  for (size_t pos = 0; pos < order.size(); ++pos) {
+    const Node& n = *order[pos];
+    progress(pos, order.size(), "tactics");
+    plan::NodeExec& e = exec[pos];
+    e.node_index = node_index.at(&n);
+    e.placement = placement[pos];
+    if (placement[pos] == Placement::kHost || placement[pos] == Placement::kAlias) {
+      e.tactic.name = placement[pos] == Placement::kHost ? "host.reference" : "alias";
+      ++report.tactics[e.tactic.name];
+      continue;
+    }
+    backend::Backend& be = placement[pos] == Placement::kCpuFallback ? *cpu : *dev;
+    std::vector<TensorType> in_t, out_t;
+    backend::RunArgs args;
+    for (const Value* v : n.inputs) {
+      backend::TensorRef r;
+      if (v) {
+        const auto& s = at_opt.values[prog.indexOf(v)];
+        in_t.push_back(TensorType{s.dtype, Shape::fromDims(s.dims)});
+        r.dtype = s.dtype;
+        r.dims = s.dims;
+        r.host = s.host.get();
+      } else {
+        in_t.emplace_back();
+      }
+      args.inputs.push_back(r);
+    }
+    for (const Value* v : n.outputs) {
+      backend::TensorRef r;
+      if (v) {
+        const auto& s = at_opt.values[prog.indexOf(v)];
+        out_t.push_back(TensorType{s.dtype, Shape::fromDims(s.dims)});
+        r.dtype = s.dtype;
+        r.dims = s.dims;
+      } else {
+        out_t.emplace_back();
+      }
+      args.outputs.push_back(r);
+    }
+    std::vector<backend::Tactic> cands = be.tactics(n, in_t, out_t);
+    if (cands.empty()) return makeError(StatusCode::kUnsupported, n.describe(), ": the backend offers no kernel");
+    backend::Tactic chosen = cands[0];
+    if (cands.size() > 1 && !at_opt.dynamic) {
+      std::string key = be.device().name + "|" + n.op_type + "|" + typesKey(in_t) + "|" + attrsKey(n);
+      if (const auto* hit = cache.find(key)) {
+        for (const auto& c : cands)
+          if (c.name == hit->tactic.name && c.id == hit->tactic.id) chosen = c, e.time_ms = hit->ms;
+        ++report.timing_cache_hits;
+      } else {
+        // Time every candidate on device buffers of the opt shapes (weights are the real ones).
+        std::vector<void*> bufs;
+        auto freeAll = [&] {
+          be.synchronize(nullptr).ok();
+          for (void* p : bufs) be.release(p);
+        };
+        Status st;
+        std::vector<const Tensor*> consts;
+        for (size_t i = 0; i < n.inputs.size() && st.ok(); ++i) {
+          const Value* v = n.inputs[i];
+          consts.push_back(v && v->constant ? v->constant.get() : nullptr);
+          if (!v) continue;
+          auto p = be.allocate(std::max<size_t>(args.inputs[i].nbytes(), 1));
+          if (!p.ok()) { st = p.status(); break; }
+          bufs.push_back(*p);
+          args.inputs[i].data = *p;
+          const Tensor* host = args.inputs[i].host;
+          if (host && host->nbytes()) st = be.copy(*p, host->raw(), host->nbytes(), backend::Backend::Copy::kHostToDevice, nullptr);
+          else st = be.memset(*p, 0, args.inputs[i].nbytes(), nullptr);
+        }
+        for (size_t i = 0; i < n.outputs.size() && st.ok(); ++i) {
+          if (!n.outputs[i]) continue;
+          auto p = be.allocate(std::max<size_t>(args.outputs[i].nbytes(), 1));
+          if (!p.ok()) { st = p.status(); break; }
+          bufs.push_back(*p);
+          args.outputs[i].data = *p;
+        }
+        double best = 1e30;
+        for (const auto& c : cands) {
+          if (!st.ok()) break;
+          auto k = be.createKernel(n, c);
+          if (!k.ok()) continue;
+          if (!(*k)->prepare(consts).ok()) continue;
+          size_t ws = (*k)->workspaceBytes(args);
+          if (ws > opt.max_workspace_bytes) continue;
+          void* wsp = nullptr;
+          if (ws) {
+            auto p = be.allocate(ws);
+            if (!p.ok()) continue;
+            wsp = *p;
+          }
+          backend::RunArgs a = args;
+          a.workspace = wsp;
+          a.workspace_bytes = ws;
+          auto ms = be.timeMs([&](void* s) { a.stream = s; return (*k)->run(a); }, opt.timing_iterations, nullptr);
+          if (wsp) { be.synchronize(nullptr).ok(); be.release(wsp); }
+          log(Severity::kVerbose, n.describe(), ": ", c.name, "#", c.id, " ",
+              ms.ok() ? std::to_string(*ms) + " ms" : ms.status().message());
+          if (ms.ok() && *ms < best) best = *ms, chosen = c;
+        }
+        freeAll();
+        RJ_RETURN_IF_ERROR(st);
+        if (best < 1e30) {
+          e.time_ms = best;
+          cache.put(key, chosen, best);
+        }
+        ++report.tactics_timed;
+      }
+    }
+    e.tactic = chosen;
+    ++report.tactics[chosen.name];
+    // Workspace at the max shapes.
+    if (!at_max.dynamic) {
+      auto k = be.createKernel(n, chosen);
+      if (!k.ok()) return k.status();
+      backend::RunArgs amax;
+      for (const Value* v : n.inputs) {
+        backend::TensorRef r;
+        if (v) {
+          const auto& s = at_max.values[prog.indexOf(v)];
+          r.dtype = s.dtype, r.dims = s.dims, r.host = s.host.get();
+        }
+        amax.inputs.push_back(r);
+      }
+      for (const Value* v : n.outputs) {
+        backend::TensorRef r;
+        if (v) {
+          const auto& s = at_max.values[prog.indexOf(v)];
+          r.dtype = s.dtype, r.dims = s.dims;
+        }
+        amax.outputs.push_back(r);
+      }
+      max_ws = std::max(max_ws, (*k)->workspaceBytes(amax));
+    }
+  }
+  if (!opt.timing_cache_path.empty() && report.tactics_timed > 0) {
+    Status st = cache.save(opt.timing_cache_path);
+    if (!st.ok()) log(Severity::kWarning, st.message());
+  }
+
+  // ---- memory plan at max shapes ----
+  plan::PlanContents pc;
+  pc.memory.value_offsets.assign(prog.values.size(), -1);
+  if (!at_max.dynamic) {
+    RJ_ASSIGN_OR_RETURN(runtime::ActivationLayout layout, runtime::layoutActivations(prog, at_max));
+    RJ_RETURN_IF_ERROR(builder::verifyMemoryPlan(layout.requests, layout.plan));
+    report.memory = layout.report;
+    pc.memory.value_offsets = layout.offset;
+  } else {
+    log(Severity::kInfo, "data-dependent shapes (", at_max.dynamic_reason, "): memory is allocated per run");
+  }
+  report.memory.workspace_bytes = max_ws;
+  pc.memory.report = report.memory;
+
+  pc.meta.ramjet_version = RAMJET_VERSION;
+  pc.meta.device = opt.device;
+  pc.meta.precision = opt.precision;
+  pc.meta.device_info = dev->device();
+  pc.meta.profiles = profiles;
+  pc.meta.allow_cpu_fallback = opt.allow_cpu_fallback;
+  pc.meta.created_unix = static_cast<int64_t>(std::time(nullptr));
+  pc.exec = std::move(exec);
+  report.nodes_out = order.size();
+  report.weight_bytes = g->weightBytes();
+  pc.graph = std::move(g);
+  progress(1, 1, "encode");
+  std::vector<uint8_t> bytes = plan::encode(pc);
+  report.build_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  log(Severity::kInfo, "plan: ", bytes.size(), " bytes\n", report.toString());
+  return Plan(std::move(bytes), std::move(report));
+}
+
+}  // namespace ramjet

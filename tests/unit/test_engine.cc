@@ -1,0 +1,237 @@
+// build -> save -> load -> infer on the CPU backend, checked against the reference interpreter.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <random>
+
+#include "backends/cpu/reference/interpreter.h"
+#include "ramjet/engine.h"
+#include "ramjet/graph.h"
+
+using namespace ramjet;
+
+namespace {
+
+std::string tmpPath(const std::string& name) {
+  return "/tmp/ramjet_test_" + std::to_string(::getpid()) + "_" + name;
+}
+
+Tensor randomFloat(std::vector<int64_t> dims, uint32_t seed) {
+  Tensor t(DataType::kFloat32, dims);
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> u(-1.f, 1.f);
+  for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = u(rng);
+  return t;
+}
+
+Result<Graph> tinyCnn() { return importOnnx(std::string(RAMJET_SOURCE_DIR) + "/models/tiny_cnn.onnx"); }
+
+// x[b,6] -> a = x + x -> r = Reshape(a, Shape(x)) (alias) -> y = r + c; plus s = Shape(x) as output.
+Graph dynamicGraph() {
+  Graph g;
+  g.name = "dyn";
+  Value* x = g.addValue("x");
+  x->type = TensorType{DataType::kFloat32, Shape({Dim::symbolic("b"), Dim(6)})};
+  x->is_graph_input = true;
+  g.inputs.push_back(x);
+  Value* c = g.addValue("c");
+  c->constant = std::make_shared<Tensor>(randomFloat({6}, 7));
+  c->type = c->constant->type();
+  Value* a = g.addValue("a");
+  Value* s = g.addValue("s");
+  Value* r = g.addValue("r");
+  Value* y = g.addValue("y");
+  g.addNode("Add", "add0", {x, x}, {a});
+  g.addNode("Shape", "shape0", {x}, {s});
+  g.addNode("Reshape", "reshape0", {a, s}, {r});
+  g.addNode("Add", "add1", {r, c}, {y});
+  y->is_graph_output = true;
+  s->is_graph_output = true;
+  g.outputs = {y, s};
+  Status st = g.inferShapes();
+  EXPECT_TRUE(st.ok()) << st.toString();
+  return g;
+}
+
+void expectSame(const std::vector<Tensor>& got, const std::vector<Tensor>& want, double atol = 1e-6) {
+  ASSERT_EQ(got.size(), want.size());
+  for (size_t i = 0; i < got.size(); ++i) {
+    CompareResult c = compareTensors(got[i], want[i], atol, 1e-5);
+    EXPECT_TRUE(c.shape_match && c.dtype_match) << "output " << i << ": " << c.toString();
+    EXPECT_EQ(c.mismatches, 0) << "output " << i << ": " << c.toString();
+  }
+}
+
+}  // namespace
+
+TEST(Engine, TinyCnnRoundTripMatchesReferenceAcrossBatches) {
+  auto g = tinyCnn();
+  ASSERT_TRUE(g.ok()) << g.status().toString();
+  BuildOptions opt;
+  opt.device = DeviceKind::kCpu;
+  opt.profiles = {{"images", {1, 3, 32, 32}, {2, 3, 32, 32}, {4, 3, 32, 32}}};
+  auto plan = build(*g, opt);
+  ASSERT_TRUE(plan.ok()) << plan.status().toString();
+  const MemoryReport& m = plan->report().memory;
+  EXPECT_GT(m.num_tensors, 0u);
+  EXPECT_LE(m.arena_bytes, m.sum_tensor_bytes);
+  EXPECT_GE(m.arena_bytes, m.peak_live_bytes);
+  std::string path = tmpPath("tiny.plan");
+  ASSERT_TRUE(plan->save(path).ok());
+  auto engine = Engine::load(path);
+  ASSERT_TRUE(engine.ok()) << engine.status().toString();
+  EXPECT_EQ((*engine)->info().device, DeviceKind::kCpu);
+  auto ctx = (*engine)->createContext();
+  ASSERT_TRUE(ctx.ok());
+  for (int64_t b : {1, 3, 4, 2}) {
+    Tensor x = randomFloat({b, 3, 32, 32}, static_cast<uint32_t>(b));
+    auto got = (*ctx)->infer({{"images", x}});
+    ASSERT_TRUE(got.ok()) << got.status().toString();
+    auto want = reference::run(*g, {{"images", x}});
+    ASSERT_TRUE(want.ok());
+    expectSame(*got, *want);
+  }
+  // Outside the profile: a clear error.
+  auto bad = (*ctx)->infer({{"images", randomFloat({5, 3, 32, 32}, 1)}});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("profile"), std::string::npos) << bad.status().message();
+  std::remove(path.c_str());
+}
+
+TEST(Engine, ContextsShareOneEngine) {
+  auto g = tinyCnn();
+  ASSERT_TRUE(g.ok());
+  BuildOptions opt;
+  opt.profiles = {{"images", {2, 3, 32, 32}, {2, 3, 32, 32}, {2, 3, 32, 32}}};
+  auto plan = build(*g, opt);
+  ASSERT_TRUE(plan.ok()) << plan.status().toString();
+  auto engine = Engine::loadFromMemory(plan->bytes().data(), plan->bytes().size());
+  ASSERT_TRUE(engine.ok()) << engine.status().toString();
+  auto c1 = (*engine)->createContext();
+  auto c2 = (*engine)->createContext();
+  ASSERT_TRUE(c1.ok() && c2.ok());
+  Tensor x1 = randomFloat({2, 3, 32, 32}, 11), x2 = randomFloat({2, 3, 32, 32}, 12);
+  auto r1 = (*c1)->infer({{"images", x1}});
+  auto r2 = (*c2)->infer({{"images", x2}});
+  auto r1b = (*c1)->infer({{"images", x1}});
+  ASSERT_TRUE(r1.ok() && r2.ok() && r1b.ok());
+  expectSame(*r1, *reference::run(*g, {{"images", x1}}));
+  expectSame(*r2, *reference::run(*g, {{"images", x2}}));
+  expectSame(*r1b, *r1, 0);
+}
+
+TEST(Engine, EnqueueWithBoundAddressesAndErrors) {
+  auto g = tinyCnn();
+  ASSERT_TRUE(g.ok());
+  BuildOptions opt;
+  opt.profiles = {{"images", {1, 3, 32, 32}, {1, 3, 32, 32}, {3, 3, 32, 32}}};
+  auto plan = build(*g, opt);
+  ASSERT_TRUE(plan.ok()) << plan.status().toString();
+  auto engine = Engine::loadFromMemory(plan->bytes().data(), plan->bytes().size());
+  ASSERT_TRUE(engine.ok());
+  auto ctx = (*engine)->createContext().value();
+  ASSERT_TRUE(ctx->setInputShape("images", {3, 3, 32, 32}).ok());
+  auto oshape = ctx->tensorShape("probs");
+  ASSERT_TRUE(oshape.ok()) << oshape.status().toString();
+  EXPECT_EQ(*oshape, (std::vector<int64_t>{3, 10}));
+  Tensor x = randomFloat({3, 3, 32, 32}, 5);
+  Tensor y(DataType::kFloat32, *oshape);
+  ASSERT_TRUE(ctx->setTensorAddress("images", x.raw()).ok());
+  Status missing = ctx->enqueue(nullptr);
+  ASSERT_FALSE(missing.ok());
+  EXPECT_NE(missing.message().find("probs"), std::string::npos) << missing.message();
+  ASSERT_TRUE(ctx->setTensorAddress("probs", y.raw()).ok());
+  ASSERT_TRUE(ctx->enqueue(nullptr).ok());
+  expectSame({y}, *reference::run(*g, {{"images", x}}));
+
+  EXPECT_FALSE(ctx->setTensorAddress("nope", y.raw()).ok());
+  Status s = ctx->setInputShape("images", {3, 3, 31, 32});
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("images"), std::string::npos);
+  auto r = ctx->infer({});
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("missing input 'images'"), std::string::npos) << r.status().message();
+}
+
+TEST(Engine, DynamicShapeArithmeticHostNodesAndAliases) {
+  Graph g = dynamicGraph();
+  BuildOptions opt;
+  opt.profiles = {{"x", {1, 6}, {2, 6}, {8, 6}}};
+  auto plan = build(g, opt);
+  ASSERT_TRUE(plan.ok()) << plan.status().toString();
+  EXPECT_EQ(plan->report().host_nodes, 1u);                // Shape runs on the host per signature
+  EXPECT_EQ(plan->report().memory.num_aliases, 1u);        // Reshape shares its input's buffer
+  auto engine = Engine::loadFromMemory(plan->bytes().data(), plan->bytes().size());
+  ASSERT_TRUE(engine.ok()) << engine.status().toString();
+  auto ctx = (*engine)->createContext().value();
+  for (int64_t b : {1, 5, 8}) {
+    Tensor x = randomFloat({b, 6}, 3);
+    auto got = ctx->infer({{"x", x}});
+    ASSERT_TRUE(got.ok()) << got.status().toString();
+    expectSame(*got, *reference::run(g, {{"x", x}}));
+  }
+}
+
+TEST(Engine, StaticBuildFoldsShapeArithmetic) {
+  Graph g = dynamicGraph();
+  BuildOptions opt;
+  opt.profiles = {{"x", {3, 6}, {3, 6}, {3, 6}}};
+  auto plan = build(g, opt);
+  ASSERT_TRUE(plan.ok()) << plan.status().toString();
+  EXPECT_EQ(plan->report().host_nodes, 0u);
+  EXPECT_GE(plan->report().nodes_folded, 1u);
+  auto engine = Engine::loadFromMemory(plan->bytes().data(), plan->bytes().size());
+  ASSERT_TRUE(engine.ok()) << engine.status().toString();
+  Tensor x = randomFloat({3, 6}, 9);
+  auto got = (*(*engine)->createContext())->infer({{"x", x}});
+  ASSERT_TRUE(got.ok()) << got.status().toString();
+  expectSame(*got, *reference::run(g, {{"x", x}}));
+}
+
+TEST(Engine, Fp16BuildOnCpuStaysClose) {
+  auto g = tinyCnn();
+  ASSERT_TRUE(g.ok());
+  BuildOptions opt;
+  opt.precision = Precision::kFP16;
+  opt.profiles = {{"images", {2, 3, 32, 32}, {2, 3, 32, 32}, {2, 3, 32, 32}}};
+  auto plan = build(*g, opt);
+  ASSERT_TRUE(plan.ok()) << plan.status().toString();
+  EXPECT_LT(plan->report().weight_bytes, g->weightBytes() * 0.6);
+  auto engine = Engine::loadFromMemory(plan->bytes().data(), plan->bytes().size());
+  ASSERT_TRUE(engine.ok()) << engine.status().toString();
+  EXPECT_EQ((*engine)->outputs()[0].dtype, DataType::kFloat32);
+  Tensor x = randomFloat({2, 3, 32, 32}, 21);
+  auto got = (*(*engine)->createContext())->infer({{"images", x}});
+  ASSERT_TRUE(got.ok()) << got.status().toString();
+  auto want = reference::run(*g, {{"images", x}});
+  CompareResult c = compareTensors((*got)[0], (*want)[0], 2e-2, 2e-2);
+  EXPECT_EQ(c.mismatches, 0) << c.toString();
+  EXPECT_GT(c.cosine, 0.999) << c.toString();
+}
+
+TEST(Engine, BadProfilesAreRejected) {
+  auto g = tinyCnn();
+  ASSERT_TRUE(g.ok());
+  BuildOptions opt;
+  opt.profiles = {{"nope", {1}, {1}, {1}}};
+  auto p = build(*g, opt);
+  ASSERT_FALSE(p.ok());
+  EXPECT_NE(p.status().message().find("'nope'"), std::string::npos);
+  opt.profiles = {{"images", {4, 3, 32, 32}, {2, 3, 32, 32}, {8, 3, 32, 32}}};
+  p = build(*g, opt);
+  ASSERT_FALSE(p.ok());
+  EXPECT_NE(p.status().message().find("min <= opt <= max"), std::string::npos) << p.status().message();
+  opt.profiles = {{"images", {1, 3, 32, 32}, {1, 3, 32, 32}, {1, 4, 32, 32}}};
+  p = build(*g, opt);
+  ASSERT_FALSE(p.ok());
+}
+
+TEST(Engine, CudaBuildWithoutBackendFailsClearly) {
+  auto g = tinyCnn();
+  ASSERT_TRUE(g.ok());
+  BuildOptions opt;
+  opt.device = DeviceKind::kCuda;
+  auto p = build(*g, opt);
+  if (p.ok()) GTEST_SKIP() << "a CUDA backend is registered in this process";
+  EXPECT_NE(p.status().message().find("cuda"), std::string::npos) << p.status().message();
+}

@@ -1,0 +1,154 @@
+// `ramjet build model.onnx -o model.plan`: import, optimize, pick kernels, plan memory, write the plan.
+#include <unistd.h>
+
+#include <iostream>
+#include <map>
+
+#include "commands.h"
+#include "ramjet/engine.h"
+#include "ramjet/graph.h"
+
+namespace ramjet::cli {
+
+void registerBackends() {
+#ifdef RAMJET_CUDA_BACKEND_READY
+  static bool done = false;
+  if (!done) {
+    done = true;
+    Status st = registerCudaBackend();
+    (void)st;  // no GPU: CUDA builds/plans then fail with the backend's own message
+  }
+#endif
+}
+
+bool parseProfiles(const std::vector<std::string>& shapes, const std::vector<std::string>& min,
+                   const std::vector<std::string>& opt, const std::vector<std::string>& max,
+                   std::vector<ShapeProfile>* out, std::string* err) {
+  std::map<std::string, std::vector<int64_t>> s, mn, op, mx;
+  if (!parseShapeSpecs(shapes, &s, err) || !parseShapeSpecs(min, &mn, err) || !parseShapeSpecs(opt, &op, err) ||
+      !parseShapeSpecs(max, &mx, err))
+    return false;
+  std::map<std::string, ShapeProfile> profiles;
+  for (const auto& [name, d] : s) profiles[name] = ShapeProfile{name, d, d, d};
+  for (auto* m : {&mn, &op, &mx})
+    for (const auto& [name, d] : *m) {
+      if (s.count(name)) {
+        *err = "input '" + name + "' has both --shapes and --min/--opt/--max-shapes";
+        return false;
+      }
+      profiles[name].input = name;
+    }
+  for (auto& [name, p] : profiles) {
+    if (s.count(name)) continue;
+    if (!mn.count(name) || !mx.count(name)) {
+      *err = "input '" + name + "' needs both --min-shapes and --max-shapes (and optionally --opt-shapes)";
+      return false;
+    }
+    p.min = mn[name];
+    p.max = mx[name];
+    p.opt = op.count(name) ? op[name] : mx[name];
+  }
+  for (auto& [name, p] : profiles) out->push_back(p);
+  return true;
+}
+
+namespace {
+
+class ProgressBar {
+ public:
+  explicit ProgressBar(bool enabled) : on_(enabled && ::isatty(2)) {}
+  void operator()(size_t done, size_t total, const std::string& stage) {
+    if (!on_) return;
+    if (stage != stage_) {
+      if (!stage_.empty()) std::cerr << "\n";
+      stage_ = stage;
+    }
+    std::cerr << "\r  " << stage << ": " << done << "/" << total << std::flush;
+  }
+  ~ProgressBar() {
+    if (on_ && !stage_.empty()) std::cerr << "\n";
+  }
+
+ private:
+  bool on_;
+  std::string stage_;
+};
+
+}  // namespace
+
+int engineRun(const Graph& g, const std::map<std::string, Tensor>& feeds, const std::string& device,
+              std::vector<Tensor>* outs, double* ms, std::string* err) {
+  registerBackends();
+  BuildOptions opt;
+  opt.device = device == "cuda" ? DeviceKind::kCuda : DeviceKind::kCpu;
+  for (const auto& [name, t] : feeds) opt.profiles.push_back(ShapeProfile{name, t.dims(), t.dims(), t.dims()});
+  auto plan = build(g, opt);
+  if (!plan.ok()) return *err = plan.status().message(), 1;
+  auto engine = Engine::loadFromMemory(plan->bytes().data(), plan->bytes().size());
+  if (!engine.ok()) return *err = engine.status().message(), 1;
+  auto ctx = (*engine)->createContext();
+  if (!ctx.ok()) return *err = ctx.status().message(), 1;
+  auto r = (*ctx)->infer(feeds);
+  if (!r.ok()) return *err = r.status().message(), 1;
+  *outs = std::move(*r);
+  *ms = (*ctx)->lastTiming().compute_ms;
+  return 0;
+}
+
+void addBuildCommand(CLI::App& app, Action* action) {
+  struct Opts {
+    std::string model, output, device = "cuda", timing_cache;
+    std::vector<std::string> shapes, min, opt, max;
+    bool fp16 = false, verbose = false, fallback = false, no_fold = false;
+    int device_index = 0;
+  };
+  auto o = std::make_shared<Opts>();
+  auto* cmd = app.add_subcommand("build", "Optimize an ONNX model into a plan file for one device");
+  cmd->add_option("model", o->model, "ONNX model file")->required();
+  cmd->add_option("-o,--output", o->output, "plan file to write")->required();
+  cmd->add_option("--device", o->device, "cuda (default) or cpu")->check(CLI::IsMember({"cuda", "cpu"}));
+  cmd->add_option("--device-index", o->device_index, "GPU ordinal");
+  cmd->add_flag("--fp16", o->fp16, "store weights and compute in FP16 (FP32 accumulation)");
+  cmd->add_option("--shapes", o->shapes, "fixed shapes for inputs with symbolic dims: name:1x3x224x224[,..]");
+  cmd->add_option("--min-shapes", o->min, "dynamic profile minimum: name:1x3x224x224[,..]");
+  cmd->add_option("--opt-shapes", o->opt, "dynamic profile optimum (tactics are timed here)");
+  cmd->add_option("--max-shapes", o->max, "dynamic profile maximum (memory is planned for it)");
+  cmd->add_option("--timing-cache", o->timing_cache, "tactic timing cache file (read and updated)");
+  cmd->add_flag("--allow-cpu-fallback", o->fallback, "run nodes the GPU backend lacks on the CPU");
+  cmd->add_flag("--no-fold", o->no_fold, "skip constant folding");
+  cmd->add_flag("-v,--verbose", o->verbose, "log every build decision");
+  cmd->callback([=] {
+    *action = [=]() -> int {
+      auto fail = [](const std::string& m) {
+        std::cerr << "error: " << m << "\n";
+        return 1;
+      };
+      registerBackends();
+      StderrLogger logger(o->verbose ? Severity::kVerbose : Severity::kWarning);
+      BuildOptions opt;
+      opt.device = o->device == "cuda" ? DeviceKind::kCuda : DeviceKind::kCpu;
+      opt.device_index = o->device_index;
+      opt.precision = o->fp16 ? Precision::kFP16 : Precision::kFP32;
+      opt.timing_cache_path = o->timing_cache;
+      opt.allow_cpu_fallback = o->fallback;
+      opt.fold_constants = !o->no_fold;
+      opt.logger = &logger;
+      std::string err;
+      if (!parseProfiles(o->shapes, o->min, o->opt, o->max, &opt.profiles, &err)) return fail(err);
+      auto g = importOnnx(o->model);
+      if (!g.ok()) return fail(g.status().message());
+      ProgressBar bar(!o->verbose);
+      opt.progress = [&bar](size_t d, size_t t, const std::string& s) { bar(d, t, s); };
+      auto plan = build(*g, opt);
+      if (!plan.ok()) return fail(plan.status().message());
+      Status st = plan->save(o->output);
+      if (!st.ok()) return fail(st.message());
+      std::cout << "wrote " << o->output << " (" << plan->bytes().size() << " bytes; ONNX weights "
+                << g->weightBytes() << " bytes)\n"
+                << plan->report().toString();
+      return 0;
+    };
+  });
+}
+
+}  // namespace ramjet::cli
