@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <functional>
 #include <map>
 #include <memory>
 #include <numeric>
@@ -114,7 +115,7 @@ Result<std::vector<Tensor>> oracle(const std::string& op, const std::vector<Tens
 
 // Max error over all comparisons of a test, printed at the end for the report.
 struct ErrStats {
-  double max_abs = 0, max_rel = 0;
+  double max_abs = 0, max_rel = 0, max_l2rel = 0;  // l2rel = ||got - ref|| / ||ref||
   int compared = 0;
 };
 std::map<std::string, ErrStats>& stats() {
@@ -132,9 +133,19 @@ void expectClose(const Tensor& got, const Tensor& ref, double atol, double rtol,
   bool ok = c.shape_match && c.dtype_match && c.mismatches == 0 && !c.nan_mismatch;
   EXPECT_TRUE(ok) << what << ": " << c.toString() << " got " << got.summary() << " ref "
                   << ref.summary();
-  auto& s = stats()[testName()];
+  auto& s = stats()[testName() + " " + dataTypeName(ref.dtype())];
   if (std::isfinite(c.max_abs)) s.max_abs = std::max(s.max_abs, c.max_abs);
   if (std::isfinite(c.max_rel)) s.max_rel = std::max(s.max_rel, c.max_rel);
+  if (c.shape_match && c.dtype_match && got.numel() > 0) {
+    double num = 0, den = 0;
+    for (int64_t i = 0; i < got.numel(); ++i) {
+      double g = got.getDouble(i), r = ref.getDouble(i);
+      if (!std::isfinite(g) || !std::isfinite(r)) continue;
+      num += (g - r) * (g - r);
+      den += r * r;
+    }
+    if (den > 0) s.max_l2rel = std::max(s.max_l2rel, std::sqrt(num / den));
+  }
   ++s.compared;
 }
 void expectExact(const Tensor& got, const Tensor& ref, const std::string& what) {
@@ -1062,6 +1073,147 @@ TEST_F(CudaKernels, GemmCublasLt) {
   }
 }
 
+// ------------------------------------------------------------------ throughput (informational)
+// Times the bandwidth-bound kernels against a device-to-device copy of the same bytes, and the
+// cuDNN / cuBLASLt paths in TFLOP/s with the fastest of their candidates (the autotuning API in
+// use). Median of 20 event-timed runs after warm-up. Fails only on errors, not on speed.
+double timeMs(const std::function<Status()>& f, int iters = 20) {
+  cudaEvent_t a, b;
+  cudaEventCreate(&a);
+  cudaEventCreate(&b);
+  for (int i = 0; i < 3; ++i) EXPECT_TRUE(f().ok());
+  std::vector<float> ts;
+  for (int i = 0; i < iters; ++i) {
+    cudaEventRecord(a);
+    Status st = f();
+    cudaEventRecord(b);
+    cudaEventSynchronize(b);
+    EXPECT_TRUE(st.ok()) << st.toString();
+    float ms = 0;
+    cudaEventElapsedTime(&ms, a, b);
+    ts.push_back(ms);
+  }
+  cudaEventDestroy(a);
+  cudaEventDestroy(b);
+  std::sort(ts.begin(), ts.end());
+  return ts[ts.size() / 2];
+}
+
+TEST_F(CudaKernels, Throughput) {
+  const DataType h = DataType::kFloat16;
+  std::vector<int64_t> act = {32, 256, 56, 56};  // a ResNet-50 stage-1 activation, batch 32
+  int64_t n = numElements(act);
+  size_t bytes = n * 2;
+  Buf x = upload(randT(h, act)), y = alloc(h, act), z = upload(randT(h, act));
+  Buf bias = upload(randT(h, {256})), chan = upload(randT(h, {1, 256, 1, 1}));
+  auto report = [&](const char* what, double ms, double moved) {
+    std::printf("[perf] %-44s %8.3f ms %8.1f GB/s\n", what, ms, moved / ms / 1e6);
+  };
+  report("memcpy D2D f16 [32,256,56,56]", timeMs([&] {
+           return cudaMemcpyAsync(y->p, x->p, bytes, cudaMemcpyDeviceToDevice) == cudaSuccess
+                      ? Status::Ok() : Status(StatusCode::kDeviceError, "memcpy");
+         }), 2.0 * bytes);
+  report("unary Relu f16", timeMs([&] { return unary(UnaryOp::kRelu, h, x->p, y->p, n, {}, s); }), 2.0 * bytes);
+  report("unary Silu f16", timeMs([&] { return unary(UnaryOp::kSilu, h, x->p, y->p, n, {}, s); }), 2.0 * bytes);
+  report("binary Add f16 same shape", timeMs([&] {
+           return binary(BinaryOp::kAdd, h, x->p, act, z->p, act, y->p, act, s);
+         }), 3.0 * bytes);
+  report("binary Mul f16 [N,C,H,W]x[1,C,1,1]", timeMs([&] {
+           return binary(BinaryOp::kMul, h, x->p, act, chan->p, {1, 256, 1, 1}, y->p, act, s);
+         }), 2.0 * bytes);
+  report("biasActivation Silu f16 NCHW", timeMs([&] {
+           return biasActivation(h, x->p, bias->p, y->p, 32, 256, 56 * 56, UnaryOp::kSilu, {}, s);
+         }), 2.0 * bytes);
+  report("biasActivation Silu f16 NHWC", timeMs([&] {
+           return biasActivation(h, x->p, bias->p, y->p, 32 * 56 * 56, 256, 1, UnaryOp::kSilu, {}, s);
+         }), 2.0 * bytes);
+  report("transpose NCHW->NHWC f16", timeMs([&] { return transpose(2, x->p, act, {0, 2, 3, 1}, y->p, s); }), 2.0 * bytes);
+  report("transpose NHWC->NCHW f16", timeMs([&] { return transpose(2, x->p, {32, 56, 56, 256}, {0, 3, 1, 2}, y->p, s); }), 2.0 * bytes);
+  report("reduce mean HW f16 (GlobalAveragePool)", timeMs([&] { return reduce(ReduceOp::kMean, h, x->p, act, {2, 3}, y->p, s); }), 1.0 * bytes);
+  report("reduce sum over C f16 (axis 1)", timeMs([&] { return reduce(ReduceOp::kSum, h, x->p, act, {1}, y->p, s); }), 1.0 * bytes);
+  report("softmax f16 [32*12*197, 197] (ViT attention)", timeMs([&] { return softmax(h, x->p, 32 * 12 * 197, 197, 1, false, y->p, s); }), 2.0 * 32 * 12 * 197 * 197 * 2);
+  Buf ln_scale = upload(randT(h, {768}));
+  report("layerNorm f16 [64*197, 768]", timeMs([&] {
+           return layerNorm(h, x->p, ln_scale->p, ln_scale->p, y->p, 64 * 197, 768, 1e-5f, nullptr, nullptr, s);
+         }), 2.0 * 64 * 197 * 768 * 2);
+  {
+    PoolParams p;
+    p.n = 32; p.c = 256; p.in[0] = p.in[1] = 56; p.out[0] = p.out[1] = 28;
+    p.kernel[0] = p.kernel[1] = 3; p.stride[0] = p.stride[1] = 2; p.pad_begin[0] = p.pad_begin[1] = 1;
+    p.pad_end[0] = p.pad_end[1] = 1;
+    report("maxPool 3x3/2 f16 NCHW", timeMs([&] { return maxPool(h, x->p, y->p, p, s); }), 1.25 * bytes);
+  }
+  {
+    ResizeParams p;
+    p.mode = ResizeMode::kNearest;
+    p.coord = CoordTransform::kAsymmetric;
+    p.nearest = NearestMode::kFloor;
+    p.scales = {1, 1, 2, 2};
+    std::vector<int64_t> in = {8, 256, 40, 40}, out = {8, 256, 80, 80};
+    report("resize nearest x2 f16 [8,256,40,40]", timeMs([&] { return resize(h, x->p, in, y->p, out, p, s); }),
+           2.0 * (numElements(in) + numElements(out)));
+  }
+
+  // cuDNN: ResNet-50 3x3 conv 64->64 at 56x56, batch 32, FP16 NHWC and NCHW; FP32 (TF32) NCHW.
+  auto cud = CudnnHandle::create();
+  ASSERT_TRUE(cud.ok()) << cud.status().toString();
+  Buf ws = std::make_unique<DevBuf>(size_t(256) << 20);
+  for (auto [dt, layout] : {std::pair{h, Layout::kNHWC}, {h, Layout::kNCHW}, {DataType::kFloat32, Layout::kNCHW}}) {
+    ConvDesc d;
+    d.dtype = dt;
+    d.layout = layout;
+    d.n = 32; d.c = 64; d.k = 64;
+    d.in[0] = d.in[1] = 56;
+    d.kernel[0] = d.kernel[1] = 3;
+    d.pad[0] = d.pad[1] = 1;
+    d.has_bias = true;
+    d.activation = UnaryOp::kRelu;
+    auto conv = CudnnConv::create((*cud)->get(), d);
+    ASSERT_TRUE(conv.ok()) << conv.status().toString();
+    auto algos = (*conv)->candidates(size_t(256) << 20);
+    ASSERT_TRUE(algos.ok()) << algos.status().toString();
+    size_t xe = 32 * 64 * 56 * 56;
+    Buf cx = upload(randT(dt, {static_cast<int64_t>(xe)})), cw = upload(randT(dt, {64 * 64 * 9})),
+        cb = upload(randT(dt, {64})), cy = alloc(dt, {static_cast<int64_t>(xe)});
+    double best = 1e30;
+    std::string best_algo;
+    for (const ConvAlgo& a : *algos) {
+      double ms = timeMs([&] { return (*conv)->run(a, cx->p, cw->p, cb->p, cy->p, ws->p, size_t(256) << 20, s); }, 10);
+      if (ms < best) { best = ms; best_algo = a.toString(); }
+    }
+    double flop = 2.0 * 32 * 64 * 56 * 56 * 64 * 9;
+    std::printf("[perf] conv3x3 64->64 56x56 b32 +bias+relu %s %s: %zu candidates, best %.3f ms = %.1f TFLOP/s (%s, fused=%d)\n",
+                dataTypeName(dt), layout == Layout::kNHWC ? "NHWC" : "NCHW", algos->size(), best,
+                flop / best / 1e9, best_algo.c_str(), (*conv)->fusedActivation());
+  }
+  // cuBLASLt: 4096^3 GEMM FP16 and TF32; ViT-B MLP GEMM [64*197,768]x[768,3072] FP16 + bias + GELU.
+  auto lt = CublasLtHandle::create();
+  ASSERT_TRUE(lt.ok()) << lt.status().toString();
+  struct G { DataType dt; int64_t m, n, k; bool bias; GemmEpilogue epi; const char* what; };
+  for (const G& g : {G{h, 4096, 4096, 4096, false, GemmEpilogue::kNone, "4096^3"},
+                     G{DataType::kFloat32, 4096, 4096, 4096, false, GemmEpilogue::kNone, "4096^3 (TF32)"},
+                     G{h, 64 * 197, 3072, 768, true, GemmEpilogue::kGelu, "ViT MLP fc1 +bias+gelu"}}) {
+    GemmDesc d;
+    d.dtype = g.dt;
+    d.m = g.m; d.n = g.n; d.k = g.k;
+    d.has_bias = g.bias;
+    d.epilogue = g.epi;
+    auto gemm = CublasLtGemm::create((*lt)->get(), d);
+    ASSERT_TRUE(gemm.ok()) << gemm.status().toString();
+    auto algos = (*gemm)->candidates(8, size_t(64) << 20);
+    ASSERT_TRUE(algos.ok()) << algos.status().toString();
+    Buf a = upload(randT(g.dt, {g.m * g.k})), b = upload(randT(g.dt, {g.k * g.n})),
+        bb = upload(randT(g.dt, {g.n})), c = alloc(g.dt, {g.m * g.n});
+    double best = 1e30;
+    for (const GemmAlgo& al : *algos)
+      best = std::min(best, timeMs([&] {
+        return (*gemm)->run(al, a->p, b->p, nullptr, c->p, g.bias ? bb->p : nullptr, 1.f, 0.f, ws->p, size_t(64) << 20, s);
+      }, 10));
+    std::printf("[perf] gemm %s %s: %zu candidates, best %.3f ms = %.1f TFLOP/s\n", g.what,
+                dataTypeName(g.dt), algos->size(), best, 2.0 * g.m * g.n * g.k / best / 1e9);
+  }
+}
+
 // ------------------------------------------------------------------ capture safety
 // The whole kernel sequence of a small block records into a CUDA graph and replays correctly.
 TEST_F(CudaKernels, CudaGraphCapture) {
@@ -1103,8 +1255,8 @@ TEST_F(CudaKernels, DeviceInfo) {
 class StatsPrinter : public ::testing::EmptyTestEventListener {
   void OnTestProgramEnd(const ::testing::UnitTest&) override {
     for (const auto& [name, s] : stats())
-      std::printf("[errors] %-40s comparisons=%4d max_abs=%.3g max_rel=%.3g\n", name.c_str(),
-                  s.compared, s.max_abs, s.max_rel);
+      std::printf("[errors] %-44s comparisons=%4d max_abs=%.3g max_rel=%.3g max_l2rel=%.3g\n",
+                  name.c_str(), s.compared, s.max_abs, s.max_rel, s.max_l2rel);
   }
 };
 struct RegisterPrinter {

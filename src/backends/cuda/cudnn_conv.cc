@@ -166,6 +166,8 @@ Result<size_t> CudnnConv::workspaceSize(const ConvAlgo& algo) const {
   return bytes;
 }
 
+bool CudnnConv::fusedActivation() const { return impl_->act && !impl_->fused_unsupported; }
+
 Status CudnnConv::run(const ConvAlgo& algo, const void* x, const void* w, const void* bias, void* y,
                       void* workspace, size_t workspace_bytes, cudaStream_t stream) const {
   const Impl& im = *impl_;

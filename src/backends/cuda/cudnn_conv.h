@@ -76,6 +76,10 @@ class CudnnConv {
   // y = act(conv(x, w) + bias). workspace must hold algo.workspace bytes. Capture-safe.
   Status run(const ConvAlgo& algo, const void* x, const void* w, const void* bias, void* y,
              void* workspace, size_t workspace_bytes, cudaStream_t stream) const;
+  // True while bias+ReLU go through cudnnConvolutionBiasActivationForward (one kernel); false
+  // when the activation is applied by a separate biasActivation launch (other activations, or
+  // cuDNN refused the fused call once).
+  bool fusedActivation() const;
 
  private:
   CudnnConv() = default;

@@ -206,6 +206,24 @@ template <typename T, bool kCmp>
 __global__ void binarySameKernel(BinaryOp op, const T* a, const T* b, void* out, int64_t n) {
   RJ_GRID_STRIDE_LOOP(i, n) binOne<T, kCmp>(op, a[i], b[i], out, i);
 }
+// Same-shape float arithmetic with 16-byte loads (pointers 16-byte aligned; tail scalar).
+template <typename T>
+__global__ void binarySameVecKernel(BinaryOp op, const T* a, const T* b, T* out, int64_t n) {
+  constexpr int V = 16 / sizeof(T);
+  int64_t nv = n / V;
+  RJ_GRID_STRIDE_LOOP(i, nv) {
+    uint4 ra = reinterpret_cast<const uint4*>(a)[i], rb = reinterpret_cast<const uint4*>(b)[i];
+    T* ea = reinterpret_cast<T*>(&ra);
+    const T* eb = reinterpret_cast<const T*>(&rb);
+#pragma unroll
+    for (int j = 0; j < V; ++j) ea[j] = fromF<T>(binArith<float>(op, toF(ea[j]), toF(eb[j])));
+    reinterpret_cast<uint4*>(out)[i] = ra;
+  }
+  for (int64_t i = nv * V + blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
+       i += (int64_t)blockDim.x * gridDim.x)
+    out[i] = fromF<T>(binArith<float>(op, toF(a[i]), toF(b[i])));
+}
+
 template <typename T, bool kCmp>
 __global__ void binaryBcastKernel(BinaryOp op, const T* a, const T* b, void* out, int64_t n, int r,
                                   Idx8 dims, Idx8 sa, Idx8 sb) {
@@ -237,6 +255,26 @@ __global__ void biasActKernel(const T* x, const T* bias, T* y, int64_t n, int64_
     float v = toF(x[i]);
     if (bias) v += toF(bias[(i / inner) % channels]);
     y[i] = fromF<T>(applyUnary(op, v, a, b));
+  }
+}
+
+// 16-byte vectors; each element still finds its own channel (works for NCHW and NHWC).
+template <typename T>
+__global__ void biasActVecKernel(const T* x, const T* bias, T* y, int64_t n, int64_t channels,
+                                 int64_t inner, UnaryOp op, float a, float b) {
+  constexpr int V = 16 / sizeof(T);
+  int64_t nv = n / V;
+  RJ_GRID_STRIDE_LOOP(i, nv) {
+    uint4 raw = reinterpret_cast<const uint4*>(x)[i];
+    T* e = reinterpret_cast<T*>(&raw);
+    int64_t c0 = (i * V / inner) % channels;
+#pragma unroll
+    for (int j = 0; j < V; ++j) {
+      float v = toF(e[j]);
+      if (bias) v += toF(bias[inner == 1 ? (c0 + j) % channels : c0]);
+      e[j] = fromF<T>(applyUnary(op, v, a, b));
+    }
+    reinterpret_cast<uint4*>(y)[i] = raw;
   }
 }
 
@@ -416,6 +454,12 @@ Status binary(BinaryOp op, DataType dtype, const void* a, const std::vector<int6
     if (cmp) {
       if (same) binarySameKernel<T, true><<<gridFor(n), kThreads, 0, stream>>>(op, pa, pb, out, n);
       else binaryBcastKernel<T, true><<<gridFor(n), kThreads, 0, stream>>>(op, pa, pb, out, n, r, di, sa, sb);
+    } else if constexpr (std::is_same_v<T, float> || std::is_same_v<T, __half>) {
+      if (same && aligned16(a) && aligned16(b) && aligned16(out))
+        binarySameVecKernel<T><<<gridFor(n / (16 / sizeof(T)) + 1), kThreads, 0, stream>>>(
+            op, pa, pb, static_cast<T*>(out), n);
+      else if (same) binarySameKernel<T, false><<<gridFor(n), kThreads, 0, stream>>>(op, pa, pb, out, n);
+      else binaryBcastKernel<T, false><<<gridFor(n), kThreads, 0, stream>>>(op, pa, pb, out, n, r, di, sa, sb);
     } else {
       if (same) binarySameKernel<T, false><<<gridFor(n), kThreads, 0, stream>>>(op, pa, pb, out, n);
       else binaryBcastKernel<T, false><<<gridFor(n), kThreads, 0, stream>>>(op, pa, pb, out, n, r, di, sa, sb);
@@ -477,9 +521,19 @@ Status biasActivation(DataType dtype, const void* x, const void* bias, void* y, 
   if (n == 0) return Status::Ok();
   bool ok = visitFloatDev(dtype, [&](auto tag) {
     using T = typename decltype(tag)::type;
-    biasActKernel<T><<<gridFor(n), kThreads, 0, stream>>>(
-        static_cast<const T*>(x), static_cast<const T*>(bias), static_cast<T*>(y), n, channels,
-        inner, act, p.alpha, p.beta);
+    constexpr int V = 16 / sizeof(T);
+    // Vector path when a vector never straddles two channels (NCHW: inner % V == 0) or is a
+    // run of consecutive channels (NHWC: inner == 1, channels % V == 0).
+    bool vec = aligned16(x) && aligned16(y) && n % V == 0 &&
+               (inner % V == 0 || (inner == 1 && channels % V == 0));
+    if (vec)
+      biasActVecKernel<T><<<gridFor(n / V), kThreads, 0, stream>>>(
+          static_cast<const T*>(x), static_cast<const T*>(bias), static_cast<T*>(y), n, channels,
+          inner, act, p.alpha, p.beta);
+    else
+      biasActKernel<T><<<gridFor(n), kThreads, 0, stream>>>(
+          static_cast<const T*>(x), static_cast<const T*>(bias), static_cast<T*>(y), n, channels,
+          inner, act, p.alpha, p.beta);
   });
   if (!ok) return makeError(StatusCode::kUnsupported, "biasActivation: element type ", dataTypeName(dtype));
   RJ_CUDA_CHECK_LAUNCH("biasActivation");
