@@ -7,6 +7,10 @@
 #include <map>
 #include <random>
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 #include "backends/cpu/reference/broadcast.h"
 #include "backends/cpu/reference/interpreter.h"
 #include "ramjet/graph.h"
@@ -128,6 +132,49 @@ TEST(Elementwise, BroadcastMatchesNaiveOnRandomShapes) {
       ASSERT_EQ(r->data<float>()[i], a.data<float>()[ia(i)] - b.data<float>()[ib(i)])
           << dimsToString(da) << " - " << dimsToString(db) << " at " << i;
   }
+}
+
+// The iterator split into per-thread ranges that start mid-row: every output element is visited
+// exactly once with the right input offsets, whatever the thread count.
+TEST(Elementwise, BroadcastRowRangesCoverOutputOnce) {
+  std::mt19937 rng(11);
+#ifdef _OPENMP
+  const int saved = omp_get_max_threads();
+  const std::vector<int> threads = {1, 3, 5, 7};
+#else
+  const std::vector<int> threads = {1};
+#endif
+  for (int nt : threads) {
+#ifdef _OPENMP
+    omp_set_num_threads(nt);
+#endif
+    for (int trial = 0; trial < 60; ++trial) {
+      int rank = 1 + rng() % 5;
+      std::vector<int64_t> out(rank), da, db;
+      for (auto& d : out) d = 1 + rng() % 7;
+      for (int i = rank - static_cast<int>(rng() % (rank + 1)); i < rank; ++i) da.push_back(rng() % 3 == 0 ? 1 : out[i]);
+      for (int i = rank - static_cast<int>(rng() % (rank + 1)); i < rank; ++i) db.push_back(rng() % 3 == 0 ? 1 : out[i]);
+      const int64_t total = numElements(out);
+      std::vector<int> hits(total, 0);
+      std::vector<int64_t> got_a(total, -1), got_b(total, -1);
+      reference::forEachBroadcastRow<2>({&da, &db}, out, [&](const int64_t* off, int64_t o, int64_t n, const int64_t* s) {
+        for (int64_t j = 0; j < n; ++j) {
+          ++hits[o + j];
+          got_a[o + j] = off[0] + j * s[0];
+          got_b[o + j] = off[1] + j * s[1];
+        }
+      }, /*parallel_min=*/0);
+      reference::BroadcastIndexer ia(da, out), ib(db, out);
+      for (int64_t i = 0; i < total; ++i) {
+        ASSERT_EQ(hits[i], 1) << nt << " threads, " << dimsToString(out) << " element " << i;
+        ASSERT_EQ(got_a[i], ia(i)) << dimsToString(da) << " -> " << dimsToString(out) << " at " << i;
+        ASSERT_EQ(got_b[i], ib(i)) << dimsToString(db) << " -> " << dimsToString(out) << " at " << i;
+      }
+    }
+  }
+#ifdef _OPENMP
+  omp_set_num_threads(saved);
+#endif
 }
 
 TEST(Elementwise, PerChannelNchwAndWhereThreeWay) {

@@ -1,9 +1,14 @@
 // Broadcasting iteration helpers for reference kernels.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <vector>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #include "ops/op_registry.h"
 
@@ -41,16 +46,17 @@ class BroadcastIndexer {
 };
 
 // Walks a dense output of `out_dims` with N inputs broadcast to it (numpy rules; each input's
-// dims must already be known to broadcast) one contiguous output row at a time:
+// dims must already be known to broadcast) one contiguous piece of an output row at a time:
 //   row(const int64_t* in_offsets, int64_t out_offset, int64_t n, const int64_t* in_strides)
-// where input k's elements for the row are at in_offsets[k] + j * in_strides[k], j < n, and
+// where input k's elements for the piece are at in_offsets[k] + j * in_strides[k], j < n, and
 // in_strides[k] is 0 (broadcast) or the input's stride along the row. Dims of size 1 are dropped
 // and adjacent dims that are contiguous for every operand are merged first, so same-shape and
 // scalar operands give a single row, and per-channel operands give rows as long as a channel
-// plane; there is no div/mod per element.
+// plane; there is no div/mod per element. Outputs of more than `parallel_min` elements are
+// split into one contiguous range per OpenMP thread, so `row` must only write its own piece.
 template <size_t N, typename F>
 void forEachBroadcastRow(const std::array<const std::vector<int64_t>*, N>& in_dims,
-                         const std::vector<int64_t>& out_dims, F&& row) {
+                         const std::vector<int64_t>& out_dims, F&& row, int64_t parallel_min = 65536) {
   const size_t rank = out_dims.size();
   for (int64_t d : out_dims)
     if (d == 0) return;
@@ -85,22 +91,50 @@ void forEachBroadcastRow(const std::array<const std::vector<int64_t>*, N>& in_di
   }
   const size_t r = dims.size();
   const int64_t n = dims[r - 1];
-  std::array<int64_t, N> inner{}, off{};
+  std::array<int64_t, N> inner{};
   for (size_t k = 0; k < N; ++k) inner[k] = st[k][r - 1];
-  int64_t rows = 1;
-  for (size_t i = 0; i + 1 < r; ++i) rows *= dims[i];
-  std::vector<int64_t> idx(r, 0);
-  for (int64_t row_i = 0, out_off = 0; row_i < rows; ++row_i, out_off += n) {
-    row(off.data(), out_off, n, inner.data());
-    for (size_t d = r - 1; d-- > 0;) {  // odometer over the outer dims
-      if (++idx[d] < dims[d]) {
-        for (size_t k = 0; k < N; ++k) off[k] += st[k][d];
-        break;
-      }
-      idx[d] = 0;
-      for (size_t k = 0; k < N; ++k) off[k] -= st[k][d] * (dims[d] - 1);
+  int64_t total = n;
+  for (size_t i = 0; i + 1 < r; ++i) total *= dims[i];
+
+  // Output elements [begin, end): one div/mod walk to find the start, then an odometer.
+  auto runRange = [&](int64_t begin, int64_t end) {
+    if (begin >= end) return;
+    std::vector<int64_t> idx(r, 0);
+    std::array<int64_t, N> base{}, off{};  // input offsets of the current row's start
+    int64_t q = begin / n, col = begin % n;
+    for (size_t d = r - 1; d-- > 0;) {
+      idx[d] = q % dims[d];
+      q /= dims[d];
+      for (size_t k = 0; k < N; ++k) base[k] += idx[d] * st[k][d];
     }
+    for (int64_t pos = begin; pos < end; col = 0) {
+      const int64_t len = std::min(n - col, end - pos);
+      for (size_t k = 0; k < N; ++k) off[k] = base[k] + col * inner[k];
+      row(off.data(), pos, len, inner.data());
+      pos += len;
+      for (size_t d = r - 1; d-- > 0;) {
+        if (++idx[d] < dims[d]) {
+          for (size_t k = 0; k < N; ++k) base[k] += st[k][d];
+          break;
+        }
+        idx[d] = 0;
+        for (size_t k = 0; k < N; ++k) base[k] -= st[k][d] * (dims[d] - 1);
+      }
+    }
+  };
+#ifdef _OPENMP
+  if (total > parallel_min && omp_get_max_threads() > 1) {
+#pragma omp parallel
+    {
+      const int64_t nt = omp_get_num_threads(), t = omp_get_thread_num();
+      int64_t chunk = (total + nt - 1) / nt;
+      chunk = (chunk + 63) / 64 * 64;  // whole cache lines per thread
+      runRange(std::min(total, t * chunk), std::min(total, (t + 1) * chunk));
+    }
+    return;
   }
+#endif
+  runRange(0, total);
 }
 
 }  // namespace ramjet::reference

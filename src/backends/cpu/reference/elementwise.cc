@@ -1,6 +1,7 @@
 // Reference kernels for elementwise ops: one generic unary map and one broadcasting binary map,
 // each driven by a small lambda. Values are computed in the element type's accumulation type
 // (float for f16/bf16); integer arithmetic wraps (two's complement) instead of being undefined.
+#include <atomic>
 #include <cmath>
 #include <limits>
 #include <type_traits>
@@ -66,6 +67,9 @@ Tensor& outputFor(KernelContext& ctx, DataType dt, const std::vector<int64_t>& d
 }
 
 // ---- generic maps ----
+// Large maps run on OpenMP threads like the other reference kernels; the lambdas are pure (Div
+// and Mod only raise an atomic flag).
+constexpr int64_t kParallelMin = 65536;
 
 // out[i] = f(Cmp(in[i])) converted to Tout; `in` and `out` may be the same tensor.
 template <typename Tin, typename Tout, typename Cmp, typename F>
@@ -73,6 +77,7 @@ void mapUnary(const Tensor& in, Tensor& out, F f) {
   const Tin* p = in.data<Tin>();
   Tout* q = out.data<Tout>();
   const int64_t n = in.numel();
+#pragma omp parallel for schedule(static) if (n > kParallelMin)
   for (int64_t i = 0; i < n; ++i) q[i] = static_cast<Tout>(f(static_cast<Cmp>(p[i])));
 }
 
@@ -99,7 +104,7 @@ void mapBinary(const Tensor& a, const Tensor& b, Tensor& out, F f) {
     } else {
       for (int64_t i = 0; i < n; ++i) z[i] = g(x[i * s[0]], y[i * s[1]]);
     }
-  });
+  }, kParallelMin);
 }
 
 // ---- op shapes ----
@@ -401,12 +406,12 @@ Status refMul(KernelContext& ctx) {
 }
 // Integers truncate toward zero like C; division by zero is an error, not a crash.
 Status refDiv(KernelContext& ctx) {
-  bool div0 = false;
+  std::atomic<bool> div0{false};
   Status st = binaryOp<kNum>(ctx, [&div0](auto x, auto y) {
     using V = decltype(x);
     if constexpr (std::is_integral_v<V>) {
       if (y == 0) {
-        div0 = true;
+        div0.store(true, std::memory_order_relaxed);
         return V(0);
       }
       if constexpr (std::is_signed_v<V>)
@@ -416,19 +421,19 @@ Status refDiv(KernelContext& ctx) {
       return x / y;
     }
   });
-  if (st.ok() && div0) return ctx.error("integer division by zero");
+  if (st.ok() && div0.load()) return ctx.error("integer division by zero");
   return st;
 }
 // fmod=1: sign of the dividend (C fmod / %); fmod=0: sign of the divisor (Python %).
 Status refMod(KernelContext& ctx) {
   const bool c_style = ctx.node.attrInt("fmod", 0) != 0;
-  bool div0 = false;
+  std::atomic<bool> div0{false};
   Status st = binaryOp<kNum>(ctx, [&div0, c_style](auto x, auto y) {
     using V = decltype(x);
     V r;
     if constexpr (std::is_integral_v<V>) {
       if (y == 0) {
-        div0 = true;
+        div0.store(true, std::memory_order_relaxed);
         return V(0);
       }
       if constexpr (std::is_signed_v<V>)
@@ -441,7 +446,7 @@ Status refMod(KernelContext& ctx) {
       if (!c_style && r != 0 && ((r < 0) != (y < 0))) r = V(r + y);
     return r;
   });
-  if (st.ok() && div0) return ctx.error("integer modulo by zero");
+  if (st.ok() && div0.load()) return ctx.error("integer modulo by zero");
   return st;
 }
 
@@ -572,7 +577,7 @@ Status refWhere(KernelContext& ctx) {
       const T* xx = px + off[1];
       const T* yy = py + off[2];
       for (int64_t i = 0; i < n; ++i) po[o + i] = cc[i * s[0]] ? xx[i * s[1]] : yy[i * s[2]];
-    });
+    }, kParallelMin);
   });
   return ok ? Status::Ok() : badType(ctx, x.dtype());
 }
