@@ -11,7 +11,7 @@
 namespace ramjet::cli {
 
 void registerBackends() {
-#ifdef RAMJET_CUDA_BACKEND_READY
+#ifdef RAMJET_HAVE_CUDA
   static bool done = false;
   if (!done) {
     done = true;
