@@ -240,6 +240,8 @@ class MapTest(unittest.TestCase):
             _, b, c = scenes.generate(5, i, 320)
             gts.append((b, c))
             jit = b + rng.normal(0, 3, b.shape).astype(np.float32)
+            jit = np.concatenate([np.minimum(jit[:, :2], jit[:, 2:]),
+                                  np.maximum(jit[:, :2], jit[:, 2:])], 1)  # no inverted boxes
             extra = rng.uniform(0, 300, (3, 2))
             eb = np.concatenate([extra, extra + 30], 1).astype(np.float32)
             dets.append((np.concatenate([jit, eb]), rng.random(len(b) + 3),
