@@ -59,6 +59,15 @@ const char* outcomeName(Outcome o) {
   return "?";
 }
 
+// The Debian test data predates onnx's bfloat16 TensorProto support and stores bf16 tensors as
+// their uint16 bit patterns; reinterpret them (same bits) when the model says bf16.
+Tensor asBFloat16IfBits(Tensor t, DataType want) {
+  if (want != DataType::kBFloat16 || t.dtype() != DataType::kUInt16) return t;
+  Tensor out(DataType::kBFloat16, t.dims());
+  if (t.nbytes()) std::memcpy(out.raw(), t.raw(), t.nbytes());
+  return out;
+}
+
 struct TestResult {
   Outcome outcome;
   std::string detail;
@@ -90,7 +99,7 @@ TestResult runTest(const std::string& dir) {
       }
       auto t = readOnnxTensorFile(p);
       if (!t.ok()) return {Outcome::kUnsupported, "input: " + t.status().message()};
-      inputs[g->inputs[i]->name] = std::move(*t);
+      inputs[g->inputs[i]->name] = asBFloat16IfBits(std::move(*t), g->inputs[i]->type.dtype);
     }
     auto outs = reference::run(*g, inputs);
     if (!outs.ok()) {
@@ -105,6 +114,7 @@ TestResult runTest(const std::string& dir) {
       auto ref = readOnnxTensorFile(p);
       if (!ref.ok()) return {Outcome::kUnsupported, "expected output: " + ref.status().message()};
       const Tensor& got = (*outs)[i];
+      *ref = asBFloat16IfBits(std::move(*ref), got.dtype());
       double rtol = 1e-3, atol = 1e-5;
       if (ref->dtype() == DataType::kFloat16 || ref->dtype() == DataType::kBFloat16) { rtol = 1e-2; atol = 1e-3; }
       Tensor cmp_got = got;
