@@ -256,6 +256,11 @@ TEST(Elementwise, CastBetweenAllKinds) {
   EXPECT_TRUE(std::isinf(static_cast<float>(h.data<Half>()[2])));
   ASSERT_RUN(i, runOp("Cast", {vec<float>({2.7f, -2.7f, NAN})}, {{"to", Attribute::fromInt(6)}}));
   expectNear(asDouble(i), {2, -2, 0});
+  // Out of range wraps like onnxruntime/numpy do: truncate, then modulo 2^bits.
+  ASSERT_RUN(u8, runOp("Cast", {vec<float>({-5.3f, 300.f, 65535.9f})}, {{"to", Attribute::fromInt(2)}}));
+  expectNear(asDouble(u8), {251, 44, 255});
+  ASSERT_RUN(i8, runOp("Cast", {vec<double>({137.0, -129.7})}, {{"to", Attribute::fromInt(3)}}));
+  expectNear(asDouble(i8), {-119, 127});
   ASSERT_RUN(b, runOp("Cast", {vec<float>({0.f, -0.5f, 3.f})}, {{"to", Attribute::fromInt(9)}}));
   EXPECT_EQ(b.dtype(), DataType::kBool);
   expectNear(asDouble(b), {0, 1, 1});

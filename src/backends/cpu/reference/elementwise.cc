@@ -587,9 +587,31 @@ static Status castTo(KernelContext& ctx, DataType to) {
   if (dataTypeSize(x.dtype()) == 0 || !isSupportedDataType(x.dtype()))
     return ctx.unsupported("cannot cast from ", dataTypeName(x.dtype()));
   if (dataTypeSize(to) == 0 || !isSupportedDataType(to)) return ctx.unsupported("cannot cast to ", dataTypeName(to));
-  // Same type shares storage; otherwise float->int saturates and NaN becomes 0 (ONNX leaves
-  // out-of-range results undefined), anything -> bool is "!= 0".
-  ctx.outputs[0] = x.dtype() == to ? x : x.cast(to);
+  if (x.dtype() == to) {
+    ctx.outputs[0] = x;  // shares storage
+    return Status::Ok();
+  }
+  // Float -> integer is undefined out of range in ONNX; onnxruntime and numpy (on x86) truncate
+  // toward zero and wrap modulo 2^bits (-5.3 -> u8 251), so do that within int64's range, map
+  // NaN to 0 and saturate beyond. Every other pair (incl. anything -> bool as "!= 0", f16/bf16
+  // rounding to nearest even) is Tensor::cast.
+  bool done = false;
+  visitClass<kF>(x.dtype(), [&](auto ftag) {
+    using Tf = typename decltype(ftag)::type;
+    done = visitClass<kI>(to, [&](auto itag) {
+      using Ti = typename decltype(itag)::type;
+      Tensor& out = outputFor(ctx, to, x.dims());
+      mapUnary<Tf, Ti, double>(x, out, [](double v) -> Ti {
+        constexpr double k2p63 = 9223372036854775808.0;
+        if (std::isnan(v)) return Ti(0);
+        if (v > -k2p63 && v < k2p63) return static_cast<Ti>(static_cast<int64_t>(v));  // C++20: modular
+        if constexpr (std::is_same_v<Ti, uint64_t>)
+          if (v >= k2p63 && v < 2 * k2p63) return static_cast<uint64_t>(v);
+        return v < 0 ? std::numeric_limits<Ti>::lowest() : std::numeric_limits<Ti>::max();
+      });
+    });
+  });
+  if (!done) ctx.outputs[0] = x.cast(to);
   return Status::Ok();
 }
 
