@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "ops/op_registry.h"
+#include "ops/tensor_util.h"
 
 namespace ramjet {
 
@@ -173,6 +174,7 @@ Status Graph::inferShapes() {
       for (Value* v : n->outputs) if (v) failed.insert(v);
       continue;
     }
+    ops::propagateShapeValues(ctx);  // values of Cast/Add/Mul/Equal/... in shape subgraphs
     for (size_t i = 0; i < n->outputs.size(); ++i) {
       Value* v = n->outputs[i];
       if (!v) continue;

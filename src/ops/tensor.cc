@@ -22,7 +22,9 @@ static bool isIntType(DataType dt) { return dt == DataType::kInt64 || dt == Data
 std::optional<std::vector<Dim>> knownDims(const InferContext& ctx, size_t i) {
   if (!ctx.hasInput(i)) return std::nullopt;
   if (const Tensor* t = ctx.value(i)) {
-    if (!isIntegerType(t->dtype()) || t->rank() > 1) return std::nullopt;
+    if ((!isIntegerType(t->dtype()) && t->dtype() != DataType::kBool) || t->rank() > 1 ||
+        t->numel() > kMaxShapeValueElems)
+      return std::nullopt;
     std::vector<Dim> out;
     out.reserve(t->numel());
     // Negative numbers (a Reshape's -1) stay numbers: value < 0 with an empty symbol.
@@ -57,27 +59,48 @@ std::optional<std::vector<int64_t>> knownInts(const InferContext& ctx, size_t i)
 void setShapeValue(InferContext& ctx, size_t out, std::vector<Dim> v) {
   if (out >= ctx.numOutputs()) return;
   TensorType& t = ctx.outputs()[out];
-  if (!isIntType(t.dtype) || static_cast<int64_t>(v.size()) > kMaxShapeValueElems) return;
+  if ((!isIntType(t.dtype) && t.dtype != DataType::kBool) || static_cast<int64_t>(v.size()) > kMaxShapeValueElems)
+    return;
   t.shape_value = std::make_shared<const std::vector<Dim>>(std::move(v));
 }
 
 Dim freshDim(const InferContext& ctx) { return ctx.newSymbol(ctx.node().name); }
 
+std::pair<std::string, int64_t> splitSymbol(const std::string& sym) {
+  size_t star = sym.rfind('*');
+  if (star == std::string::npos || star == 0 || star + 1 == sym.size()) return {sym, 1};
+  int64_t k = 0;
+  for (size_t i = star + 1; i < sym.size(); ++i) {
+    if (sym[i] < '0' || sym[i] > '9' || k > (int64_t{1} << 40)) return {sym, 1};
+    k = k * 10 + (sym[i] - '0');
+  }
+  if (k < 2) return {sym, 1};
+  return {sym.substr(0, star), k};
+}
+
+Dim scaledSymbol(const std::string& base, int64_t factor) {
+  if (factor == 0) return Dim(0);
+  if (factor == 1) return Dim::symbolic(base);
+  return Dim::symbolic(base + "*" + std::to_string(factor));
+}
+
 Dim dimProduct(const InferContext& ctx, const std::vector<Dim>& dims) {
   int64_t p = 1;
-  const Dim* sym = nullptr;
+  std::string base;
   int nsym = 0;
   for (const Dim& d : dims) {
     if (d.known()) {
       p *= d.value;
     } else {
-      sym = &d;
+      auto [b, k] = splitSymbol(d.symbol);
+      base = b;
+      p *= k;
       ++nsym;
     }
   }
   if (nsym == 0) return Dim(p);
   if (p == 0) return Dim(0);
-  if (nsym == 1 && p == 1) return *sym;
+  if (nsym == 1) return scaledSymbol(base, p);
   return freshDim(ctx);
 }
 
@@ -136,13 +159,28 @@ static Result<Shape> reshapeDims(const InferContext& ctx, const Shape& in, const
   // Multisets of symbols and products of the known dims on both sides.
   std::multiset<std::string> in_syms, out_syms;
   int64_t in_p = 1, out_p = 1;
+  bool any_symbol = false;
   for (const Dim& d : in.dims) {
-    if (d.known()) in_p *= d.value; else in_syms.insert(d.symbol);
+    if (d.known()) {
+      in_p *= d.value;
+    } else {
+      auto [b, k] = splitSymbol(d.symbol);
+      in_syms.insert(b);
+      in_p *= k;
+      any_symbol = true;
+    }
   }
   for (size_t i = 0; i < out.dims.size(); ++i) {
     if (static_cast<int>(i) == infer_at) continue;
     const Dim& d = out.dims[i];
-    if (d.known()) out_p *= d.value; else out_syms.insert(d.symbol);
+    if (d.known()) {
+      out_p *= d.value;
+    } else {
+      auto [b, k] = splitSymbol(d.symbol);
+      out_syms.insert(b);
+      out_p *= k;
+      any_symbol = true;
+    }
   }
   // Cancel symbols present on both sides.
   for (auto it = out_syms.begin(); it != out_syms.end();) {
@@ -156,22 +194,20 @@ static Result<Shape> reshapeDims(const InferContext& ctx, const Shape& in, const
   }
   bool all_known = in_syms.empty() && out_syms.empty();
   if (infer_at >= 0) {
-    if (all_known) {
-      if (out_p == 0) {
-        if (in_p != 0) return ctx.error("cannot infer the -1 dim: the other target dims multiply to 0");
-        out.dims[infer_at] = Dim(0);
-      } else {
-        if (in_p % out_p != 0)
-          return ctx.error("cannot reshape ", in.toString(), " to ", Shape(target).toString(),
-                           ": ", in_p, " elements are not divisible by ", out_p);
-        out.dims[infer_at] = Dim(in_p / out_p);
-      }
-    } else if (out_syms.empty() && in_syms.size() == 1 && in_p == out_p) {
-      out.dims[infer_at] = Dim::symbolic(*in_syms.begin());
+    if (all_known && out_p == 0) {
+      if (in_p != 0 && !any_symbol) return ctx.error("cannot infer the -1 dim: the other target dims multiply to 0");
+      out.dims[infer_at] = in_p == 0 ? Dim(0) : freshDim(ctx);
+    } else if (all_known && in_p % out_p == 0) {
+      out.dims[infer_at] = Dim(in_p / out_p);
+    } else if (all_known && !any_symbol) {
+      return ctx.error("cannot reshape ", in.toString(), " to ", Shape(target).toString(), ": ", in_p,
+                       " elements are not divisible by ", out_p);
+    } else if (out_syms.empty() && in_syms.size() == 1 && out_p != 0 && in_p % out_p == 0) {
+      out.dims[infer_at] = scaledSymbol(*in_syms.begin(), in_p / out_p);
     } else {
       out.dims[infer_at] = freshDim(ctx);
     }
-  } else if (all_known && in_p != out_p) {
+  } else if (all_known && !any_symbol && in_p != out_p) {
     return ctx.error("cannot reshape ", in.toString(), " (", in_p, " elements) to ", out.toString(),
                      " (", out_p, " elements)");
   }
@@ -641,7 +677,7 @@ static Status blockOp(InferContext& ctx, bool to_space) {
   const Shape& in = ctx.shape(0);
   int64_t b = ctx.node().attrInt("blocksize", 0);
   if (b <= 0) return ctx.error("blocksize must be positive, got ", b);
-  if (to_space) {
+  {
     std::string mode = ctx.node().attrString("mode", "DCR");
     if (mode != "DCR" && mode != "CRD") return ctx.error("unknown mode '", mode, "'");
   }
@@ -712,6 +748,12 @@ Status inferConstantOfShape(InferContext& ctx) {
     for (const Dim& d : *dims)
       if (isNumber(d) && d.value < 0) return ctx.error("negative dim ", d.value, " in the shape input");
     ctx.setOutput(0, dt, Shape(*dims));
+    // ConstantOfShape(Shape(x)) feeds Expand/Where shape arithmetic (torch's expand(-1)).
+    const Tensor* v = ctx.node().attrTensor("value");
+    int64_t n = 1;
+    for (const Dim& d : *dims) n = d.known() ? n * d.value : kMaxShapeValueElems + 1;
+    if (dims->size() <= 1 && n <= kMaxShapeValueElems)
+      setShapeValue(ctx, 0, std::vector<Dim>(n, Dim(v ? v->getInt(0) : 0)));
     return Status::Ok();
   }
   const Shape& s = ctx.shape(0);

@@ -26,7 +26,8 @@ Result<ReduceAxes> reduceAxesFor(const Node& node, int64_t rank, const std::vect
 }
 
 static Status inferReduce(InferContext& ctx) {
-  if (ctx.dtype(0) == DataType::kBool) return ctx.error("bool input is not supported");
+  bool minmax = ctx.node().op_type == "ReduceMax" || ctx.node().op_type == "ReduceMin";
+  if (ctx.dtype(0) == DataType::kBool && !minmax) return ctx.error("bool input is not supported");
   const Shape& in = ctx.shape(0);
   std::optional<std::vector<int64_t>> axes;
   if (ctx.hasInput(1)) {

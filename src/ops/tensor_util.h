@@ -19,14 +19,22 @@ constexpr int64_t kMaxShapeValueElems = 64;
 std::optional<std::vector<int64_t>> knownInts(const InferContext& ctx, size_t i);
 // The same, allowing symbolic elements (e.g. the "batch" of Shape(x)).
 std::optional<std::vector<Dim>> knownDims(const InferContext& ctx, size_t i);
-// Records the elements of output `out` (ignored unless small and integer-typed).
+// Records the elements of output `out` (ignored unless small and integer- or bool-typed).
 void setShapeValue(InferContext& ctx, size_t out, std::vector<Dim> v);
+// After any op's shape function: evaluates the output value of the elementwise ops that shape
+// subgraphs use (Cast, Add, Sub, Mul, Div, Equal, Where, ...) on known input values, with
+// symbols where certain. Called by Graph::inferShapes (src/ops/tensor_shape_values.cc).
+void propagateShapeValues(InferContext& ctx);
 
 // Product of dims: a number when all are known, the one symbol when the rest multiply to 1,
 // else a fresh symbol.
 Dim dimProduct(const InferContext& ctx, const std::vector<Dim>& dims);
 // A fresh symbol named after the node.
 Dim freshDim(const InferContext& ctx);
+// Symbols may carry an integer factor: "batch*12" is 12 times "batch" (from Mul in a shape
+// subgraph or Flatten). splitSymbol("batch*12") == {"batch", 12}; scaledSymbol inverts it.
+std::pair<std::string, int64_t> splitSymbol(const std::string& sym);
+Dim scaledSymbol(const std::string& base, int64_t factor);
 
 // Integer input i of a kernel as int64 values (shape, axes, pads, repeats...).
 std::vector<int64_t> inputInts(const KernelContext& ctx, size_t i);

@@ -383,3 +383,47 @@ TEST(TensorOps, ResizeNearestLinearCubic) {
   EXPECT_FALSE(runOp("Resize", {x, Tensor(), F({2}, {1})}).ok());  // wrong scales length
   EXPECT_FALSE(runOp("Resize", {x, Tensor(), scales}, {{"mode", as("bogus")}}).ok());
 }
+
+// Values flow through the elementwise ops of shape subgraphs: Mul gives "N*2" (ViT's
+// batch*heads), torch's expand(-1) pattern Where(Equal(s, -1), 1, s) keeps N.
+TEST(TensorOps, ShapeValuesThroughArithmetic) {
+  Graph g;
+  Value* x = g.addValue("x");
+  x->type = TensorType{DataType::kFloat32, Shape({Dim::symbolic("N"), Dim(4), Dim(6)})};
+  x->is_graph_input = true;
+  g.inputs = {x};
+  auto cst = [&](const std::string& name, Tensor t) {
+    Value* v = g.addValue(name);
+    v->type = t.type();
+    v->constant = std::make_shared<Tensor>(t);
+    return v;
+  };
+  auto val = [&](const std::string& name) { return g.addValue(name); };
+  Value *s = val("s"), *n = val("n"), *n2 = val("n2"), *n2u = val("n2u"), *t = val("t"), *y = val("y");
+  g.addNode("Shape", "shape0", {x}, {s});
+  g.addNode("Gather", "gather0", {s, cst("zero", Tensor::scalar<int64_t>(0))}, {n});
+  g.addNode("Mul", "mul0", {n, cst("two", Tensor::scalar<int64_t>(2))}, {n2});
+  g.addNode("Unsqueeze", "unsq0", {n2, cst("ax0", I1({0}))}, {n2u});
+  g.addNode("Concat", "concat0", {n2u, cst("m1", I1({-1}))}, {t})->attrs["axis"] = ai(0);
+  g.addNode("Reshape", "reshape0", {x, t}, {y});
+  // Expand(c[1,1,6], Where(Equal(r, -1), ones, r)) with r = [N, -1, -1].
+  Value *nu = val("nu"), *r = val("r"), *eq = val("eq"), *ones = val("ones"), *w = val("w"), *e = val("e"),
+        *rs = val("rs");
+  g.addNode("Unsqueeze", "unsq1", {n, cst("ax1", I1({0}))}, {nu});
+  g.addNode("Concat", "concat1", {nu, cst("m11", I1({-1, -1}))}, {r})->attrs["axis"] = ai(0);
+  g.addNode("Equal", "eq0", {r, cst("m1s", Tensor::scalar<int64_t>(-1))}, {eq});
+  g.addNode("Shape", "shape1", {r}, {rs});
+  g.addNode("ConstantOfShape", "cos0", {rs}, {ones})->attrs["value"] = Attribute::fromTensor(I({1}, {1}));
+  g.addNode("Where", "where0", {eq, ones, r}, {w});
+  Tensor c(DataType::kFloat32, {1, 1, 6});
+  g.addNode("Expand", "expand0", {cst("c", c), w}, {e});
+  g.outputs = {y, e};
+  Status st = g.inferShapes();
+  ASSERT_TRUE(st.ok()) << st.toString();
+  EXPECT_EQ(y->type.shape.toString(), "[N*2,12]");
+  EXPECT_EQ(e->type.shape.toString(), "[N,1,6]");
+  auto out = reference::run(g, {{"x", Tensor(DataType::kFloat32, {3, 4, 6})}});
+  ASSERT_TRUE(out.ok()) << out.status().toString();
+  EXPECT_EQ((*out)[0].dims(), (D{6, 12}));
+  EXPECT_EQ((*out)[1].dims(), (D{3, 1, 6}));
+}

@@ -53,7 +53,11 @@ Status reduceKernel(KernelContext& ctx, Red op) {
   if (op == Red::kMax) init = -std::numeric_limits<long double>::infinity();
   if (op == Red::kMin) init = std::numeric_limits<long double>::infinity();
   std::vector<long double> acc(n_out, init);
-  bool ok = visitNumericType(in.dtype(), [&](auto tag) {
+  // Max/Min are defined for bool (opset 20); the other reductions are not.
+  auto visit = [&](auto&& f) {
+    return (op == Red::kMax || op == Red::kMin) ? visitType(in.dtype(), f) : visitNumericType(in.dtype(), f);
+  };
+  bool ok = visit([&](auto tag) {
     using T = typename decltype(tag)::type;
     using A = typename AccType<T>::type;
     const T* x = in.data<T>();

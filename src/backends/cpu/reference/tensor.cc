@@ -238,7 +238,10 @@ Status refSpaceToDepth(KernelContext& ctx) {
   const Tensor& in = ctx.input(0);
   int64_t b = ctx.node.attrInt("blocksize", 1);
   int64_t n = in.dims()[0], c = in.dims()[1], h = in.dims()[2], w = in.dims()[3];
-  permuteCopy(in, {n, c, h / b, b, w / b, b}, {0, 3, 5, 1, 2, 4}, ctx.output(0));
+  if (ctx.node.attrString("mode", "DCR") == "CRD")  // the inverse of DepthToSpace CRD
+    permuteCopy(in, {n, c, h / b, b, w / b, b}, {0, 1, 3, 5, 2, 4}, ctx.output(0));
+  else
+    permuteCopy(in, {n, c, h / b, b, w / b, b}, {0, 3, 5, 1, 2, 4}, ctx.output(0));
   return Status::Ok();
 }
 
