@@ -53,7 +53,7 @@ Status readExternal(const onnx::TensorProto& tp, const std::string& base_dir, si
   if (length < 0) length = static_cast<int64_t>(need);
   if (static_cast<size_t>(length) != need)
     return tensorError(tp.name(), "external data length " + std::to_string(length) + " != " + std::to_string(need) + " bytes the shape needs");
-  if (offset + length > fsize)
+  if (offset > fsize || length > fsize - offset)  // (no offset + length: it could overflow)
     return tensorError(tp.name(), "external data [" + std::to_string(offset) + ", +" + std::to_string(length) + ") runs past the end of '" + path + "' (" + std::to_string(fsize) + " bytes)");
   out->resize(need);
   f.seekg(offset);
@@ -86,16 +86,19 @@ Result<Tensor> convertTensor(const onnx::TensorProto& tp, const std::string& bas
   }
   const size_t n = static_cast<size_t>(count);
   const size_t need = n * dataTypeSize(dt);
-  Tensor t(dt, dims);
+  // Storage is allocated only after the data's size is checked against the declared shape, so
+  // a huge declared shape with little data is an error, not a giant allocation.
   if (tp.data_location() == onnx::TensorProto::EXTERNAL) {
     std::vector<uint8_t> buf;
     RJ_RETURN_IF_ERROR(readExternal(tp, base_dir, need, &buf));
+    Tensor t(dt, dims);
     if (need) std::memcpy(t.raw(), buf.data(), need);
     return t;
   }
   if (tp.has_raw_data()) {
     if (tp.raw_data().size() != need)
       return tensorError(where, "raw_data has " + std::to_string(tp.raw_data().size()) + " bytes, shape " + dimsToString(dims) + " of " + dataTypeName(dt) + " needs " + std::to_string(need));
+    Tensor t(dt, dims);
     if (need) std::memcpy(t.raw(), tp.raw_data().data(), need);
     return t;
   }
@@ -104,6 +107,16 @@ Result<Tensor> convertTensor(const onnx::TensorProto& tp, const std::string& bas
       return tensorError(where, "has " + std::to_string(have) + " values, shape " + dimsToString(dims) + " needs " + std::to_string(n));
     return Status::Ok();
   };
+  int typed = 0;
+  switch (dt) {
+    case DataType::kFloat32: typed = tp.float_data_size(); break;
+    case DataType::kFloat64: typed = tp.double_data_size(); break;
+    case DataType::kInt64: typed = tp.int64_data_size(); break;
+    case DataType::kUInt32: case DataType::kUInt64: typed = tp.uint64_data_size(); break;
+    default: typed = tp.int32_data_size(); break;
+  }
+  RJ_RETURN_IF_ERROR(check(typed));
+  Tensor t(dt, dims);
   switch (dt) {
     case DataType::kFloat32: RJ_RETURN_IF_ERROR(check(tp.float_data_size())); copyField<float>(t, tp.float_data()); break;
     case DataType::kFloat64: RJ_RETURN_IF_ERROR(check(tp.double_data_size())); copyField<double>(t, tp.double_data()); break;

@@ -363,3 +363,23 @@ TEST(Importer, IfBranchReadsOuterScopeValue) {
   EXPECT_TRUE(contains(r.status().message(), "input 'nowhere' is produced by nothing")) << r.status().message();
   EXPECT_TRUE(contains(r.status().message(), "node 'branch' attribute 'else_branch'")) << r.status().message();
 }
+
+TEST(Importer, HugeDeclaredShapeWithoutDataIsAnErrorNotAnAllocation) {
+  // 2^38 floats (1 TiB) declared, no data: must be refused before any storage is allocated.
+  onnx::ModelProto m = baseModel();
+  auto* g = m.mutable_graph();
+  auto* w = g->add_initializer();
+  w->set_name("huge");
+  w->set_data_type(onnx::TensorProto::FLOAT);
+  w->add_dims(int64_t{1} << 38);
+  addNode(g, "Identity", {"huge"}, {"y"});
+  addValueInfo(g->mutable_output(), "y", onnx::TensorProto::FLOAT, {int64_t{1} << 38});
+  auto r = importProto(m);
+  ASSERT_FALSE(r.ok());
+  EXPECT_TRUE(contains(r.status().message(), "tensor 'huge': has 0 values, shape [274877906944] needs 274877906944"))
+      << r.status().message();
+  w->set_raw_data(std::string(8, '\0'));
+  r = importProto(m);
+  ASSERT_FALSE(r.ok());
+  EXPECT_TRUE(contains(r.status().message(), "tensor 'huge': raw_data has 8 bytes")) << r.status().message();
+}
