@@ -60,6 +60,8 @@ def export_onnx(model, path, imgsz, opset=17, metadata=None, log=print):
             raise
         log(f"TorchScript ONNX export failed ({e}); retrying with dynamo=True")
         kw["dynamo"] = True
+        if "external_data" in params:
+            kw["external_data"] = False  # one self-contained file
         with torch.no_grad():
             torch.onnx.export(model, (x,), path, **kw)
     try:
