@@ -19,9 +19,11 @@ of the whole object, inside the image or not). The box is the tight box of the v
 
 API:   generate(seed, index, size=640) -> (image uint8 [H, W, 3] RGB, boxes float32 [N, 4]
        xyxy pixels, classes int64 [N])
-CLI:   python3 scenes.py --out DIR --count N --seed S [--size 640]
+CLI:   python3 scenes.py --out DIR --count N --seed S [--size 640] [--preview 4]
        writes DIR/images/*.png, DIR/labels/*.txt (YOLO: class cx cy w h, normalized),
-       DIR/annotations.json (COCO) and DIR/data.yaml (manifest).
+       DIR/annotations.json (COCO), DIR/data.yaml (manifest) and with --preview a grid of the
+       first images with their boxes drawn (DIR/preview.png).
+       python3 scenes.py --bench N   times generate() over N images.
 """
 
 import argparse
@@ -514,6 +516,35 @@ def generate(seed, index, size=640):
 # ----------------------------------------------------------------------------- file formats
 
 
+CLASS_COLOURS = ((255, 40, 40), (255, 160, 0), (255, 255, 0), (0, 255, 255), (255, 0, 255),
+                 (0, 255, 0))
+
+
+def draw_boxes(img, boxes, classes, thickness=2):
+    """Copy of img with each box outlined in its class colour (for looking at labels)."""
+    out = img.copy()
+    h, w = out.shape[:2]
+    for (x1, y1, x2, y2), c in zip(np.asarray(boxes), classes):
+        col = CLASS_COLOURS[int(c) % len(CLASS_COLOURS)]
+        x1, y1 = int(max(0, math.floor(x1))), int(max(0, math.floor(y1)))
+        x2, y2 = int(min(w, math.ceil(x2))), int(min(h, math.ceil(y2)))
+        t = thickness
+        out[y1:min(y1 + t, y2), x1:x2] = col
+        out[max(y2 - t, y1):y2, x1:x2] = col
+        out[y1:y2, x1:min(x1 + t, x2)] = col
+        out[y1:y2, max(x2 - t, x1):x2] = col
+    return out
+
+
+def preview(seed, count, size, path, start=0):
+    """A grid (2 columns) of images start.. with their boxes drawn, as one PNG."""
+    tiles = [draw_boxes(*generate(seed, i, size)) for i in range(start, start + count)]
+    if len(tiles) % 2:
+        tiles.append(np.zeros_like(tiles[0]))
+    rows = [np.concatenate(tiles[i:i + 2], 1) for i in range(0, len(tiles), 2)]
+    write_png(path, np.concatenate(rows, 0))
+
+
 def write_png(path, img):
     """Minimal PNG writer (8-bit RGB or grey, filter 'Sub' on every row, zlib level 3)."""
     img = np.ascontiguousarray(img)
@@ -678,6 +709,8 @@ def main(argv=None):
     ap.add_argument("--out", help="output folder")
     ap.add_argument("--count", type=int, help="number of images")
     ap.add_argument("--seed", type=int, default=None, help="set seed")
+    ap.add_argument("--preview", type=int, default=0,
+                    help="also write DIR/preview.png: the first N images with boxes drawn")
     ap.add_argument("--bench", type=int, default=0,
                     help="only time generate() over this many images (one core) and exit")
     ap.add_argument("--start", type=int, default=0, help="first image index")
@@ -702,6 +735,9 @@ def main(argv=None):
     if min(size) < 32:
         ap.error(f"--size: images must be at least 32x32, got {a.size}")
     write_set(a.out, a.seed, a.count, size, a.start)
+    if a.preview:
+        preview(a.seed, min(a.preview, max(a.count, 1)), size, os.path.join(a.out, "preview.png"),
+                a.start)
     return 0
 
 
