@@ -1214,6 +1214,17 @@ TEST_F(CudaKernels, Throughput) {
   }
 }
 
+// The harness itself: an element a kernel does not write keeps its poison and fails the check.
+TEST_F(CudaKernels, PoisonCatchesUnwrittenOutput) {
+  Tensor x = randT(DataType::kFloat32, {257});
+  ASSERT_ORACLE(ref, oracle("Relu", {x}));
+  Buf dx = upload(x), dy = alloc(DataType::kFloat32, {257});
+  ASSERT_OK(unary(UnaryOp::kRelu, DataType::kFloat32, dx->p, dy->p, 256, {}, s));  // one short
+  sync();
+  CompareResult c = compareTensors(download(dy, DataType::kFloat32, {257}), ref[0], 1e-5, 1e-5);
+  EXPECT_TRUE(c.mismatches > 0 || c.nan_mismatch) << c.toString();
+}
+
 // ------------------------------------------------------------------ capture safety
 // The whole kernel sequence of a small block records into a CUDA graph and replays correctly.
 TEST_F(CudaKernels, CudaGraphCapture) {

@@ -6,6 +6,7 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <cstdlib>
 #include <vector>
 
 #include "backends/cuda/cuda_check.h"
@@ -61,6 +62,94 @@ int64_t product(const std::vector<int64_t>& dims);
 // Maps a linear index over `dims` (rank r, row-major) to an offset with `strides`.
 __device__ __forceinline__ int64_t offsetOf(int64_t i, int r, const Idx8& dims, const Idx8& st) {
   int64_t off = 0;
+#pragma unroll
+  for (int d = kMaxRank - 1; d >= 0; --d) {
+    if (d < r) {
+      int64_t q = i / dims.v[d];
+      off += (i - q * dims.v[d]) * st.v[d];
+      i = q;
+    }
+  }
+  return off;
+}
+
+// Division by a run-time constant with a multiply-high and a shift (Granlund-Montgomery, as in
+// PyTorch's IntDivider); valid for dividends and divisors below 2^31. 64-bit integer division
+// is emulated in software on the GPU and dominated the index math of the strided kernels.
+struct FastDiv {
+  uint32_t d = 1, m = 1, s = 0;
+};
+inline FastDiv makeFastDiv(int64_t d) {
+  FastDiv f;
+  f.d = static_cast<uint32_t>(d < 1 ? 1 : d);
+  uint32_t s = 0;
+  while (s < 32 && (uint64_t(1) << s) < f.d) ++s;
+  f.s = s;
+  f.m = static_cast<uint32_t>(((uint64_t(1) << 32) * ((uint64_t(1) << s) - f.d)) / f.d + 1);
+  return f;
+}
+__device__ __forceinline__ uint32_t fdiv(uint32_t n, const FastDiv& f) {
+  uint32_t t = __umulhi(n, f.m);
+  return (t + n) >> f.s;
+}
+// rem % d, and rem /= d; 32-bit fast path when `small`.
+__device__ __forceinline__ int64_t divmod(int64_t& rem, int64_t d, const FastDiv& f, bool small) {
+  if (small) {
+    uint32_t u = static_cast<uint32_t>(rem), q = fdiv(u, f);
+    rem = q;
+    return static_cast<int64_t>(u - q * f.d);
+  }
+  int64_t q = rem / d, r = rem - q * d;
+  rem = q;
+  return r;
+}
+constexpr int64_t kSmall = int64_t(1) << 31;
+// True when linear indices below n may take the 32-bit path. RAMJET_CUDA_INDEX64=1 forces the
+// 64-bit path everywhere (so tests can cover it without 2^31-element tensors).
+inline bool fastIndex(int64_t n) {
+  static const bool force64 = [] {
+    const char* e = std::getenv("RAMJET_CUDA_INDEX64");
+    return e && *e && *e != '0';
+  }();
+  return n < kSmall && !force64;
+}
+
+// A shape for linear-index decomposition: dims plus their fast dividers. `small` when every
+// linear index over it fits the 32-bit fast path.
+struct Dims8 {
+  int64_t v[kMaxRank];
+  FastDiv f[kMaxRank];
+  bool small;
+};
+inline Dims8 toDims8(const std::vector<int64_t>& dims) {
+  Dims8 r;
+  int64_t n = 1;
+  bool small = true;
+  for (int i = 0; i < kMaxRank; ++i) {
+    int64_t d = i < static_cast<int>(dims.size()) ? dims[i] : 1;
+    r.v[i] = d;
+    r.f[i] = makeFastDiv(d);
+    if (d >= kSmall) small = false;
+    n *= d < 1 ? 1 : d;
+    if (n >= kSmall) small = false;
+  }
+  r.small = small && fastIndex(n);
+  return r;
+}
+__device__ __forceinline__ int64_t offsetOf(int64_t i, int r, const Dims8& dims, const Idx8& st) {
+  int64_t off = 0;
+  if (dims.small) {
+    uint32_t u = static_cast<uint32_t>(i);
+#pragma unroll
+    for (int d = kMaxRank - 1; d >= 0; --d) {
+      if (d < r) {
+        uint32_t q = fdiv(u, dims.f[d]);
+        off += static_cast<int64_t>(u - q * dims.f[d].d) * st.v[d];
+        u = q;
+      }
+    }
+    return off;
+  }
 #pragma unroll
   for (int d = kMaxRank - 1; d >= 0; --d) {
     if (d < r) {

@@ -226,14 +226,14 @@ __global__ void binarySameVecKernel(BinaryOp op, const T* a, const T* b, T* out,
 
 template <typename T, bool kCmp>
 __global__ void binaryBcastKernel(BinaryOp op, const T* a, const T* b, void* out, int64_t n, int r,
-                                  Idx8 dims, Idx8 sa, Idx8 sb) {
+                                  Dims8 dims, Idx8 sa, Idx8 sb) {
   RJ_GRID_STRIDE_LOOP(i, n) {
     binOne<T, kCmp>(op, a[offsetOf(i, r, dims, sa)], b[offsetOf(i, r, dims, sb)], out, i);
   }
 }
 
 __global__ void logicKernel(BinaryOp op, const uint8_t* a, const uint8_t* b, uint8_t* out,
-                            int64_t n, int r, Idx8 dims, Idx8 sa, Idx8 sb) {
+                            int64_t n, int r, Dims8 dims, Idx8 sa, Idx8 sb) {
   RJ_GRID_STRIDE_LOOP(i, n) {
     bool x = a[offsetOf(i, r, dims, sa)] != 0, y = b[offsetOf(i, r, dims, sb)] != 0;
     out[i] = op == BinaryOp::kAnd ? (x && y) : op == BinaryOp::kOr ? (x || y) : (x != y);
@@ -242,7 +242,7 @@ __global__ void logicKernel(BinaryOp op, const uint8_t* a, const uint8_t* b, uin
 
 template <typename E>
 __global__ void whereKernel(const uint8_t* c, const E* x, const E* y, E* out, int64_t n, int r,
-                            Idx8 dims, Idx8 sc, Idx8 sx, Idx8 sy) {
+                            Dims8 dims, Idx8 sc, Idx8 sx, Idx8 sy) {
   RJ_GRID_STRIDE_LOOP(i, n) {
     out[i] = c[offsetOf(i, r, dims, sc)] ? x[offsetOf(i, r, dims, sx)] : y[offsetOf(i, r, dims, sy)];
   }
@@ -279,20 +279,19 @@ __global__ void biasActVecKernel(const T* x, const T* bias, T* y, int64_t n, int
 }
 
 template <typename E>
-__global__ void gatherStridedKernel(const E* in, E* out, int64_t n, int r, Idx8 dims, Idx8 st) {
+__global__ void gatherStridedKernel(const E* in, E* out, int64_t n, int r, Dims8 dims, Idx8 st) {
   RJ_GRID_STRIDE_LOOP(i, n) out[i] = in[offsetOf(i, r, dims, st)];
 }
 
 template <typename E>
-__global__ void tileKernel(const E* in, E* out, int64_t n, int r, Idx8 out_dims, Idx8 in_dims,
+__global__ void tileKernel(const E* in, E* out, int64_t n, int r, Dims8 out_dims, Dims8 in_dims,
                            Idx8 in_strides) {
   RJ_GRID_STRIDE_LOOP(i, n) {
     int64_t rem = i, off = 0;
     for (int d = r - 1; d >= 0; --d) {
-      int64_t q = rem / out_dims.v[d];
-      int64_t c = rem - q * out_dims.v[d];
-      rem = q;
-      off += (c % in_dims.v[d]) * in_strides.v[d];
+      int64_t c = divmod(rem, out_dims.v[d], out_dims.f[d], out_dims.small);
+      int64_t q = c;
+      off += divmod(q, in_dims.v[d], in_dims.f[d], out_dims.small) * in_strides.v[d];
     }
     out[i] = in[off];
   }
@@ -435,7 +434,8 @@ Status binary(BinaryOp op, DataType dtype, const void* a, const std::vector<int6
   int r = static_cast<int>(dims.size());
   bool same = r <= 1 && (r == 0 || (st[0][0] == 1 && st[1][0] == 1));
   if (r == 0) st = {{}, {}};
-  Idx8 di = toIdx8(dims), sa = toIdx8(st[0], 0), sb = toIdx8(st[1], 0);
+  Dims8 di = toDims8(dims);
+  Idx8 sa = toIdx8(st[0], 0), sb = toIdx8(st[1], 0);
 
   if (op == BinaryOp::kAnd || op == BinaryOp::kOr || op == BinaryOp::kXor) {
     if (dtype != DataType::kBool)
@@ -506,7 +506,7 @@ Status where(DataType dtype, const void* cond, const std::vector<int64_t>& cond_
     using E = typename decltype(tag)::type;
     whereKernel<E><<<gridFor(n), kThreads, 0, stream>>>(
         static_cast<const uint8_t*>(cond), static_cast<const E*>(x), static_cast<const E*>(y),
-        static_cast<E*>(out), n, r, toIdx8(dims), toIdx8(st[0], 0), toIdx8(st[1], 0),
+        static_cast<E*>(out), n, r, toDims8(dims), toIdx8(st[0], 0), toIdx8(st[1], 0),
         toIdx8(st[2], 0));
   });
   if (!ok) return makeError(StatusCode::kUnsupported, "Where: element type ", dataTypeName(dtype));
@@ -562,7 +562,7 @@ Status broadcastCopy(size_t elem_size, const void* in, const std::vector<int64_t
   bool ok = visitElemSize(elem_size, [&](auto tag) {
     using E = typename decltype(tag)::type;
     gatherStridedKernel<E><<<gridFor(n), kThreads, 0, stream>>>(
-        static_cast<const E*>(in), static_cast<E*>(out), n, r, toIdx8(dims), toIdx8(st[0], 0));
+        static_cast<const E*>(in), static_cast<E*>(out), n, r, toDims8(dims), toIdx8(st[0], 0));
   });
   if (!ok) return makeError(StatusCode::kUnsupported, "Expand: element size ", elem_size);
   RJ_CUDA_CHECK_LAUNCH("Expand");
@@ -590,7 +590,7 @@ Status tile(size_t elem_size, const void* in, const std::vector<int64_t>& in_dim
     using E = typename decltype(tag)::type;
     tileKernel<E><<<gridFor(n), kThreads, 0, stream>>>(static_cast<const E*>(in),
                                                         static_cast<E*>(out), n, r,
-                                                        toIdx8(out_dims), toIdx8(in_dims),
+                                                        toDims8(out_dims), toDims8(in_dims),
                                                         toIdx8(st, 0));
   });
   if (!ok) return makeError(StatusCode::kUnsupported, "Tile: element size ", elem_size);

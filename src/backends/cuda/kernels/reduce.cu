@@ -58,15 +58,25 @@ __device__ __forceinline__ float rFinal(ReduceOp op, RAcc acc, int64_t count) {
 
 // One warp per output; the innermost reduced dim is contiguous.
 template <typename T>
-__global__ void reduceWarpKernel(ReduceOp op, const T* x, T* y, int64_t n_out, int kr, Idx8 kdims,
-                                 Idx8 kst, int rr, Idx8 rdims, Idx8 rst, int64_t rcount) {
+__global__ void reduceWarpKernel(ReduceOp op, const T* x, T* y, int64_t n_out, int kr, Dims8 kdims,
+                                 Idx8 kst, int rr, Dims8 rdims, Idx8 rst, int64_t rcount) {
   int64_t warp = (blockIdx.x * (int64_t)blockDim.x + threadIdx.x) >> 5;
   int lane = threadIdx.x & 31;
   int64_t nwarps = ((int64_t)gridDim.x * blockDim.x) >> 5;
   for (int64_t o = warp; o < n_out; o += nwarps) {
     const T* base = x + offsetOf(o, kr, kdims, kst);
     RAcc acc = rInit(op);
-    for (int64_t j = lane; j < rcount; j += 32) acc = rAdd(op, acc, toF(base[offsetOf(j, rr, rdims, rst)]));
+    if (rr == 1 && rst.v[0] == 1) {
+      // One contiguous run: plain loads, four in flight per lane.
+      int64_t j = lane;
+      for (; j + 96 < rcount; j += 128) {
+        float v0 = toF(base[j]), v1 = toF(base[j + 32]), v2 = toF(base[j + 64]), v3 = toF(base[j + 96]);
+        acc = rAdd(op, rAdd(op, rAdd(op, rAdd(op, acc, v0), v1), v2), v3);
+      }
+      for (; j < rcount; j += 32) acc = rAdd(op, acc, toF(base[j]));
+    } else {
+      for (int64_t j = lane; j < rcount; j += 32) acc = rAdd(op, acc, toF(base[offsetOf(j, rr, rdims, rst)]));
+    }
 #pragma unroll
     for (int s = 16; s > 0; s >>= 1) {
       RAcc other{__shfl_xor_sync(0xffffffffu, acc.a, s), __shfl_xor_sync(0xffffffffu, acc.b, s)};
@@ -79,7 +89,7 @@ __global__ void reduceWarpKernel(ReduceOp op, const T* x, T* y, int64_t n_out, i
 // One thread per output; neighbouring outputs read neighbouring inputs (innermost dim kept).
 template <typename T>
 __global__ void reduceThreadKernel(ReduceOp op, const T* x, T* y, int64_t n_out, int kr,
-                                   Idx8 kdims, Idx8 kst, int rr, Idx8 rdims, Idx8 rst,
+                                   Dims8 kdims, Idx8 kst, int rr, Dims8 rdims, Idx8 rst,
                                    int64_t rcount) {
   RJ_GRID_STRIDE_LOOP(o, n_out) {
     const T* base = x + offsetOf(o, kr, kdims, kst);
@@ -248,10 +258,10 @@ Status reduce(ReduceOp op, DataType dtype, const void* x, const std::vector<int6
     T* py = static_cast<T*>(y);
     if (inner_reduced && rcount >= 32)
       reduceWarpKernel<T><<<gridFor(n_out * 32), kThreads, 0, stream>>>(
-          op, px, py, n_out, kr, toIdx8(kd), toIdx8(ks, 0), rr, toIdx8(rd), toIdx8(rs, 0), rcount);
+          op, px, py, n_out, kr, toDims8(kd), toIdx8(ks, 0), rr, toDims8(rd), toIdx8(rs, 0), rcount);
     else
       reduceThreadKernel<T><<<gridFor(n_out), kThreads, 0, stream>>>(
-          op, px, py, n_out, kr, toIdx8(kd), toIdx8(ks, 0), rr, toIdx8(rd), toIdx8(rs, 0), rcount);
+          op, px, py, n_out, kr, toDims8(kd), toIdx8(ks, 0), rr, toDims8(rd), toIdx8(rs, 0), rcount);
   });
   if (!ok) return makeError(StatusCode::kUnsupported, name, ": element type ", dataTypeName(dtype));
   RJ_CUDA_CHECK_LAUNCH(name);

@@ -9,7 +9,7 @@ namespace ramjet::cuda {
 namespace {
 
 template <typename E>
-__global__ void stridedCopyKernel(const E* in, E* out, int64_t n, int r, Idx8 dims, Idx8 st) {
+__global__ void stridedCopyKernel(const E* in, E* out, int64_t n, int r, Dims8 dims, Idx8 st) {
   RJ_GRID_STRIDE_LOOP(i, n) out[i] = in[offsetOf(i, r, dims, st)];
 }
 
@@ -54,15 +54,13 @@ __global__ void gatherKernel(const E* in, int64_t outer, int64_t axis_len, int64
 }
 
 template <typename E>
-__global__ void padKernel(const E* in, E* out, int64_t n, int r, Idx8 out_dims, Idx8 in_dims,
+__global__ void padKernel(const E* in, E* out, int64_t n, int r, Dims8 out_dims, Idx8 in_dims,
                           Idx8 in_st, Idx8 begin, int mode, E value) {
   RJ_GRID_STRIDE_LOOP(i, n) {
     int64_t rem = i, off = 0;
     bool outside = false;
     for (int d = r - 1; d >= 0; --d) {
-      int64_t q = rem / out_dims.v[d];
-      int64_t c = rem - q * out_dims.v[d] - begin.v[d];
-      rem = q;
+      int64_t c = divmod(rem, out_dims.v[d], out_dims.f[d], out_dims.small) - begin.v[d];
       int64_t len = in_dims.v[d];
       if (c < 0 || c >= len) {
         if (mode == 0 || len == 0) { outside = true; break; }
@@ -87,25 +85,21 @@ __global__ void padKernel(const E* in, E* out, int64_t n, int r, Idx8 out_dims, 
 
 struct PoolDev {
   int64_t n, c, in[3], out[3], k[3], s[3], d[3], pb[3], pe[3];
-  bool include_pad, nhwc;
+  FastDiv fc, fout[3];
+  bool include_pad, nhwc, small;
 };
 
 template <typename T, bool kMax>
 __global__ void poolKernel(const T* x, T* y, PoolDev p, int64_t total) {
   int64_t in_sp = p.in[0] * p.in[1] * p.in[2];
   RJ_GRID_STRIDE_LOOP(i, total) {
-    int64_t rem = i, c, o[3], nn;
-    if (p.nhwc) {
-      c = rem % p.c; rem /= p.c;
-      o[2] = rem % p.out[2]; rem /= p.out[2];
-      o[1] = rem % p.out[1]; rem /= p.out[1];
-      o[0] = rem % p.out[0]; nn = rem / p.out[0];
-    } else {
-      o[2] = rem % p.out[2]; rem /= p.out[2];
-      o[1] = rem % p.out[1]; rem /= p.out[1];
-      o[0] = rem % p.out[0]; rem /= p.out[0];
-      c = rem % p.c; nn = rem / p.c;
-    }
+    int64_t rem = i, c = 0, o[3];
+    if (p.nhwc) c = divmod(rem, p.c, p.fc, p.small);
+    o[2] = divmod(rem, p.out[2], p.fout[2], p.small);
+    o[1] = divmod(rem, p.out[1], p.fout[1], p.small);
+    o[0] = divmod(rem, p.out[0], p.fout[0], p.small);
+    if (!p.nhwc) c = divmod(rem, p.c, p.fc, p.small);
+    int64_t nn = rem;
     int64_t base, cstride;
     if (p.nhwc) { base = nn * in_sp * p.c + c; cstride = p.c; }
     else { base = (nn * p.c + c) * in_sp; cstride = 1; }
@@ -142,9 +136,11 @@ struct ResizeDev {
   int r;
   int64_t in[kMaxRank], out[kMaxRank], in_st[kMaxRank];
   float scale[kMaxRank];
+  FastDiv fout[kMaxRank];
   int lin[4];
   int nlin;
   int mode, coord, nearest;
+  bool small;
 };
 
 __device__ __forceinline__ float srcCoord(int coord, int64_t x, float scale, int64_t in_len,
@@ -184,8 +180,7 @@ __global__ void resizeKernel(const T* x, T* y, ResizeDev p, int64_t total) {
     float w[4] = {0.f, 0.f, 0.f, 0.f};
     int li = p.nlin - 1;
     for (int d = p.r - 1; d >= 0; --d) {
-      int64_t o = rem % p.out[d];
-      rem /= p.out[d];
+      int64_t o = divmod(rem, p.out[d], p.fout[d], p.small);
       bool is_lin = li >= 0 && p.lin[li] == d;
       if (p.mode == 0) {
         if (p.in[d] == p.out[d] && p.scale[d] == 1.f) base += o * p.in_st[d];
@@ -295,7 +290,7 @@ Status transpose(size_t elem_size, const void* in, const std::vector<int64_t>& i
   ok = visitElemSize(elem_size, [&](auto tag) {
     using E = typename decltype(tag)::type;
     stridedCopyKernel<E><<<gridFor(n), kThreads, 0, stream>>>(
-        static_cast<const E*>(in), static_cast<E*>(out), n, r, toIdx8(out_dims), toIdx8(st, 0));
+        static_cast<const E*>(in), static_cast<E*>(out), n, r, toDims8(out_dims), toIdx8(st, 0));
   });
   if (!ok) return makeError(StatusCode::kUnsupported, "Transpose: element size ", elem_size);
   RJ_CUDA_CHECK_LAUNCH("Transpose");
@@ -378,7 +373,7 @@ Status slice(size_t elem_size, const void* in, const std::vector<int64_t>& in_di
   bool ok = visitElemSize(elem_size, [&](auto tag) {
     using E = typename decltype(tag)::type;
     stridedCopyKernel<E><<<gridFor(n), kThreads, 0, stream>>>(
-        static_cast<const E*>(in) + base, static_cast<E*>(out), n, r, toIdx8(out_dims), toIdx8(st, 0));
+        static_cast<const E*>(in) + base, static_cast<E*>(out), n, r, toDims8(out_dims), toIdx8(st, 0));
   });
   if (!ok) return makeError(StatusCode::kUnsupported, "Slice: element size ", elem_size);
   RJ_CUDA_CHECK_LAUNCH("Slice");
@@ -442,7 +437,7 @@ Status pad(DataType dtype, const void* in, const std::vector<int64_t>& in_dims,
     E v;
     std::memcpy(&v, &bits, sizeof(E));
     padKernel<E><<<gridFor(n), kThreads, 0, stream>>>(
-        static_cast<const E*>(in), static_cast<E*>(out), n, r, toIdx8(out_dims), toIdx8(in_dims),
+        static_cast<const E*>(in), static_cast<E*>(out), n, r, toDims8(out_dims), toIdx8(in_dims),
         toIdx8(in_st, 0), toIdx8(begin, 0), static_cast<int>(mode), v);
   });
   if (!ok) return makeError(StatusCode::kUnsupported, "Pad: element type ", dataTypeName(dtype));
@@ -467,6 +462,9 @@ static Status pool(bool is_max, DataType dtype, const void* x, void* y, const Po
   }
   int64_t total = d.n * d.c * d.out[0] * d.out[1] * d.out[2];
   if (total == 0) return Status::Ok();
+  d.small = fastIndex(total);
+  d.fc = makeFastDiv(d.c);
+  for (int i = 0; i < 3; ++i) d.fout[i] = makeFastDiv(d.out[i]);
   bool ok = visitFloatDev(dtype, [&](auto tag) {
     using T = typename decltype(tag)::type;
     if (is_max)
@@ -501,6 +499,8 @@ Status resize(DataType dtype, const void* x, const std::vector<int64_t>& in_dims
                      " cannot fill output ", dimsToString(out_dims));
   ResizeDev d{};
   d.r = r;
+  d.small = fastIndex(total);
+  for (int i = 0; i < r; ++i) d.fout[i] = makeFastDiv(out_dims[i]);
   d.mode = p.mode == ResizeMode::kNearest ? 0 : 1;
   d.coord = static_cast<int>(p.coord);
   d.nearest = static_cast<int>(p.nearest);
