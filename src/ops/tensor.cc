@@ -104,8 +104,14 @@ Dim dimProduct(const InferContext& ctx, const std::vector<Dim>& dims) {
   return freshDim(ctx);
 }
 
+Status checkAxis(int64_t* axis, int64_t rank, const Node& node) {
+  if (rank == 0)
+    return makeError(StatusCode::kInvalidModel, node.describe(), ": axis ", *axis, " given for a scalar (rank 0) input");
+  return normalizeAxis(axis, rank, node);
+}
+
 Status normalizeAxes(std::vector<int64_t>* axes, int64_t rank, const Node& node) {
-  for (auto& a : *axes) RJ_RETURN_IF_ERROR(normalizeAxis(&a, rank, node));
+  for (auto& a : *axes) RJ_RETURN_IF_ERROR(checkAxis(&a, rank, node));
   std::sort(axes->begin(), axes->end());
   if (std::adjacent_find(axes->begin(), axes->end()) != axes->end())
     return makeError(StatusCode::kInvalidModel, node.describe(), ": axes contain a duplicate");
@@ -277,7 +283,7 @@ Status inferConcat(InferContext& ctx) {
     return Status::Ok();
   }
   if (rank == 0) return ctx.error("cannot concatenate scalars");
-  RJ_RETURN_IF_ERROR(normalizeAxis(&axis, rank, ctx.node()));
+  RJ_RETURN_IF_ERROR(checkAxis(&axis, rank, ctx.node()));
   Shape out;
   out.dims.assign(rank, Dim());
   std::vector<bool> set(rank, false);
@@ -359,7 +365,7 @@ Status inferSplit(InferContext& ctx) {
     return Status::Ok();
   }
   int64_t axis = ctx.node().attrInt("axis", 0);
-  RJ_RETURN_IF_ERROR(normalizeAxis(&axis, in.rank(), ctx.node()));
+  RJ_RETURN_IF_ERROR(checkAxis(&axis, in.rank(), ctx.node()));
   std::optional<std::vector<int64_t>> split;
   if (ctx.hasInput(1)) {
     split = knownInts(ctx, 1);
@@ -430,7 +436,7 @@ Result<SliceParams> sliceParams(const Node& node, const std::vector<int64_t>& di
   std::vector<bool> seen(r, false);
   for (size_t i = 0; i < axes.size(); ++i) {
     int64_t a = axes[i];
-    RJ_RETURN_IF_ERROR(normalizeAxis(&a, r, node));
+    RJ_RETURN_IF_ERROR(checkAxis(&a, r, node));
     if (seen[a]) return makeError(StatusCode::kInvalidModel, node.describe(), ": axis ", a, " is sliced twice");
     seen[a] = true;
     int64_t step = steps_in ? (*steps_in)[i] : 1;
@@ -457,7 +463,7 @@ Status inferSlice(InferContext& ctx) {
     Shape out = in;
     if (axes_ok && axes) {
       for (int64_t a : *axes) {
-        RJ_RETURN_IF_ERROR(normalizeAxis(&a, r, ctx.node()));
+        RJ_RETURN_IF_ERROR(checkAxis(&a, r, ctx.node()));
         out.dims[a] = freshDim(ctx);
       }
     } else {
@@ -630,7 +636,7 @@ Result<std::vector<int64_t>> padsForRank(const Node& node, const std::vector<int
   size_t n = axes.size();
   for (size_t i = 0; i < n; ++i) {
     int64_t a = axes[i];
-    RJ_RETURN_IF_ERROR(normalizeAxis(&a, r, node));
+    RJ_RETURN_IF_ERROR(checkAxis(&a, r, node));
     full[a] = pads[i];
     full[a + r] = pads[i + n];
   }
@@ -806,7 +812,7 @@ Status inferGather(InferContext& ctx) {
   int64_t r = data.rank();
   if (r == 0) return ctx.error("data must have rank >= 1");
   int64_t axis = ctx.node().attrInt("axis", 0);
-  RJ_RETURN_IF_ERROR(normalizeAxis(&axis, r, ctx.node()));
+  RJ_RETURN_IF_ERROR(checkAxis(&axis, r, ctx.node()));
   Shape out;
   for (int64_t i = 0; i < axis; ++i) out.dims.push_back(data.dims[i]);
   for (const Dim& d : idx.dims) out.dims.push_back(d);
@@ -836,7 +842,7 @@ Status inferGatherElements(InferContext& ctx) {
     if (data.rank() != idx.rank())
       return ctx.error("data ", data.toString(), " and indices ", idx.toString(), " must have the same rank");
     int64_t axis = ctx.node().attrInt("axis", 0);
-    RJ_RETURN_IF_ERROR(normalizeAxis(&axis, data.rank(), ctx.node()));
+    RJ_RETURN_IF_ERROR(checkAxis(&axis, data.rank(), ctx.node()));
   }
   ctx.setOutput(0, ctx.dtype(0), idx);
   return Status::Ok();
@@ -846,7 +852,8 @@ Status inferGatherND(InferContext& ctx) {
   if (!isIndexType(ctx.dtype(1))) return ctx.error("indices must be int32 or int64");
   const Shape &data = ctx.shape(0), &idx = ctx.shape(1);
   int64_t b = ctx.node().attrInt("batch_dims", 0);
-  if (!data.rank_known || !idx.rank_known || idx.rank() == 0 || !idx.dims.back().known()) {
+  if (idx.rank_known && idx.rank() == 0) return ctx.error("indices must have rank >= 1");
+  if (!data.rank_known || !idx.rank_known || !idx.dims.back().known()) {
     ctx.setOutput(0, ctx.dtype(0), Shape::unknownRank());
     return Status::Ok();
   }
@@ -884,7 +891,7 @@ Status inferScatterElements(InferContext& ctx) {
   if (data.rank_known && idx.rank_known) {
     if (data.rank() != idx.rank()) return ctx.error("data and indices must have the same rank");
     int64_t axis = ctx.node().attrInt("axis", 0);
-    RJ_RETURN_IF_ERROR(normalizeAxis(&axis, data.rank(), ctx.node()));
+    RJ_RETURN_IF_ERROR(checkAxis(&axis, data.rank(), ctx.node()));
   }
   ctx.setOutput(0, ctx.dtype(0), data);
   return Status::Ok();
@@ -923,7 +930,7 @@ Status inferOneHot(InferContext& ctx) {
   }
   int64_t r = idx.rank() + 1;
   int64_t axis = ctx.node().attrInt("axis", -1);
-  RJ_RETURN_IF_ERROR(normalizeAxis(&axis, r, ctx.node()));
+  RJ_RETURN_IF_ERROR(checkAxis(&axis, r, ctx.node()));
   Dim depth = freshDim(ctx);
   if (const Tensor* d = ctx.value(1)) {
     if (d->numel() != 1) return ctx.error("depth must have one element");
@@ -962,7 +969,7 @@ Status inferCompress(InferContext& ctx) {
     return Status::Ok();
   }
   int64_t axis = ctx.node().attrInt("axis", 0);
-  RJ_RETURN_IF_ERROR(normalizeAxis(&axis, in.rank(), ctx.node()));
+  RJ_RETURN_IF_ERROR(checkAxis(&axis, in.rank(), ctx.node()));
   Shape out = in;
   out.dims[axis] = n;
   ctx.setOutput(0, ctx.dtype(0), out);
@@ -999,7 +1006,7 @@ Status inferUnique(InferContext& ctx) {
       ctx.setOutput(0, ctx.dtype(0), Shape::unknownRank());
     } else {
       int64_t axis = ctx.node().attrInt("axis", 0);
-      RJ_RETURN_IF_ERROR(normalizeAxis(&axis, in.rank(), ctx.node()));
+      RJ_RETURN_IF_ERROR(checkAxis(&axis, in.rank(), ctx.node()));
       Shape out = in;
       out.dims[axis] = u;
       ctx.setOutput(0, ctx.dtype(0), out);

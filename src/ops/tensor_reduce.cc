@@ -78,7 +78,7 @@ static Status inferArg(InferContext& ctx) {
     return Status::Ok();
   }
   int64_t axis = ctx.node().attrInt("axis", 0);
-  RJ_RETURN_IF_ERROR(normalizeAxis(&axis, in.rank(), ctx.node()));
+  RJ_RETURN_IF_ERROR(checkAxis(&axis, in.rank(), ctx.node()));
   if (in.rank() == 0) return ctx.error("input must have rank >= 1");
   Shape out = in;
   if (ctx.node().attrInt("keepdims", 1)) out.dims[axis] = Dim(1);
@@ -97,7 +97,7 @@ Status inferTopK(InferContext& ctx) {
   if (in.rank_known) {
     if (in.rank() == 0) return ctx.error("input must have rank >= 1");
     int64_t axis = ctx.node().attrInt("axis", -1);
-    RJ_RETURN_IF_ERROR(normalizeAxis(&axis, in.rank(), ctx.node()));
+    RJ_RETURN_IF_ERROR(checkAxis(&axis, in.rank(), ctx.node()));
     auto k = knownInts(ctx, 1);
     if (k) {
       if (k->size() != 1) return ctx.error("K must have exactly one element, got ", k->size());

@@ -35,7 +35,7 @@ Result<ResizePlan> resizePlan(const Node& node, const std::vector<int64_t>& in_d
   if (axes.empty()) {
     for (int64_t i = 0; i < r; ++i) axes.push_back(i);
   } else {
-    for (auto& a : axes) RJ_RETURN_IF_ERROR(normalizeAxis(&a, r, node));
+    for (auto& a : axes) RJ_RETURN_IF_ERROR(checkAxis(&a, r, node));
     std::vector<int64_t> s = axes;
     std::sort(s.begin(), s.end());
     if (std::adjacent_find(s.begin(), s.end()) != s.end()) return err("axes contain a duplicate");
@@ -115,7 +115,7 @@ Status inferResize(InferContext& ctx) {
     std::vector<int64_t> axes = ctx.node().attrInts("axes");
     if (axes.empty()) for (int64_t i = 0; i < r; ++i) axes.push_back(i);
     for (int64_t a : axes) {
-      RJ_RETURN_IF_ERROR(normalizeAxis(&a, r, ctx.node()));
+      RJ_RETURN_IF_ERROR(checkAxis(&a, r, ctx.node()));
       out.dims[a] = freshDim(ctx);
     }
     ctx.setOutput(0, ctx.dtype(0), out);

@@ -40,6 +40,8 @@ Dim scaledSymbol(const std::string& base, int64_t factor);
 std::vector<int64_t> inputInts(const KernelContext& ctx, size_t i);
 // Kernels of shape-determined ops rely on the interpreter having preallocated output i.
 Status requireOutput(KernelContext& ctx, size_t i);
+// normalizeAxis that also rejects any axis for a rank-0 tensor (callers index dims with it).
+Status checkAxis(int64_t* axis, int64_t rank, const Node& node);
 // Normalizes and validates an axes list (duplicates rejected); sorted ascending.
 Status normalizeAxes(std::vector<int64_t>* axes, int64_t rank, const Node& node);
 

@@ -427,3 +427,25 @@ TEST(TensorOps, ShapeValuesThroughArithmetic) {
   EXPECT_EQ((*out)[0].dims(), (D{6, 12}));
   EXPECT_EQ((*out)[1].dims(), (D{3, 1, 6}));
 }
+
+// Scalars and malformed parameters are errors naming the node, never out-of-bounds accesses.
+TEST(TensorOps, BadInputsAreErrors) {
+  Tensor s = Tensor::scalar<float>(1.f);
+  auto expectError = [](const Result<std::vector<Tensor>>& r, const char* what) {
+    ASSERT_FALSE(r.ok()) << what;
+    EXPECT_FALSE(r.status().message().empty()) << what;
+  };
+  expectError(runOp("Split", {s}, {}, 2), "Split of a scalar");
+  expectError(runOp("Slice", {s, I1({0}), I1({1})}), "Slice of a scalar");
+  expectError(runOp("Squeeze", {s, I1({0})}), "Squeeze of a scalar");
+  expectError(runOp("ReduceSum", {s, I1({0})}), "ReduceSum axis of a scalar");
+  expectError(runOp("GatherElements", {s, Tensor::scalar<int64_t>(0)}), "GatherElements of scalars");
+  expectError(runOp("Compress", {s, Tensor::fromVector<bool>({true}, {1})}, {{"axis", ai(0)}}), "Compress");
+  expectError(runOp("GatherND", {F({1, 2}, {2}), Tensor::scalar<int64_t>(0)}), "GatherND scalar indices");
+  expectError(runOp("Trilu", {F({1, 2, 3, 4}, {2, 2}), I1({1, 2})}), "Trilu k with two elements");
+  expectError(runOp("Tile", {F({1, 2}, {2}), I1({1, 2})}), "Tile repeats of the wrong length");
+  expectError(runOp("TopK", {s, I1({1})}, {}, 2), "TopK of a scalar");
+  expectError(runOp("Pad", {F({1, 2}, {2}), I1({-3, 0})}), "Pad cropping below zero");
+  expectError(runOp("Resize", {F({1, 2}, {2}), Tensor(), F({-1}, {1})}), "Resize negative scale");
+  expectError(runOp("ScatterND", {F({1, 2}, {2}), I({5}, {1, 1}), F({9}, {1})}), "ScatterND index out of range");
+}

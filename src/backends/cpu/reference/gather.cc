@@ -25,7 +25,7 @@ Status refGather(KernelContext& ctx) {
   const Tensor &data = ctx.input(0), &idx = ctx.input(1);
   Tensor& out = ctx.output(0);
   int64_t axis = ctx.node.attrInt("axis", 0);
-  RJ_RETURN_IF_ERROR(normalizeAxis(&axis, data.rank(), ctx.node));
+  RJ_RETURN_IF_ERROR(checkAxis(&axis, data.rank(), ctx.node));
   int64_t outer = 1, n = data.dims()[axis], inner = 1;
   for (int64_t i = 0; i < axis; ++i) outer *= data.dims()[i];
   for (size_t i = axis + 1; i < data.rank(); ++i) inner *= data.dims()[i];
@@ -71,7 +71,7 @@ Status refGatherElements(KernelContext& ctx) {
   const Tensor &data = ctx.input(0), &idx = ctx.input(1);
   Tensor& out = ctx.output(0);
   int64_t axis = ctx.node.attrInt("axis", 0);
-  RJ_RETURN_IF_ERROR(normalizeAxis(&axis, data.rank(), ctx.node));
+  RJ_RETURN_IF_ERROR(checkAxis(&axis, data.rank(), ctx.node));
   size_t es = dataTypeSize(data.dtype());
   return forEachAxisIndex(ctx, idx, data.dims(), axis, [&](int64_t i, int64_t at) {
     std::memcpy(bytes(out) + i * es, bytes(data) + at * es, es);
@@ -137,7 +137,7 @@ Status refScatterElements(KernelContext& ctx) {
   if (upd.dims() != idx.dims())
     return ctx.error("updates ", dimsToString(upd.dims()), " must have the shape of indices ", dimsToString(idx.dims()));
   int64_t axis = ctx.node.attrInt("axis", 0);
-  RJ_RETURN_IF_ERROR(normalizeAxis(&axis, data.rank(), ctx.node));
+  RJ_RETURN_IF_ERROR(checkAxis(&axis, data.rank(), ctx.node));
   std::memcpy(out.raw(), data.raw(), data.nbytes());
   int red = reductionCode(ctx.node);
   Status st;

@@ -115,7 +115,7 @@ static Status argKernel(KernelContext& ctx, bool is_max) {
   RJ_RETURN_IF_ERROR(requireOutput(ctx, 0));
   const Tensor& in = ctx.input(0);
   int64_t axis = ctx.node.attrInt("axis", 0);
-  RJ_RETURN_IF_ERROR(normalizeAxis(&axis, in.rank(), ctx.node));
+  RJ_RETURN_IF_ERROR(checkAxis(&axis, in.rank(), ctx.node));
   bool last = ctx.node.attrInt("select_last_index", 0) != 0;
   int64_t outer = 1, n = in.dims()[axis], inner = 1;
   if (n == 0) return ctx.error("cannot take Arg", is_max ? "Max" : "Min", " over an empty axis");
@@ -150,7 +150,7 @@ Status refTopK(KernelContext& ctx) {
   RJ_RETURN_IF_ERROR(requireOutput(ctx, 1));
   const Tensor& in = ctx.input(0);
   int64_t axis = ctx.node.attrInt("axis", -1);
-  RJ_RETURN_IF_ERROR(normalizeAxis(&axis, in.rank(), ctx.node));
+  RJ_RETURN_IF_ERROR(checkAxis(&axis, in.rank(), ctx.node));
   bool largest = ctx.node.attrInt("largest", 1) != 0;
   int64_t k = ctx.input(1).getInt(0);
   int64_t outer = 1, n = in.dims()[axis], inner = 1;

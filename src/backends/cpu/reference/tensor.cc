@@ -64,7 +64,7 @@ Status refConcat(KernelContext& ctx) {
   RJ_RETURN_IF_ERROR(requireOutput(ctx, 0));
   Tensor& out = ctx.output(0);
   int64_t axis = ctx.node.attrInt("axis", 0);
-  RJ_RETURN_IF_ERROR(normalizeAxis(&axis, out.rank(), ctx.node));
+  RJ_RETURN_IF_ERROR(checkAxis(&axis, out.rank(), ctx.node));
   size_t es = dataTypeSize(out.dtype());
   int64_t outer = 1;
   for (int64_t i = 0; i < axis; ++i) outer *= out.dims()[i];
@@ -83,7 +83,7 @@ Status refConcat(KernelContext& ctx) {
 Status refSplit(KernelContext& ctx) {
   const Tensor& in = ctx.input(0);
   int64_t axis = ctx.node.attrInt("axis", 0);
-  RJ_RETURN_IF_ERROR(normalizeAxis(&axis, in.rank(), ctx.node));
+  RJ_RETURN_IF_ERROR(checkAxis(&axis, in.rank(), ctx.node));
   std::vector<int64_t> split;
   bool has_split = ctx.hasInput(1);
   if (has_split) split = inputInts(ctx, 1);
@@ -293,7 +293,7 @@ Status refCumSum(KernelContext& ctx) {
   Tensor& out = ctx.output(0);
   if (ctx.input(1).numel() != 1) return ctx.error("axis must be a scalar");
   int64_t axis = ctx.input(1).getInt(0);
-  RJ_RETURN_IF_ERROR(normalizeAxis(&axis, in.rank(), ctx.node));
+  RJ_RETURN_IF_ERROR(checkAxis(&axis, in.rank(), ctx.node));
   bool exclusive = ctx.node.attrInt("exclusive", 0), reverse = ctx.node.attrInt("reverse", 0);
   int64_t outer = 1, n = in.rank() ? in.dims()[axis] : 1, inner = 1;
   for (int64_t i = 0; i < axis; ++i) outer *= in.dims()[i];
@@ -353,7 +353,7 @@ Status refOneHot(KernelContext& ctx) {
   const Tensor& vals = ctx.input(2);
   Tensor& out = ctx.output(0);
   int64_t axis = ctx.node.attrInt("axis", -1);
-  RJ_RETURN_IF_ERROR(normalizeAxis(&axis, idx.rank() + 1, ctx.node));
+  RJ_RETURN_IF_ERROR(checkAxis(&axis, idx.rank() + 1, ctx.node));
   int64_t depth = out.dims()[axis];
   int64_t outer = 1, inner = 1;
   for (int64_t i = 0; i < axis; ++i) outer *= idx.dims()[i];
@@ -377,6 +377,8 @@ Status refTrilu(KernelContext& ctx) {
   RJ_RETURN_IF_ERROR(requireOutput(ctx, 0));
   const Tensor& in = ctx.input(0);
   Tensor& out = ctx.output(0);
+  if (ctx.hasInput(1) && ctx.input(1).numel() != 1)
+    return ctx.error("k must have exactly one element, got ", ctx.input(1).numel());
   int64_t k = ctx.hasInput(1) ? ctx.input(1).getInt(0) : 0;
   bool upper = ctx.node.attrInt("upper", 1) != 0;
   int64_t rows = in.dim(-2), cols = in.dim(-1);
@@ -400,7 +402,7 @@ Status refCompress(KernelContext& ctx) {
   int64_t axis = ctx.node.attrInt("axis", 0);
   int64_t outer = 1, n = in.numel(), inner = 1;
   if (has_axis) {
-    RJ_RETURN_IF_ERROR(normalizeAxis(&axis, in.rank(), ctx.node));
+    RJ_RETURN_IF_ERROR(checkAxis(&axis, in.rank(), ctx.node));
     n = in.dims()[axis];
     for (int64_t i = 0; i < axis; ++i) outer *= in.dims()[i];
     for (size_t i = axis + 1; i < in.rank(); ++i) inner *= in.dims()[i];
@@ -474,7 +476,7 @@ Status refUnique(KernelContext& ctx) {
   // View the input as [outer, n, inner]; a "slice" k is every [o, k, i].
   int64_t outer = 1, n = in.numel(), inner = 1;
   if (has_axis) {
-    RJ_RETURN_IF_ERROR(normalizeAxis(&axis, in.rank(), ctx.node));
+    RJ_RETURN_IF_ERROR(checkAxis(&axis, in.rank(), ctx.node));
     n = in.dims()[axis];
     for (int64_t i = 0; i < axis; ++i) outer *= in.dims()[i];
     for (size_t i = axis + 1; i < in.rank(); ++i) inner *= in.dims()[i];
