@@ -29,6 +29,9 @@ const char* placementName(Placement p);
 struct Tactic {
   std::string name;  // "cpu.reference", "cuda.conv.cudnn", ... (recorded in the plan)
   int32_t id = 0;    // backend-specific variant (algorithm index)
+  // Input-0 dims the variant won its timing at (empty: not timed). Kernels fall back to their
+  // heuristic choice for other shapes: an algorithm tuned for batch 64 can be slow at batch 1.
+  std::vector<int64_t> tuned_dims;
 };
 
 // A tensor as a kernel sees it: memory on the backend's device and concrete dims.

@@ -563,6 +563,8 @@ Result<Plan> build(const Graph& input, const BuildOptions& opt) {
         ++report.tactics_timed;
       }
     }
+    if (cands.size() > 1 && !at_opt.dynamic && !n.inputs.empty() && n.inputs[0])
+      chosen.tuned_dims = at_opt.values[prog.indexOf(n.inputs[0])].dims;
     e.tactic = chosen;
     ++report.tactics[chosen.name];
     // Workspace at the max shapes.

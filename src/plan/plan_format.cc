@@ -469,6 +469,7 @@ std::vector<uint8_t> encode(const PlanContents& plan) {
     meta.u8(static_cast<uint8_t>(e.placement));
     meta.str(e.tactic.name);
     meta.i32(e.tactic.id);
+    meta.dims(e.tactic.tuned_dims);
     meta.f64(e.time_ms);
   }
   const MemoryReport& mr = plan.memory.report;
@@ -536,7 +537,7 @@ Result<PlanContents> decode(const uint8_t* data, size_t size, std::shared_ptr<vo
   RJ_RETURN_IF_ERROR(decodeMeta(r, &pc.meta));
   GraphDecoder gd(&r, data + w_off, w_size, keepalive);
   RJ_ASSIGN_OR_RETURN(pc.graph, gd.graph(0));
-  uint32_t ne = r.count(21, "exec records");
+  uint32_t ne = r.count(25, "exec records");
   std::set<uint32_t> seen;
   for (uint32_t i = 0; i < ne && r.ok(); ++i) {
     NodeExec e;
@@ -544,6 +545,7 @@ Result<PlanContents> decode(const uint8_t* data, size_t size, std::shared_ptr<vo
     uint8_t pl = r.u8();
     e.tactic.name = r.str();
     e.tactic.id = r.i32();
+    e.tactic.tuned_dims = r.dims();
     e.time_ms = r.f64();
     if (!r.ok()) break;
     if (pl > 3) return bad("node record ", i, " has unknown placement ", static_cast<int>(pl));

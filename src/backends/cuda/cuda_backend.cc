@@ -472,7 +472,7 @@ Result<ConvDesc> convDesc(const Node& n, const std::vector<int64_t>& x, const st
 
 class ConvKernel final : public Kernel {
  public:
-  ConvKernel(const Node& n, Handles* h, int32_t tactic) : n_(n), h_(h), tactic_(tactic) {}
+  ConvKernel(const Node& n, Handles* h, const Tactic& t) : n_(n), h_(h), tactic_(t.id), tuned_(t.tuned_dims) {}
   size_t workspaceBytes(const RunArgs& a) const override {
     auto e = entry(a);
     return e.ok() ? (*e)->algo.workspace : 0;
@@ -501,8 +501,9 @@ class ConvKernel final : public Kernel {
     RJ_ASSIGN_OR_RETURN(e->conv, CudnnConv::create(h_->cudnn->get(), d));
     RJ_ASSIGN_OR_RETURN(auto cands, e->conv->candidates(size_t{1} << 30));
     e->algo = cands[0];
-    for (const auto& c : cands)
-      if (c.algo * 10 + c.math_type == tactic_) e->algo = c;
+    if (tuned_.empty() || tuned_ == key)
+      for (const auto& c : cands)
+        if (c.algo * 10 + c.math_type == tactic_) e->algo = c;
     Entry* raw = e.get();
     cache_[key] = std::move(e);
     return raw;
@@ -512,6 +513,7 @@ class ConvKernel final : public Kernel {
   const Node& n_;
   Handles* h_;
   int32_t tactic_;
+  std::vector<int64_t> tuned_;
   mutable std::mutex mu_;
   mutable std::map<std::vector<int64_t>, std::unique_ptr<Entry>> cache_;
 };
@@ -590,7 +592,7 @@ Result<GemmPlan> gemmPlan(const Node& n, const std::vector<TensorRef>& in, const
 
 class GemmKernel final : public Kernel {
  public:
-  GemmKernel(const Node& n, Handles* h, int32_t tactic) : n_(n), h_(h), tactic_(tactic) {}
+  GemmKernel(const Node& n, Handles* h, const Tactic& t) : n_(n), h_(h), tactic_(t.id), tuned_(t.tuned_dims) {}
   size_t workspaceBytes(const RunArgs& a) const override {
     auto e = entry(a);
     return e.ok() ? (*e)->algo.workspace : 0;
@@ -622,7 +624,8 @@ class GemmKernel final : public Kernel {
     RJ_ASSIGN_OR_RETURN(e->gemm, CublasLtGemm::create(h_->lt->get(), e->plan.desc));
     RJ_ASSIGN_OR_RETURN(auto cands, e->gemm->candidates(4, size_t{64} << 20));
     if (cands.empty()) return makeError(StatusCode::kUnsupported, n_.describe(), ": cuBLASLt has no algorithm");
-    e->algo = cands[std::min<size_t>(static_cast<size_t>(std::max(tactic_, 0)), cands.size() - 1)];
+    size_t pick = tuned_.empty() || tuned_ == a.inputs[0].dims ? static_cast<size_t>(std::max(tactic_, 0)) : 0;
+    e->algo = cands[std::min<size_t>(pick, cands.size() - 1)];
     Entry* raw = e.get();
     cache_[key] = std::move(e);
     return raw;
@@ -632,6 +635,7 @@ class GemmKernel final : public Kernel {
   const Node& n_;
   Handles* h_;
   int32_t tactic_;
+  std::vector<int64_t> tuned_;
   mutable std::mutex mu_;
   mutable std::map<std::vector<int64_t>, std::unique_ptr<Entry>> cache_;
 };
@@ -757,8 +761,8 @@ class CudaBackend final : public backend::Backend {
     if (op == "ReduceMax") return mk(new ReduceKernel(n, ReduceOp::kMax, false));
     if (op == "ReduceMin") return mk(new ReduceKernel(n, ReduceOp::kMin, false));
     if (op == "Resize") return mk(new ResizeKernel(n));
-    if (op == "Conv") return mk(new ConvKernel(n, &h_, t.id));
-    if (op == "Gemm" || op == "MatMul") return mk(new GemmKernel(n, &h_, t.id));
+    if (op == "Conv") return mk(new ConvKernel(n, &h_, t));
+    if (op == "Gemm" || op == "MatMul") return mk(new GemmKernel(n, &h_, t));
     return makeError(StatusCode::kInvalidPlan, n.describe(), ": the CUDA backend has no kernel '", t.name, "'");
   }
 
