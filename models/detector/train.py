@@ -767,66 +767,91 @@ def main(argv=None):
         a.reserve_s = 45.0 if amp else 20.0 + 0.8 * a.val_count * (a.export_size / 640) ** 2
     train_deadline = (t_start + a.time_budget_s - a.reserve_s) if a.time_budget_s else None
     total_steps = a.epochs * max(1, a.imgs_per_epoch // a.batch)
-    steps_per_epoch = max(1, a.imgs_per_epoch // a.batch)
     train_t0 = time.time()
     gen = torch.Generator().manual_seed(a.seed)
     history, step, seen = [], 0, 0
     loss_acc, loss_n, t_log, seen_log = torch.zeros(3, device=device), 0, time.time(), 0
     model.train()
     stop_reason = "epochs"
-    while step < total_steps:
-        now = time.time()
-        if train_deadline is not None and now >= train_deadline:
-            stop_reason = "time budget"
-            break
-        # drain freshly generated scenes into the cache
-        for _ in range(8):
-            try:
-                seed, idx, imgs, labels = stream.result_q.get_nowait()
-            except queue.Empty:
+    bad_steps = 0
+    try:
+        while step < total_steps:
+            now = time.time()
+            if train_deadline is not None and now >= train_deadline:
+                stop_reason = "time budget"
                 break
-            cache.put(idx, imgs, labels)
-        # lr: warmup, then cosine over max(step progress, time progress)
-        p = step / total_steps
-        if train_deadline is not None:
-            p = max(p, (now - train_t0) / max(train_deadline - train_t0, 1e-9))
-        lr = a.lr * (a.lrf + (1 - a.lrf) * 0.5 * (1 + math.cos(math.pi * min(p, 1.0))))
-        if step < a.warmup_steps:
-            lr *= (step + 1) / a.warmup_steps
-        for g in opt.param_groups:
-            g["lr"] = lr
-        filled = cache.filled_slots()
-        slots = filled[torch.randint(0, len(filled), (a.batch,), generator=gen)]
-        x, gl, gb, gm = make_batch(cache, slots, a.img_size, gen)
-        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp):
-            feats = fwd(x)
-        loss, parts = loss_fn(feats, gl, gb, gm)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
-        opt.step()
-        ema.update()
-        step += 1
-        seen += a.batch
-        loss_acc += parts
-        loss_n += 1
-        if step % a.log_every == 0 or step == 1:
-            lb, lc, ld = (loss_acc / loss_n).tolist()
-            dt = time.time() - t_log
-            rate = (seen - seen_log) / max(dt, 1e-9)
-            history.append({"step": step, "epoch": seen / a.imgs_per_epoch, "images": seen,
-                            "box": lb, "cls": lc, "dfl": ld, "lr": lr, "imgs_per_s": rate,
-                            "t": time.time() - t_start})
-            log(f"step {step:5d} ep {seen / a.imgs_per_epoch:6.2f} loss box {lb:.4f} cls {lc:.4f} "
-                f"dfl {ld:.4f} lr {lr:.2e} {rate:6.1f} img/s scenes {cache.count}")
-            loss_acc.zero_()
-            loss_n, t_log, seen_log = 0, time.time(), seen
-        if step % steps_per_epoch == 0:
-            pass  # epochs are only a unit of count here; the cache is sampled with replacement
+            # drain freshly generated scenes into the cache
+            for _ in range(8):
+                try:
+                    seed, idx, imgs, labels = stream.result_q.get_nowait()
+                except queue.Empty:
+                    break
+                cache.put(idx, imgs, labels)
+            # lr: warmup, then cosine over max(step progress, time progress)
+            p = step / total_steps
+            if train_deadline is not None:
+                p = max(p, (now - train_t0) / max(train_deadline - train_t0, 1e-9))
+            lr = a.lr * (a.lrf + (1 - a.lrf) * 0.5 * (1 + math.cos(math.pi * min(p, 1.0))))
+            if step < a.warmup_steps:
+                lr *= (step + 1) / a.warmup_steps
+            for g in opt.param_groups:
+                g["lr"] = lr
+            filled = cache.filled_slots()
+            slots = filled[torch.randint(0, len(filled), (a.batch,), generator=gen)]
+            x, gl, gb, gm = make_batch(cache, slots, a.img_size, gen)
+            with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp):
+                feats = fwd(x)
+            loss, parts = loss_fn(feats, gl, gb, gm)
+            opt.zero_grad(set_to_none=True)
+            if not bool(torch.isfinite(loss)):  # skip the step rather than poison the weights
+                bad_steps += 1
+                log(f"step {step}: non-finite loss {parts.tolist()}, skipped ({bad_steps} so far)")
+                if bad_steps >= 50:
+                    stop_reason = "non-finite losses"
+                    break
+                continue
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
+            opt.step()
+            ema.update()
+            step += 1
+            seen += a.batch
+            loss_acc += parts
+            loss_n += 1
+            if step % a.log_every == 0 or step == 1:
+                lb, lc, ld = (loss_acc / loss_n).tolist()
+                dt = time.time() - t_log
+                rate = (seen - seen_log) / max(dt, 1e-9)
+                history.append({"step": step, "epoch": seen / a.imgs_per_epoch, "images": seen,
+                                "box": lb, "cls": lc, "dfl": ld, "lr": lr, "imgs_per_s": rate,
+                                "t": time.time() - t_start})
+                log(f"step {step:5d} ep {seen / a.imgs_per_epoch:6.2f} loss box {lb:.4f} "
+                    f"cls {lc:.4f} dfl {ld:.4f} lr {lr:.2e} {rate:6.1f} img/s "
+                    f"scenes {cache.count}")
+                loss_acc.zero_()
+                loss_n, t_log, seen_log = 0, time.time(), seen
+    except Exception as e:  # keep what was learned: evaluate and export the EMA weights
+        import traceback
+        stop_reason = f"error: {e!r}"
+        log(f"training failed at step {step}:\n{traceback.format_exc()}")
     train_s = time.time() - train_t0
     stream.close()
     log(f"training stopped ({stop_reason}) after {step} steps, {seen} images, {train_s:.1f} s "
         f"({seen / max(train_s, 1e-9):.1f} img/s); {cache.count} training scenes generated")
+
+    ck_path = os.path.join(a.out, "detector.pt")
+
+    def save_ckpt(meta):
+        sd = {k: v.detach().float().cpu() for k, v in ema_model.state_dict().items()}
+        torch.save({"model": sd, "scale": a.scale, "nc": nc, "meta": meta, "args": vars(a)},
+                   ck_path)
+        return sd
+
+    meta = {"names": {i: n for i, n in enumerate(scenes.CLASSES)}, "stride": 32,
+            "task": "detect", "format": "yolov8", "train_seed": a.train_seed,
+            "val_seed": a.val_seed, "val_count": a.val_count,
+            "generator_version": scenes.GENERATOR_VERSION}
+    save_ckpt(meta)  # before evaluation, in case that fails
 
     # Evaluate the EMA weights at the export size, as they are and with precise BN statistics;
     # keep the better for export.
@@ -835,37 +860,42 @@ def main(argv=None):
             f"mAP@0.5 {res['map50']:.4f}  mAP@0.5:0.95 {res['map']:.4f}  ({res['eval_s']:.1f} s)"
             + (f"  pycocotools {res['pycocotools']}" if "pycocotools" in res else ""))
 
-    res, _ = evaluate(ema_model, val_imgs, val_labels, nc, device, amp=False)
-    report("EMA", res)
-    bn_choice = "ema running stats"
-    if a.bn_batches > 0:
-        import copy
-        sd_before = copy.deepcopy(ema_model.state_dict())
-        t_bn = time.time()
-        recalibrate_bn(ema_model, (make_batch(cache, cache.filled_slots()[torch.randint(
-            0, len(cache.filled_slots()), (a.batch,), generator=gen)], a.img_size, gen)[0]
-            for _ in range(a.bn_batches)), amp)
-        res_bn, _ = evaluate(ema_model, val_imgs, val_labels, nc, device, amp=False)
-        report(f"EMA + precise BN ({a.bn_batches} batches, {time.time() - t_bn:.1f} s)", res_bn)
-        res_ema = {"map50": res["map50"], "map": res["map"]}
-        if res_bn["map50"] + res_bn["map"] >= res["map50"] + res["map"]:
-            res, bn_choice = res_bn, "precise BN"
-        else:
-            ema_model.load_state_dict(sd_before)
-        res["ema_running_stats"] = res_ema
+    def final_eval():
+        res, _ = evaluate(ema_model, val_imgs, val_labels, nc, device, amp=False)
+        report("EMA", res)
+        bn_choice = "ema running stats"
+        if a.bn_batches > 0:
+            t_bn = time.time()
+            recalibrate_bn(ema_model, (make_batch(cache, cache.filled_slots()[torch.randint(
+                0, len(cache.filled_slots()), (a.batch,), generator=gen)], a.img_size, gen)[0]
+                for _ in range(a.bn_batches)), amp)
+            res_bn, _ = evaluate(ema_model, val_imgs, val_labels, nc, device, amp=False)
+            report(f"EMA + precise BN ({a.bn_batches} batches, {time.time() - t_bn:.1f} s)",
+                   res_bn)
+            res_ema = {"map50": res["map50"], "map": res["map"]}
+            if res_bn["map50"] + res_bn["map"] >= res["map50"] + res["map"]:
+                res, bn_choice = res_bn, "precise BN"
+            else:
+                ema_model.load_state_dict(sd_before)
+            res["ema_running_stats"] = res_ema
+        return res, bn_choice
+
+    import copy
+    sd_before = copy.deepcopy(ema_model.state_dict())
+    try:
+        res, bn_choice = final_eval()
+    except Exception as e:  # still save and export what was trained
+        import traceback
+        log(f"evaluation failed:\n{traceback.format_exc()}")
+        ema_model.load_state_dict(sd_before)
+        res, bn_choice = {"map50": -1.0, "map": -1.0, "per_class": {}, "error": repr(e)}, "n/a"
     log(f"exporting the EMA weights with {bn_choice}")
     res["bn"] = bn_choice
     for name, v in res["per_class"].items():
         log(f"  {name:8s} AP50 {v['ap50']:.4f}  AP {v['ap']:.4f}")
 
-    meta = {"names": {i: n for i, n in enumerate(scenes.CLASSES)}, "stride": 32,
-            "task": "detect", "format": "yolov8", "train_seed": a.train_seed,
-            "val_seed": a.val_seed, "val_count": a.val_count,
-            "generator_version": scenes.GENERATOR_VERSION,
-            "map50": round(res["map50"], 4), "map": round(res["map"], 4)}
-    sd = {k: v.detach().float().cpu() for k, v in ema_model.state_dict().items()}
-    ck_path = os.path.join(a.out, "detector.pt")
-    torch.save({"model": sd, "scale": a.scale, "nc": nc, "meta": meta, "args": vars(a)}, ck_path)
+    meta.update(map50=round(res["map50"], 4), map=round(res["map"], 4), bn=bn_choice)
+    sd = save_ckpt(meta)
     summary = {"args": vars(a), "steps": step, "images_seen": seen, "train_s": train_s,
                "train_imgs_per_s": seen / max(train_s, 1e-9), "scenes_generated": cache.count,
                "generation_imgs_per_s_startup": gen_rate, "stop_reason": stop_reason,
