@@ -12,8 +12,12 @@ namespace ramjet::ops {
 
 namespace {
 
-int64_t floorDiv(int64_t a, int64_t b) { return a / b - ((a % b != 0) && ((a < 0) != (b < 0))); }
-int64_t ceilDiv(int64_t a, int64_t b) { return -floorDiv(-a, b); }
+int64_t floorDiv(int64_t a, int64_t b) {
+  return a / b - ((a % b != 0) && ((a < 0) != (b < 0)));
+}
+int64_t ceilDiv(int64_t a, int64_t b) {
+  return -floorDiv(-a, b);
+}
 
 Status err(const Node& node, const std::string& what) {
   return makeError(StatusCode::kInvalidModel, node.describe(), ": ", what);
@@ -170,17 +174,28 @@ Result<WindowGeometry> transposeWindow(const Node& node, const std::vector<int64
 // ---------------------------------------------------------------- RNN activations
 double RnnActivation::operator()(double x) const {
   switch (kind) {
-    case kSigmoid: return 1.0 / (1.0 + std::exp(-x));
-    case kTanh: return std::tanh(x);
-    case kRelu: return x > 0 ? x : 0;
-    case kAffine: return alpha * x + beta;
-    case kLeakyRelu: return x < 0 ? alpha * x : x;
-    case kThresholdedRelu: return x > alpha ? x : 0;
-    case kScaledTanh: return alpha * std::tanh(beta * x);
-    case kHardSigmoid: return std::max(0.0, std::min(1.0, alpha * x + beta));
-    case kElu: return x < 0 ? alpha * (std::exp(x) - 1) : x;
-    case kSoftsign: return x / (1 + std::fabs(x));
-    case kSoftplus: return std::log1p(std::exp(x));
+    case kSigmoid:
+      return 1.0 / (1.0 + std::exp(-x));
+    case kTanh:
+      return std::tanh(x);
+    case kRelu:
+      return x > 0 ? x : 0;
+    case kAffine:
+      return alpha * x + beta;
+    case kLeakyRelu:
+      return x < 0 ? alpha * x : x;
+    case kThresholdedRelu:
+      return x > alpha ? x : 0;
+    case kScaledTanh:
+      return alpha * std::tanh(beta * x);
+    case kHardSigmoid:
+      return std::max(0.0, std::min(1.0, alpha * x + beta));
+    case kElu:
+      return x < 0 ? alpha * (std::exp(x) - 1) : x;
+    case kSoftsign:
+      return x / (1 + std::fabs(x));
+    case kSoftplus:
+      return std::log1p(std::exp(x));
   }
   return x;
 }
@@ -210,18 +225,45 @@ Result<std::vector<RnnActivation>> rnnActivations(const Node& node,
     RnnActivation a;
     bool uses_alpha = false, uses_beta = false;
     float da = 0, db = 0;
-    if (n == "sigmoid") a.kind = RnnActivation::kSigmoid;
-    else if (n == "tanh") a.kind = RnnActivation::kTanh;
-    else if (n == "relu") a.kind = RnnActivation::kRelu;
-    else if (n == "affine") { a.kind = RnnActivation::kAffine; uses_alpha = uses_beta = true; da = 1; db = 0; }
-    else if (n == "leakyrelu") { a.kind = RnnActivation::kLeakyRelu; uses_alpha = true; da = 0.01f; }
-    else if (n == "thresholdedrelu") { a.kind = RnnActivation::kThresholdedRelu; uses_alpha = true; da = 1; }
-    else if (n == "scaledtanh") { a.kind = RnnActivation::kScaledTanh; uses_alpha = uses_beta = true; da = 1; db = 1; }
-    else if (n == "hardsigmoid") { a.kind = RnnActivation::kHardSigmoid; uses_alpha = uses_beta = true; da = 0.2f; db = 0.5f; }
-    else if (n == "elu") { a.kind = RnnActivation::kElu; uses_alpha = true; da = 1; }
-    else if (n == "softsign") a.kind = RnnActivation::kSoftsign;
-    else if (n == "softplus") a.kind = RnnActivation::kSoftplus;
-    else return err(node, "unknown activation '" + raw + "'");
+    if (n == "sigmoid")
+      a.kind = RnnActivation::kSigmoid;
+    else if (n == "tanh")
+      a.kind = RnnActivation::kTanh;
+    else if (n == "relu")
+      a.kind = RnnActivation::kRelu;
+    else if (n == "affine") {
+      a.kind = RnnActivation::kAffine;
+      uses_alpha = uses_beta = true;
+      da = 1;
+      db = 0;
+    } else if (n == "leakyrelu") {
+      a.kind = RnnActivation::kLeakyRelu;
+      uses_alpha = true;
+      da = 0.01f;
+    } else if (n == "thresholdedrelu") {
+      a.kind = RnnActivation::kThresholdedRelu;
+      uses_alpha = true;
+      da = 1;
+    } else if (n == "scaledtanh") {
+      a.kind = RnnActivation::kScaledTanh;
+      uses_alpha = uses_beta = true;
+      da = 1;
+      db = 1;
+    } else if (n == "hardsigmoid") {
+      a.kind = RnnActivation::kHardSigmoid;
+      uses_alpha = uses_beta = true;
+      da = 0.2f;
+      db = 0.5f;
+    } else if (n == "elu") {
+      a.kind = RnnActivation::kElu;
+      uses_alpha = true;
+      da = 1;
+    } else if (n == "softsign")
+      a.kind = RnnActivation::kSoftsign;
+    else if (n == "softplus")
+      a.kind = RnnActivation::kSoftplus;
+    else
+      return err(node, "unknown activation '" + raw + "'");
     a.alpha = da;
     a.beta = db;
     if (uses_alpha && ai < alphas.size()) a.alpha = alphas[ai++];
@@ -247,7 +289,8 @@ Result<EinsumLabels> einsumLabels(const Node& node, const std::vector<size_t>& r
   size_t start = 0;
   while (true) {
     size_t comma = lhs.find(',', start);
-    terms.push_back(lhs.substr(start, comma == std::string::npos ? std::string::npos : comma - start));
+    terms.push_back(
+        lhs.substr(start, comma == std::string::npos ? std::string::npos : comma - start));
     if (comma == std::string::npos) break;
     start = comma + 1;
   }
@@ -260,7 +303,10 @@ Result<EinsumLabels> einsumLabels(const Node& node, const std::vector<size_t>& r
     return -1;
   };
   // Split a term into letters and the ellipsis position.
-  struct Term { std::vector<int> letters; int ell_pos = -1; };
+  struct Term {
+    std::vector<int> letters;
+    int ell_pos = -1;
+  };
   auto parseTerm = [&](const std::string& t, Term* out) -> Status {
     for (size_t i = 0; i < t.size();) {
       if (t.compare(i, 3, "...") == 0) {
@@ -270,7 +316,8 @@ Result<EinsumLabels> einsumLabels(const Node& node, const std::vector<size_t>& r
         continue;
       }
       int id = letterId(t[i]);
-      if (id < 0) return err(node, std::string("invalid character '") + t[i] + "' in equation '" + eq + "'");
+      if (id < 0)
+        return err(node, std::string("invalid character '") + t[i] + "' in equation '" + eq + "'");
       out->letters.push_back(id);
       ++i;
     }
@@ -370,7 +417,8 @@ Status inferConvLike(InferContext& ctx, DataType out_type) {
     if (kernel.empty()) kernel = spatialSizes(ws);
     for (size_t i = 2; i < rank; ++i)
       if (ws.dims[i].known() && ws.dims[i].value != kernel[i - 2])
-        return ctx.error("kernel_shape ", dimsToString(kernel), " does not match W ", ws.toString());
+        return ctx.error("kernel_shape ", dimsToString(kernel), " does not match W ",
+                         ws.toString());
   }
   Dim batch = xs.rank_known ? xs.dims[0] : ctx.newSymbol("N");
   Dim m = ws.rank_known ? ws.dims[0] : ctx.newSymbol("M");
@@ -382,12 +430,14 @@ Status inferConvLike(InferContext& ctx, DataType out_type) {
     return ctx.error("W has ", m.value, " output channels, not divisible by group ", group);
   if (ctx.numInputs() > 2 && ctx.hasInput(2) && ctx.node().op_type == "Conv") {
     const Shape& bs = ctx.shape(2);
-    if (bs.rank_known && (bs.rank() != 1 || (bs.dims[0].known() && m.known() && bs.dims[0].value != m.value)))
+    if (bs.rank_known &&
+        (bs.rank() != 1 || (bs.dims[0].known() && m.known() && bs.dims[0].value != m.value)))
       return ctx.error("bias B ", bs.toString(), " must be 1-D of size M = ", m.toString());
   }
   Shape out;
   out.dims = {batch, m};
-  bool kernel_known = !kernel.empty() && std::all_of(kernel.begin(), kernel.end(), [](int64_t k) { return k >= 0; });
+  bool kernel_known = !kernel.empty() &&
+                      std::all_of(kernel.begin(), kernel.end(), [](int64_t k) { return k >= 0; });
   std::vector<int64_t> in = xs.rank_known ? spatialSizes(xs) : std::vector<int64_t>(rank - 2, -1);
   if (kernel_known) {
     RJ_ASSIGN_OR_RETURN(WindowGeometry g, forwardWindow(ctx.node(), in, kernel, false));
@@ -430,11 +480,13 @@ Status inferConvTranspose(InferContext& ctx) {
     ctx.setOutput(0, ctx.dtype(0), Shape::unknownRank());
     return Status::Ok();
   }
-  if (xs.rank() != ws.rank()) return ctx.error("X ", xs.toString(), " and W ", ws.toString(), " ranks differ");
+  if (xs.rank() != ws.rank())
+    return ctx.error("X ", xs.toString(), " and W ", ws.toString(), " ranks differ");
   const int64_t group = ctx.node().attrInt("group", 1);
   if (group < 1) return ctx.error("group ", group, " must be >= 1");
   if (xs.dims[1].known() && ws.dims[0].known() && xs.dims[1].value != ws.dims[0].value)
-    return ctx.error("X has ", xs.dims[1].value, " channels but W ", ws.toString(), " expects ", ws.dims[0].value);
+    return ctx.error("X has ", xs.dims[1].value, " channels but W ", ws.toString(), " expects ",
+                     ws.dims[0].value);
   if (ws.dims[0].known() && ws.dims[0].value % group != 0)
     return ctx.error("W has ", ws.dims[0].value, " input channels, not divisible by group ", group);
   std::vector<int64_t> kernel = ctx.node().attrInts("kernel_shape");
@@ -447,7 +499,8 @@ Status inferConvTranspose(InferContext& ctx) {
   Dim m = ws.dims[1].known() ? Dim(ws.dims[1].value * group) : ctx.newSymbol("M");
   if (ctx.hasInput(2)) {
     const Shape& bs = ctx.shape(2);
-    if (bs.rank_known && (bs.rank() != 1 || (bs.dims[0].known() && m.known() && bs.dims[0].value != m.value)))
+    if (bs.rank_known &&
+        (bs.rank() != 1 || (bs.dims[0].known() && m.known() && bs.dims[0].value != m.value)))
       return ctx.error("bias B ", bs.toString(), " must be 1-D of size M = ", m.toString());
   }
   Shape out;
@@ -477,9 +530,10 @@ Status inferPool(InferContext& ctx, bool allow_ceil, bool numeric_ok) {
     return Status::Ok();
   }
   if (kernel.size() != xs.rank() - 2)
-    return ctx.error("kernel_shape ", dimsToString(kernel), " has ", kernel.size(),
-                     " dims but X ", xs.toString(), " has ", xs.rank() - 2, " spatial dims");
-  RJ_ASSIGN_OR_RETURN(WindowGeometry g, forwardWindow(ctx.node(), spatialSizes(xs), kernel, allow_ceil));
+    return ctx.error("kernel_shape ", dimsToString(kernel), " has ", kernel.size(), " dims but X ",
+                     xs.toString(), " has ", xs.rank() - 2, " spatial dims");
+  RJ_ASSIGN_OR_RETURN(WindowGeometry g,
+                      forwardWindow(ctx.node(), spatialSizes(xs), kernel, allow_ceil));
   Shape out;
   out.dims = {xs.dims[0], xs.dims[1]};
   for (int64_t o : g.out) out.dims.push_back(toDim(ctx, o, "pool_out"));
@@ -512,18 +566,25 @@ Status inferMaxPool(InferContext& ctx) {
   if (so != 0 && so != 1) return ctx.error("storage_order ", so, " must be 0 or 1");
   return inferPool(ctx, true, true);
 }
-Status inferAveragePool(InferContext& ctx) { return inferPool(ctx, true, false); }
+Status inferAveragePool(InferContext& ctx) {
+  return inferPool(ctx, true, false);
+}
 Status inferLpPool(InferContext& ctx) {
   if (ctx.node().attrInt("p", 2) < 1) return ctx.error("p must be >= 1");
   return inferPool(ctx, true, false);
 }
-Status inferGlobalAveragePool(InferContext& ctx) { return inferGlobalPool(ctx); }
-Status inferGlobalMaxPool(InferContext& ctx) { return inferGlobalPool(ctx); }
+Status inferGlobalAveragePool(InferContext& ctx) {
+  return inferGlobalPool(ctx);
+}
+Status inferGlobalMaxPool(InferContext& ctx) {
+  return inferGlobalPool(ctx);
+}
 
 // MaxUnpool(X, I, output_shape?): default output size (in-1)*stride + kernel - pads.
 Status inferMaxUnpool(InferContext& ctx) {
   RJ_RETURN_IF_ERROR(needFloat(ctx, 0, "input X"));
-  if (ctx.dtype(1) != DataType::kInt64) return ctx.error("indices I must be int64, got ", dataTypeName(ctx.dtype(1)));
+  if (ctx.dtype(1) != DataType::kInt64)
+    return ctx.error("indices I must be int64, got ", dataTypeName(ctx.dtype(1)));
   RJ_RETURN_IF_ERROR(needRank(ctx, 0, 3, "input X"));
   const Shape& xs = ctx.shape(0);
   std::vector<int64_t> kernel = ctx.node().attrInts("kernel_shape");
@@ -554,15 +615,17 @@ Status inferMaxUnpool(InferContext& ctx) {
     return Status::Ok();
   }
   const size_t n = xs.rank() - 2;
-  if (kernel.size() != n) return ctx.error("kernel_shape ", dimsToString(kernel), " must have ", n, " dims");
+  if (kernel.size() != n)
+    return ctx.error("kernel_shape ", dimsToString(kernel), " must have ", n, " dims");
   RJ_ASSIGN_OR_RETURN(std::vector<int64_t> strides, intsAttr(ctx.node(), "strides", n, 1, 1));
   RJ_ASSIGN_OR_RETURN(std::vector<int64_t> pads, intsAttr(ctx.node(), "pads", 2 * n, 0, 0));
   Shape out;
   out.dims = {xs.dims[0], xs.dims[1]};
   for (size_t i = 0; i < n; ++i) {
     const Dim& d = xs.dims[i + 2];
-    out.dims.push_back(d.known() ? Dim((d.value - 1) * strides[i] + kernel[i] - pads[i] - pads[i + n])
-                                 : ctx.newSymbol("unpool"));
+    out.dims.push_back(d.known()
+                           ? Dim((d.value - 1) * strides[i] + kernel[i] - pads[i] - pads[i + n])
+                           : ctx.newSymbol("unpool"));
   }
   ctx.setOutput(0, ctx.dtype(0), out);
   return Status::Ok();
@@ -578,7 +641,8 @@ Status needPerChannel(const InferContext& ctx, size_t i, const Dim& c, const cha
   if (!s.rank_known) return Status::Ok();
   if (s.rank() != 1) return ctx.error(what, " ", s.toString(), " must be 1-D");
   if (c.known() && s.dims[0].known() && s.dims[0].value != c.value)
-    return ctx.error(what, " ", s.toString(), " must have ", c.value, " elements (the channel count)");
+    return ctx.error(what, " ", s.toString(), " must have ", c.value,
+                     " elements (the channel count)");
   return Status::Ok();
 }
 
@@ -621,7 +685,8 @@ Status inferLayerNormalization(InferContext& ctx) {
   const Shape& xs = ctx.shape(0);
   ctx.setOutput(0, ctx.dtype(0), xs);
   const int64_t stash = ctx.node().attrInt("stash_type", 1);
-  const DataType u = stash == 1 && ctx.dtype(0) != DataType::kFloat64 ? DataType::kFloat32 : ctx.dtype(0);
+  const DataType u =
+      stash == 1 && ctx.dtype(0) != DataType::kFloat64 ? DataType::kFloat32 : ctx.dtype(0);
   if (!xs.rank_known) {
     for (size_t i = 1; i < ctx.numOutputs(); ++i) ctx.setOutput(i, u, Shape::unknownRank());
     return Status::Ok();
@@ -638,12 +703,14 @@ Status inferLayerNormalization(InferContext& ctx) {
     const Shape& s = ctx.shape(i);
     if (!s.rank_known) continue;
     if (s.rank() > norm.rank())
-      return ctx.error(i == 1 ? "Scale " : "B ", s.toString(), " has more dims than the normalized shape ", norm.toString());
+      return ctx.error(i == 1 ? "Scale " : "B ", s.toString(),
+                       " has more dims than the normalized shape ", norm.toString());
     RJ_ASSIGN_OR_RETURN(Shape b, broadcastShapes({norm, s}, ctx.node()));
     if (b.rank() != norm.rank()) return ctx.error("Scale/B do not broadcast to ", norm.toString());
     for (size_t d = 0; d < b.rank(); ++d)
       if (b.dims[d].known() && norm.dims[d].known() && b.dims[d].value != norm.dims[d].value)
-        return ctx.error(i == 1 ? "Scale " : "B ", s.toString(), " does not broadcast to ", norm.toString());
+        return ctx.error(i == 1 ? "Scale " : "B ", s.toString(), " does not broadcast to ",
+                         norm.toString());
   }
   Shape stat = xs;
   for (int64_t d = axis; d < rank; ++d) stat.dims[d] = Dim(1);
@@ -692,9 +759,12 @@ Status inferLRN(InferContext& ctx) {
 // ---------------------------------------------------------------- Gemm / MatMul
 Status inferGemm(InferContext& ctx) {
   const DataType t = ctx.dtype(0);
-  if (t == DataType::kBool || t == DataType::kString) return ctx.error("unsupported element type ", dataTypeName(t));
-  if (ctx.dtype(1) != t) return ctx.error("A is ", dataTypeName(t), " but B is ", dataTypeName(ctx.dtype(1)));
-  if (ctx.hasInput(2) && ctx.dtype(2) != t) return ctx.error("C is ", dataTypeName(ctx.dtype(2)), " but A is ", dataTypeName(t));
+  if (t == DataType::kBool || t == DataType::kString)
+    return ctx.error("unsupported element type ", dataTypeName(t));
+  if (ctx.dtype(1) != t)
+    return ctx.error("A is ", dataTypeName(t), " but B is ", dataTypeName(ctx.dtype(1)));
+  if (ctx.hasInput(2) && ctx.dtype(2) != t)
+    return ctx.error("C is ", dataTypeName(ctx.dtype(2)), " but A is ", dataTypeName(t));
   const Shape& as = ctx.shape(0);
   const Shape& bs = ctx.shape(1);
   if (as.rank_known && as.rank() != 2) return ctx.error("A ", as.toString(), " must be 2-D");
@@ -715,7 +785,8 @@ Status inferGemm(InferContext& ctx) {
       RJ_ASSIGN_OR_RETURN(Shape b, broadcastShapes({mn, cs}, ctx.node()));
       for (size_t d = 0; d < 2; ++d)
         if (b.dims[d].known() && mn.dims[d].known() && b.dims[d].value != mn.dims[d].value)
-          return ctx.error("C ", cs.toString(), " does not broadcast to [", m.toString(), ",", n.toString(), "]");
+          return ctx.error("C ", cs.toString(), " does not broadcast to [", m.toString(), ",",
+                           n.toString(), "]");
     }
   }
   ctx.setOutput(0, t, Shape({m, n}));
@@ -734,7 +805,8 @@ Result<Shape> matmulShape(const InferContext& ctx) {
   const Dim& ka = a.dims.back();
   const Dim& kb = b.dims[b.rank() - 2];
   if (ka.known() && kb.known() && ka.value != kb.value)
-    return ctx.error("inner dims differ: A ", ctx.shape(0).toString(), " vs B ", ctx.shape(1).toString());
+    return ctx.error("inner dims differ: A ", ctx.shape(0).toString(), " vs B ",
+                     ctx.shape(1).toString());
   Shape ab, bb;
   ab.dims.assign(a.dims.begin(), a.dims.end() - 2);
   bb.dims.assign(b.dims.begin(), b.dims.end() - 2);
@@ -748,8 +820,10 @@ Result<Shape> matmulShape(const InferContext& ctx) {
 
 Status inferMatMul(InferContext& ctx) {
   const DataType t = ctx.dtype(0);
-  if (t == DataType::kBool || t == DataType::kString) return ctx.error("unsupported element type ", dataTypeName(t));
-  if (ctx.dtype(1) != t) return ctx.error("A is ", dataTypeName(t), " but B is ", dataTypeName(ctx.dtype(1)));
+  if (t == DataType::kBool || t == DataType::kString)
+    return ctx.error("unsupported element type ", dataTypeName(t));
+  if (ctx.dtype(1) != t)
+    return ctx.error("A is ", dataTypeName(t), " but B is ", dataTypeName(ctx.dtype(1)));
   RJ_ASSIGN_OR_RETURN(Shape out, matmulShape(ctx));
   ctx.setOutput(0, t, out);
   return Status::Ok();
@@ -782,18 +856,26 @@ Status inferSoftmaxLike(InferContext& ctx) {
 
 }  // namespace
 
-Status inferSoftmax(InferContext& ctx) { return inferSoftmaxLike(ctx); }
-Status inferLogSoftmax(InferContext& ctx) { return inferSoftmaxLike(ctx); }
-Status inferHardmax(InferContext& ctx) { return inferSoftmaxLike(ctx); }
+Status inferSoftmax(InferContext& ctx) {
+  return inferSoftmaxLike(ctx);
+}
+Status inferLogSoftmax(InferContext& ctx) {
+  return inferSoftmaxLike(ctx);
+}
+Status inferHardmax(InferContext& ctx) {
+  return inferSoftmaxLike(ctx);
+}
 
 // ---------------------------------------------------------------- Einsum
 Status inferEinsum(InferContext& ctx) {
   const DataType t = ctx.dtype(0);
-  if (t == DataType::kBool || t == DataType::kString) return ctx.error("unsupported element type ", dataTypeName(t));
+  if (t == DataType::kBool || t == DataType::kString)
+    return ctx.error("unsupported element type ", dataTypeName(t));
   std::vector<size_t> ranks;
   for (size_t i = 0; i < ctx.numInputs(); ++i) {
     if (ctx.dtype(i) != t)
-      return ctx.error("input ", i, " is ", dataTypeName(ctx.dtype(i)), " but input 0 is ", dataTypeName(t));
+      return ctx.error("input ", i, " is ", dataTypeName(ctx.dtype(i)), " but input 0 is ",
+                       dataTypeName(t));
     if (!ctx.shape(i).rank_known) {
       ctx.setOutput(0, t, Shape::unknownRank());
       return Status::Ok();
@@ -809,13 +891,21 @@ Status inferEinsum(InferContext& ctx) {
       const int id = L.in[k][a];
       const Dim& d = s.dims[a];
       const bool ell = id >= 52;
-      if (!seen[id]) { size[id] = d; seen[id] = true; continue; }
+      if (!seen[id]) {
+        size[id] = d;
+        seen[id] = true;
+        continue;
+      }
       Dim& cur = size[id];
       if (d == cur) continue;
       if (ell && d.known() && d.value == 1) continue;
-      if (ell && cur.known() && cur.value == 1) { cur = d; continue; }
+      if (ell && cur.known() && cur.value == 1) {
+        cur = d;
+        continue;
+      }
       if (d.known() && cur.known())
-        return ctx.error("label size mismatch: dim ", a, " of input ", k, " is ", d.value, " but the same label elsewhere is ", cur.value);
+        return ctx.error("label size mismatch: dim ", a, " of input ", k, " is ", d.value,
+                         " but the same label elsewhere is ", cur.value);
       if (d.known()) cur = d;
     }
   }
@@ -833,7 +923,8 @@ Status inferRnnLike(InferContext& ctx, int64_t gates, size_t num_outputs) {
   RJ_RETURN_IF_ERROR(needFloat(ctx, 0, "input X"));
   for (size_t i = 1; i < 3; ++i)
     if (ctx.dtype(i) != ctx.dtype(0))
-      return ctx.error(i == 1 ? "W" : "R", " is ", dataTypeName(ctx.dtype(i)), " but X is ", dataTypeName(ctx.dtype(0)));
+      return ctx.error(i == 1 ? "W" : "R", " is ", dataTypeName(ctx.dtype(i)), " but X is ",
+                       dataTypeName(ctx.dtype(0)));
   const Node& n = ctx.node();
   const std::string dir = n.attrString("direction", "forward");
   if (dir != "forward" && dir != "reverse" && dir != "bidirectional")
@@ -848,32 +939,46 @@ Status inferRnnLike(InferContext& ctx, int64_t gates, size_t num_outputs) {
   if (ws.rank_known && ws.rank() != 3) return ctx.error("W ", ws.toString(), " must be 3-D");
   if (rs.rank_known && rs.rank() != 3) return ctx.error("R ", rs.toString(), " must be 3-D");
   Dim hidden = n.hasAttr("hidden_size") ? Dim(n.attrInt("hidden_size", 0))
-               : rs.rank_known ? rs.dims[2] : ctx.newSymbol("hidden");
+               : rs.rank_known          ? rs.dims[2]
+                                        : ctx.newSymbol("hidden");
   if (hidden.known() && hidden.value < 1) return ctx.error("hidden_size must be >= 1");
   if (ws.rank_known && ws.dims[0].known() && ws.dims[0].value != dirs)
     return ctx.error("W ", ws.toString(), " must have ", dirs, " directions");
-  if (ws.rank_known && hidden.known() && ws.dims[1].known() && ws.dims[1].value != gates * hidden.value)
-    return ctx.error("W ", ws.toString(), " dim 1 must be ", gates, " * hidden_size = ", gates * hidden.value);
+  if (ws.rank_known && hidden.known() && ws.dims[1].known() &&
+      ws.dims[1].value != gates * hidden.value)
+    return ctx.error("W ", ws.toString(), " dim 1 must be ", gates,
+                     " * hidden_size = ", gates * hidden.value);
   if (rs.rank_known && hidden.known() &&
       ((rs.dims[1].known() && rs.dims[1].value != gates * hidden.value) ||
        (rs.dims[2].known() && rs.dims[2].value != hidden.value)))
-    return ctx.error("R ", rs.toString(), " must be [", dirs, ", ", gates * hidden.value, ", ", hidden.value, "]");
-  if (xs.rank_known && ws.rank_known && xs.dims[2].known() && ws.dims[2].known() && xs.dims[2].value != ws.dims[2].value)
+    return ctx.error("R ", rs.toString(), " must be [", dirs, ", ", gates * hidden.value, ", ",
+                     hidden.value, "]");
+  if (xs.rank_known && ws.rank_known && xs.dims[2].known() && ws.dims[2].known() &&
+      xs.dims[2].value != ws.dims[2].value)
     return ctx.error("X ", xs.toString(), " input size differs from W ", ws.toString());
   Dim seq = xs.rank_known ? xs.dims[layout == 0 ? 0 : 1] : ctx.newSymbol("seq");
   Dim batch = xs.rank_known ? xs.dims[layout == 0 ? 1 : 0] : ctx.newSymbol("batch");
   const DataType t = ctx.dtype(0);
   if (num_outputs > 0 && ctx.numOutputs() > 0)
-    ctx.setOutput(0, t, layout == 0 ? Shape({seq, Dim(dirs), batch, hidden}) : Shape({batch, seq, Dim(dirs), hidden}));
+    ctx.setOutput(0, t,
+                  layout == 0 ? Shape({seq, Dim(dirs), batch, hidden})
+                              : Shape({batch, seq, Dim(dirs), hidden}));
   for (size_t i = 1; i < std::min(num_outputs, ctx.numOutputs()); ++i)
-    ctx.setOutput(i, t, layout == 0 ? Shape({Dim(dirs), batch, hidden}) : Shape({batch, Dim(dirs), hidden}));
+    ctx.setOutput(
+        i, t, layout == 0 ? Shape({Dim(dirs), batch, hidden}) : Shape({batch, Dim(dirs), hidden}));
   return Status::Ok();
 }
 
 }  // namespace
 
-Status inferLSTM(InferContext& ctx) { return inferRnnLike(ctx, 4, 3); }
-Status inferGRU(InferContext& ctx) { return inferRnnLike(ctx, 3, 2); }
-Status inferRNN(InferContext& ctx) { return inferRnnLike(ctx, 1, 2); }
+Status inferLSTM(InferContext& ctx) {
+  return inferRnnLike(ctx, 4, 3);
+}
+Status inferGRU(InferContext& ctx) {
+  return inferRnnLike(ctx, 3, 2);
+}
+Status inferRNN(InferContext& ctx) {
+  return inferRnnLike(ctx, 1, 2);
+}
 
 }  // namespace ramjet::ops

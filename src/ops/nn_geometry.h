@@ -32,8 +32,19 @@ std::vector<int64_t> spatialSizes(const Shape& s);
 
 // Parses the activation list of an RNN node (LSTM/GRU/RNN): names upper/lower case as in ONNX.
 struct RnnActivation {
-  enum Kind { kSigmoid, kTanh, kRelu, kAffine, kLeakyRelu, kThresholdedRelu, kScaledTanh,
-              kHardSigmoid, kElu, kSoftsign, kSoftplus } kind = kSigmoid;
+  enum Kind {
+    kSigmoid,
+    kTanh,
+    kRelu,
+    kAffine,
+    kLeakyRelu,
+    kThresholdedRelu,
+    kScaledTanh,
+    kHardSigmoid,
+    kElu,
+    kSoftsign,
+    kSoftplus
+  } kind = kSigmoid;
   float alpha = 0, beta = 0;
   double operator()(double x) const;
 };

@@ -71,8 +71,8 @@ std::vector<double> values(const Tensor& t) {
   return v;
 }
 
-void expectClose(const Tensor& got, const std::vector<int64_t>& dims, const std::vector<double>& want,
-                 double tol = 1e-4, const std::string& what = "") {
+void expectClose(const Tensor& got, const std::vector<int64_t>& dims,
+                 const std::vector<double>& want, double tol = 1e-4, const std::string& what = "") {
   ASSERT_EQ(got.dims(), dims) << what;
   ASSERT_EQ(static_cast<size_t>(got.numel()), want.size()) << what;
   int bad = 0;
@@ -85,10 +85,18 @@ void expectClose(const Tensor& got, const std::vector<int64_t>& dims, const std:
   }
 }
 
-Attribute ints(std::vector<int64_t> v) { return Attribute::fromInts(std::move(v)); }
-Attribute i64(int64_t v) { return Attribute::fromInt(v); }
-Attribute f32(float v) { return Attribute::fromFloat(v); }
-Attribute str(std::string s) { return Attribute::fromString(std::move(s)); }
+Attribute ints(std::vector<int64_t> v) {
+  return Attribute::fromInts(std::move(v));
+}
+Attribute i64(int64_t v) {
+  return Attribute::fromInt(v);
+}
+Attribute f32(float v) {
+  return Attribute::fromFloat(v);
+}
+Attribute str(std::string s) {
+  return Attribute::fromString(std::move(s));
+}
 
 // Iterates a multi-index over dims.
 bool next(std::vector<int64_t>& idx, const std::vector<int64_t>& dims) {
@@ -116,7 +124,8 @@ struct ConvCase {
 std::vector<double> naiveConv(const Tensor& x, const Tensor& w, const Tensor* b, const ConvCase& cc,
                               std::vector<int64_t>* out_dims) {
   const size_t nd = cc.x.size() - 2;
-  const int64_t N = cc.x[0], C = cc.x[1], M = cc.w[0], group = cc.group, Cg = C / group, Mg = M / group;
+  const int64_t N = cc.x[0], C = cc.x[1], M = cc.w[0], group = cc.group, Cg = C / group,
+                Mg = M / group;
   std::vector<int64_t> out;
   for (size_t d = 0; d < nd; ++d) {
     const int64_t dk = (cc.w[d + 2] - 1) * cc.dilations[d] + 1;
@@ -124,7 +133,8 @@ std::vector<double> naiveConv(const Tensor& x, const Tensor& w, const Tensor* b,
   }
   *out_dims = {N, M};
   out_dims->insert(out_dims->end(), out.begin(), out.end());
-  std::vector<double> xv = values(x), wv = values(w), y(static_cast<size_t>(numElements(*out_dims)), 0);
+  std::vector<double> xv = values(x), wv = values(w),
+                      y(static_cast<size_t>(numElements(*out_dims)), 0);
   std::vector<int64_t> kd(cc.w.begin() + 2, cc.w.end()), in(cc.x.begin() + 2, cc.x.end());
   for (int64_t n = 0; n < N; ++n)
     for (int64_t m = 0; m < M; ++m) {
@@ -157,21 +167,24 @@ TEST(NnConv, MatchesNaiveOnRandomShapes) {
   const std::vector<ConvCase> cases = {
       {{1, 3, 7, 9}, {5, 3, 3, 3}, 1, {1, 1}, {1, 1}, {1, 1, 1, 1}, true},
       {{2, 6, 11, 8}, {4, 3, 3, 2}, 2, {2, 1}, {2, 1}, {2, 0, 1, 3}, true},
-      {{1, 4, 9, 9}, {4, 1, 3, 3}, 4, {1, 2}, {1, 1}, {1, 1, 1, 1}, false},   // depthwise
-      {{1, 5, 13}, {7, 5, 4}, 1, {3}, {2}, {2, 1}, true},                     // 1-D
+      {{1, 4, 9, 9}, {4, 1, 3, 3}, 4, {1, 2}, {1, 1}, {1, 1, 1, 1}, false},  // depthwise
+      {{1, 5, 13}, {7, 5, 4}, 1, {3}, {2}, {2, 1}, true},                    // 1-D
       {{1, 2, 5, 6, 7}, {3, 2, 2, 3, 2}, 1, {1, 2, 1}, {1, 1, 2}, {0, 1, 1, 1, 0, 0}, true},  // 3-D
       {{1, 16, 12, 12}, {20, 16, 1, 1}, 1, {1, 1}, {1, 1}, {0, 0, 0, 0}, true},  // pointwise path
       {{1, 33, 17, 19}, {70, 33, 3, 3}, 1, {1, 1}, {1, 1}, {1, 1, 1, 1}, true},  // K > one k block
   };
   for (const ConvCase& cc : cases) {
     Tensor x = randomTensor(cc.x), w = randomTensor(cc.w), b = randomTensor({cc.w[0]});
-    Attrs a{{"group", i64(cc.group)}, {"strides", ints(cc.strides)}, {"dilations", ints(cc.dilations)},
+    Attrs a{{"group", i64(cc.group)},
+            {"strides", ints(cc.strides)},
+            {"dilations", ints(cc.dilations)},
             {"pads", ints(cc.pads)}};
     auto out = runOp("Conv", cc.bias ? std::vector<Tensor>{x, w, b} : std::vector<Tensor>{x, w}, a);
     ASSERT_TRUE(out.ok()) << out.status().toString();
     std::vector<int64_t> od;
     std::vector<double> want = naiveConv(x, w, cc.bias ? &b : nullptr, cc, &od);
-    expectClose((*out)[0], od, want, 1e-4, "conv " + dimsToString(cc.x) + " * " + dimsToString(cc.w));
+    expectClose((*out)[0], od, want, 1e-4,
+                "conv " + dimsToString(cc.x) + " * " + dimsToString(cc.w));
   }
 }
 
@@ -184,9 +197,14 @@ TEST(NnConv, AutoPadSameAndDoubleAndHalf) {
     // or the beginning (LOWER).
     const int64_t oh = 4, ow = 3, th = (oh - 1) * 2 + 3 - 7, tw = (ow - 1) * 3 + 4 - 8;
     const bool upper = std::string(mode) == "SAME_UPPER";
-    ConvCase cc{{1, 2, 7, 8}, {3, 2, 3, 4}, 1, {2, 3}, {1, 1},
+    ConvCase cc{{1, 2, 7, 8},
+                {3, 2, 3, 4},
+                1,
+                {2, 3},
+                {1, 1},
                 {upper ? th / 2 : th - th / 2, upper ? tw / 2 : tw - tw / 2,
-                 upper ? th - th / 2 : th / 2, upper ? tw - tw / 2 : tw / 2}, false};
+                 upper ? th - th / 2 : th / 2, upper ? tw - tw / 2 : tw / 2},
+                false};
     std::vector<int64_t> od;
     std::vector<double> want = naiveConv(x, w, nullptr, cc, &od);
     expectClose((*out)[0], od, want, 1e-4, mode);
@@ -200,7 +218,8 @@ TEST(NnConv, AutoPadSameAndDoubleAndHalf) {
   ASSERT_TRUE(outd.ok()) << outd.status().toString();
   EXPECT_EQ((*outd)[0].dtype(), DataType::kFloat64);
   expectClose((*outd)[0], od, want, 1e-12, "f64");
-  auto outh = runOp("Conv", {xd.cast(DataType::kFloat16), wd.cast(DataType::kFloat16)}, {{"pads", ints(cc.pads)}});
+  auto outh = runOp("Conv", {xd.cast(DataType::kFloat16), wd.cast(DataType::kFloat16)},
+                    {{"pads", ints(cc.pads)}});
   ASSERT_TRUE(outh.ok()) << outh.status().toString();
   EXPECT_EQ((*outh)[0].dtype(), DataType::kFloat16);
   expectClose((*outh)[0], od, want, 2e-2, "f16");
@@ -248,13 +267,16 @@ TEST(NnConvTranspose, MatchesNaiveScatter) {
     Tensor b = randomTensor({M});
     std::vector<int64_t> in(c.x.begin() + 2, c.x.end()), kd(c.w.begin() + 2, c.w.end()), out;
     for (size_t d = 0; d < nd; ++d)
-      out.push_back(c.strides[d] * (in[d] - 1) + c.out_pad[d] + (kd[d] - 1) * c.dilations[d] + 1 - c.pads[d] - c.pads[d + nd]);
+      out.push_back(c.strides[d] * (in[d] - 1) + c.out_pad[d] + (kd[d] - 1) * c.dilations[d] + 1 -
+                    c.pads[d] - c.pads[d + nd]);
     std::vector<int64_t> od = {N, M};
     od.insert(od.end(), out.begin(), out.end());
-    std::vector<double> want(static_cast<size_t>(numElements(od)), 0), xv = values(x), wv = values(w);
+    std::vector<double> want(static_cast<size_t>(numElements(od)), 0), xv = values(x),
+                                                                       wv = values(w);
     for (int64_t n = 0; n < N; ++n)
       for (int64_t m = 0; m < M; ++m)
-        for (int64_t i = 0; i < numElements(out); ++i) want[(n * M + m) * numElements(out) + i] = b.getDouble(m);
+        for (int64_t i = 0; i < numElements(out); ++i)
+          want[(n * M + m) * numElements(out) + i] = b.getDouble(m);
     for (int64_t n = 0; n < N; ++n)
       for (int64_t ci = 0; ci < C; ++ci) {
         const int64_t g = ci / Cg;
@@ -272,14 +294,18 @@ TEST(NnConvTranspose, MatchesNaiveScatter) {
             for (int64_t mg = 0; mg < Mg; ++mg) {
               const int64_t m = g * Mg + mg;
               want[(n * M + m) * numElements(out) + flat(p, out)] +=
-                  xv[(n * C + ci) * numElements(in) + flat(i, in)] * wv[(ci * Mg + mg) * numElements(kd) + flat(k, kd)];
+                  xv[(n * C + ci) * numElements(in) + flat(i, in)] *
+                  wv[(ci * Mg + mg) * numElements(kd) + flat(k, kd)];
             }
           } while (next(k, kd));
         } while (next(i, in));
       }
     auto r = runOp("ConvTranspose", {x, w, b},
-                   {{"group", i64(c.group)}, {"strides", ints(c.strides)}, {"dilations", ints(c.dilations)},
-                    {"pads", ints(c.pads)}, {"output_padding", ints(c.out_pad)}});
+                   {{"group", i64(c.group)},
+                    {"strides", ints(c.strides)},
+                    {"dilations", ints(c.dilations)},
+                    {"pads", ints(c.pads)},
+                    {"output_padding", ints(c.out_pad)}});
     ASSERT_TRUE(r.ok()) << r.status().toString();
     expectClose((*r)[0], od, want, 1e-4, "convT " + dimsToString(c.x));
   }
@@ -288,13 +314,15 @@ TEST(NnConvTranspose, MatchesNaiveScatter) {
                  {{"strides", ints({2, 2})}, {"auto_pad", str("SAME_UPPER")}});
   ASSERT_TRUE(r.ok()) << r.status().toString();
   EXPECT_EQ((*r)[0].dims(), (std::vector<int64_t>{1, 2, 6, 6}));
-  EXPECT_FALSE(runOp("ConvTranspose", {randomTensor({1, 2, 3, 3}), randomTensor({3, 2, 3, 3})}).ok());
+  EXPECT_FALSE(
+      runOp("ConvTranspose", {randomTensor({1, 2, 3, 3}), randomTensor({3, 2, 3, 3})}).ok());
 }
 
 // ---------------------------------------------------------------- Gemm / MatMul
 TEST(NnGemm, SharedGemmMatchesNaive) {
   // Sizes straddle the register tile (6x16), the k block (256) and the threading threshold.
-  for (auto [M, N, K] : std::vector<std::array<int64_t, 3>>{{1, 1, 1}, {7, 17, 5}, {70, 300, 600}, {301, 45, 260}}) {
+  for (auto [M, N, K] :
+       std::vector<std::array<int64_t, 3>>{{1, 1, 1}, {7, 17, 5}, {70, 300, 600}, {301, 45, 260}}) {
     for (int t = 0; t < 4; ++t) {
       const bool ta = t & 1, tb = t & 2;
       std::vector<float> a(M * K), b(K * N), c(M * N);
@@ -303,13 +331,16 @@ TEST(NnGemm, SharedGemmMatchesNaive) {
       for (auto& v : b) v = u(rng());
       for (auto& v : c) v = u(rng());
       std::vector<float> c0 = c;
-      reference::gemm(ta, tb, M, N, K, 0.5f, a.data(), ta ? M : K, b.data(), tb ? K : N, -2.f, c.data(), N);
+      reference::gemm(ta, tb, M, N, K, 0.5f, a.data(), ta ? M : K, b.data(), tb ? K : N, -2.f,
+                      c.data(), N);
       for (int64_t i = 0; i < M; ++i)
         for (int64_t j = 0; j < N; ++j) {
           double s = 0;
-          for (int64_t k = 0; k < K; ++k) s += double(ta ? a[k * M + i] : a[i * K + k]) * (tb ? b[j * K + k] : b[k * N + j]);
+          for (int64_t k = 0; k < K; ++k)
+            s += double(ta ? a[k * M + i] : a[i * K + k]) * (tb ? b[j * K + k] : b[k * N + j]);
           const double want = 0.5 * s - 2.0 * c0[i * N + j];
-          ASSERT_NEAR(c[i * N + j], want, 1e-3 * (1 + std::fabs(want))) << M << "x" << N << "x" << K << " t" << t;
+          ASSERT_NEAR(c[i * N + j], want, 1e-3 * (1 + std::fabs(want)))
+              << M << "x" << N << "x" << K << " t" << t;
         }
     }
   }
@@ -317,7 +348,9 @@ TEST(NnGemm, SharedGemmMatchesNaive) {
 
 TEST(NnGemm, OpWithBroadcastC) {
   Tensor a = randomTensor({5, 7}), b = randomTensor({9, 5}), c = randomTensor({9});
-  auto r = runOp("Gemm", {a, b, c}, {{"transA", i64(1)}, {"transB", i64(1)}, {"alpha", f32(1.5f)}, {"beta", f32(0.25f)}});
+  auto r =
+      runOp("Gemm", {a, b, c},
+            {{"transA", i64(1)}, {"transB", i64(1)}, {"alpha", f32(1.5f)}, {"beta", f32(0.25f)}});
   ASSERT_TRUE(r.ok()) << r.status().toString();
   std::vector<double> want(7 * 9);
   for (int i = 0; i < 7; ++i)
@@ -334,13 +367,15 @@ TEST(NnGemm, OpWithBroadcastC) {
 }
 
 TEST(NnMatMul, BatchedBroadcastAndVectors) {
-  auto naive = [](const Tensor& a, const Tensor& b, int64_t B, int64_t M, int64_t K, int64_t N, bool bcast_b) {
+  auto naive = [](const Tensor& a, const Tensor& b, int64_t B, int64_t M, int64_t K, int64_t N,
+                  bool bcast_b) {
     std::vector<double> y(B * M * N, 0);
     for (int64_t bi = 0; bi < B; ++bi)
       for (int64_t i = 0; i < M; ++i)
         for (int64_t j = 0; j < N; ++j)
           for (int64_t k = 0; k < K; ++k)
-            y[(bi * M + i) * N + j] += a.getDouble((bi * M + i) * K + k) * b.getDouble(((bcast_b ? 0 : bi) * K + k) * N + j);
+            y[(bi * M + i) * N + j] += a.getDouble((bi * M + i) * K + k) *
+                                       b.getDouble(((bcast_b ? 0 : bi) * K + k) * N + j);
     return y;
   };
   Tensor a = randomTensor({2, 3, 5, 7}), b = randomTensor({7, 4});
@@ -361,7 +396,8 @@ TEST(NnMatMul, BatchedBroadcastAndVectors) {
       for (int64_t i = 0; i < 5; ++i)
         for (int64_t j = 0; j < 4; ++j) {
           double s = 0;
-          for (int64_t k = 0; k < 7; ++k) s += a1.getDouble((q * 5 + i) * 7 + k) * b1.getDouble((p * 7 + k) * 4 + j);
+          for (int64_t k = 0; k < 7; ++k)
+            s += a1.getDouble((q * 5 + i) * 7 + k) * b1.getDouble((p * 7 + k) * 4 + j);
           EXPECT_NEAR((*r)[0].getDouble(((p * 3 + q) * 5 + i) * 4 + j), s, 1e-4);
         }
   // 1-D operands: [7] x [2,7,4] -> [2,4]; [5,7] x [7] -> [5]; [7] x [7] -> [].
@@ -380,7 +416,8 @@ TEST(NnMatMul, BatchedBroadcastAndVectors) {
   ASSERT_TRUE(r.ok());
   EXPECT_EQ((*r)[0].rank(), 0u);
   // Integer and f64 paths.
-  Tensor ia = Tensor::fromVector<int32_t>({1, 2, 3, 4, 5, 6}, {2, 3}), ib = Tensor::fromVector<int32_t>({1, 0, 2, 1, 0, 3}, {3, 2});
+  Tensor ia = Tensor::fromVector<int32_t>({1, 2, 3, 4, 5, 6}, {2, 3}),
+         ib = Tensor::fromVector<int32_t>({1, 0, 2, 1, 0, 3}, {3, 2});
   r = runOp("MatMul", {ia, ib});
   ASSERT_TRUE(r.ok());
   EXPECT_EQ((*r)[0].toInt64Vector(), (std::vector<int64_t>{5, 11, 14, 23}));
@@ -398,7 +435,9 @@ TEST(NnMatMul, IntegerWithZeroPoints) {
   std::vector<double> want(4, 0);
   for (int i = 0; i < 2; ++i)
     for (int j = 0; j < 2; ++j)
-      for (int k = 0; k < 3; ++k) want[i * 2 + j] += (a.getDouble(i * 3 + k) - az.getDouble(i)) * (b.getDouble(k * 2 + j) - 1);
+      for (int k = 0; k < 3; ++k)
+        want[i * 2 + j] +=
+            (a.getDouble(i * 3 + k) - az.getDouble(i)) * (b.getDouble(k * 2 + j) - 1);
   EXPECT_EQ((*r)[0].dtype(), DataType::kInt32);
   expectClose((*r)[0], {2, 2}, want, 0);
 }
@@ -447,7 +486,10 @@ TEST(NnPool, MaxAndAverageMatchNaive) {
           if (!ok) continue;
           const int64_t e = p * numElements(in) + flat(q, in);
           const double v = x.getDouble(e);
-          if (arg < 0 || v > m) { m = v; arg = e; }
+          if (arg < 0 || v > m) {
+            m = v;
+            arg = e;
+          }
           s += v;
           ++n;
         } while (next(k, c.k));
@@ -457,7 +499,10 @@ TEST(NnPool, MaxAndAverageMatchNaive) {
         avg_pad.push_back(s / npad);
       } while (next(o, out));
     }
-    Attrs a{{"kernel_shape", ints(c.k)}, {"strides", ints(c.s)}, {"dilations", ints(c.d)}, {"pads", ints(c.pads)},
+    Attrs a{{"kernel_shape", ints(c.k)},
+            {"strides", ints(c.s)},
+            {"dilations", ints(c.d)},
+            {"pads", ints(c.pads)},
             {"ceil_mode", i64(c.ceil)}};
     auto r = runOp("MaxPool", {x}, a, 2);
     ASSERT_TRUE(r.ok()) << r.status().toString();
@@ -479,10 +524,10 @@ TEST(NnPool, MaxAndAverageMatchNaive) {
   double s = 0;
   for (int i = 0; i < 20; ++i) s += x.getDouble(20 + i);
   EXPECT_NEAR((*r)[0].getDouble(1), s / 20, 1e-6);
-  EXPECT_FALSE(runOp("MaxPool", {x}, {{"kernel_shape", ints({3})}}).ok());          // rank mismatch
-  EXPECT_FALSE(runOp("MaxPool", {x}, {{"kernel_shape", ints({6, 6})}}).ok());       // window too big
-  EXPECT_FALSE(runOp("AveragePool", {x}, {}).ok());                                 // no kernel_shape
-  EXPECT_FALSE(runOp("MaxPool", {x}, {{"kernel_shape", ints({0, 2})}}).ok());       // bad kernel size
+  EXPECT_FALSE(runOp("MaxPool", {x}, {{"kernel_shape", ints({3})}}).ok());     // rank mismatch
+  EXPECT_FALSE(runOp("MaxPool", {x}, {{"kernel_shape", ints({6, 6})}}).ok());  // window too big
+  EXPECT_FALSE(runOp("AveragePool", {x}, {}).ok());                            // no kernel_shape
+  EXPECT_FALSE(runOp("MaxPool", {x}, {{"kernel_shape", ints({0, 2})}}).ok());  // bad kernel size
 }
 
 // ---------------------------------------------------------------- Softmax family
@@ -499,7 +544,10 @@ TEST(NnSoftmax, AxisAndCoerce2d) {
       std::vector<int64_t> j = idx;
       for (j[ax] = 0; j[ax] < dims[ax]; ++j[ax]) {
         const double v = x.getDouble(flat(j, dims));
-        if (v > mx) { mx = v; arg = j[ax]; }
+        if (v > mx) {
+          mx = v;
+          arg = j[ax];
+        }
       }
       for (j[ax] = 0; j[ax] < dims[ax]; ++j[ax]) sum += std::exp(x.getDouble(flat(j, dims)) - mx);
       const int64_t e = flat(idx, dims);
@@ -507,7 +555,8 @@ TEST(NnSoftmax, AxisAndCoerce2d) {
       lsm[e] = x.getDouble(e) - mx - std::log(sum);
       hm[e] = idx[ax] == arg ? 1 : 0;
     } while (next(idx, dims));
-    for (auto [op, want] : std::vector<std::pair<std::string, std::vector<double>*>>{{"Softmax", &sm}, {"LogSoftmax", &lsm}, {"Hardmax", &hm}}) {
+    for (auto [op, want] : std::vector<std::pair<std::string, std::vector<double>*>>{
+             {"Softmax", &sm}, {"LogSoftmax", &lsm}, {"Hardmax", &hm}}) {
       auto r = runOp(op, {x}, {{"axis", i64(axis)}});
       ASSERT_TRUE(r.ok()) << r.status().toString();
       expectClose((*r)[0], dims, *want, 1e-5, op + " axis " + std::to_string(axis));
@@ -537,22 +586,28 @@ TEST(NnNorm, LayerBatchInstanceGroup) {
     const double inv = 1 / std::sqrt(v + 1e-3);
     means.push_back(m);
     invs.push_back(inv);
-    for (int i = 0; i < 15; ++i) want[o * 15 + i] = (x.getDouble(o * 15 + i) - m) * inv * sc.getDouble(i % 5) + bi.getDouble(i);
+    for (int i = 0; i < 15; ++i)
+      want[o * 15 + i] =
+          (x.getDouble(o * 15 + i) - m) * inv * sc.getDouble(i % 5) + bi.getDouble(i);
   }
   expectClose((*r)[0], {2, 6, 3, 5}, want, 1e-4, "layernorm");
   expectClose((*r)[1], {2, 6, 1, 1}, means, 1e-5, "layernorm mean");
   expectClose((*r)[2], {2, 6, 1, 1}, invs, 1e-4, "layernorm invstd");
   // BatchNormalization (inference).
-  Tensor s = randomTensor({6}), b = randomTensor({6}), mean = randomTensor({6}), var = randomTensor({6});
+  Tensor s = randomTensor({6}), b = randomTensor({6}), mean = randomTensor({6}),
+         var = randomTensor({6});
   for (int c = 0; c < 6; ++c) var.data<float>()[c] = std::fabs(var.data<float>()[c]) + 0.1f;
   r = runOp("BatchNormalization", {x, s, b, mean, var}, {{"epsilon", f32(1e-2f)}});
   ASSERT_TRUE(r.ok()) << r.status().toString();
   for (int i = 0; i < 180; ++i) {
     const int c = (i / 15) % 6;
-    want[i] = (x.getDouble(i) - mean.getDouble(c)) / std::sqrt(var.getDouble(c) + 1e-2) * s.getDouble(c) + b.getDouble(c);
+    want[i] =
+        (x.getDouble(i) - mean.getDouble(c)) / std::sqrt(var.getDouble(c) + 1e-2) * s.getDouble(c) +
+        b.getDouble(c);
   }
   expectClose((*r)[0], {2, 6, 3, 5}, want, 1e-4, "batchnorm");
-  EXPECT_FALSE(runOp("BatchNormalization", {x, randomTensor({5}), b, mean, var}).ok());  // channel mismatch
+  EXPECT_FALSE(
+      runOp("BatchNormalization", {x, randomTensor({5}), b, mean, var}).ok());  // channel mismatch
   // InstanceNormalization and GroupNormalization (per channel and, as imported from opset 18,
   // per group) against one naive group statistic.
   auto groupNorm = [&](int64_t G, const Tensor& scale, const Tensor& bias, bool per_group) {
@@ -566,7 +621,8 @@ TEST(NnNorm, LayerBatchInstanceGroup) {
         for (int64_t i = 0; i < cnt; ++i) v += std::pow(x.getDouble(base + i) - m, 2) / cnt;
         for (int64_t i = 0; i < cnt; ++i) {
           const int64_t c = per_group ? g : g * Cg + i / 15;
-          y[base + i] = (x.getDouble(base + i) - m) / std::sqrt(v + 1e-5) * scale.getDouble(c) + bias.getDouble(c);
+          y[base + i] = (x.getDouble(base + i) - m) / std::sqrt(v + 1e-5) * scale.getDouble(c) +
+                        bias.getDouble(c);
         }
       }
     return y;
@@ -578,7 +634,8 @@ TEST(NnNorm, LayerBatchInstanceGroup) {
   ASSERT_TRUE(r.ok()) << r.status().toString();
   expectClose((*r)[0], {2, 6, 3, 5}, groupNorm(3, s, b, false), 1e-4, "groupnorm per channel");
   Tensor gs = randomTensor({2}), gb = randomTensor({2});
-  r = runOp("GroupNormalization", {x, gs, gb}, {{"num_groups", i64(2)}, {"affine_per_group", i64(1)}});
+  r = runOp("GroupNormalization", {x, gs, gb},
+            {{"num_groups", i64(2)}, {"affine_per_group", i64(1)}});
   ASSERT_TRUE(r.ok()) << r.status().toString();
   expectClose((*r)[0], {2, 6, 3, 5}, groupNorm(2, gs, gb, true), 1e-4, "groupnorm per group");
   EXPECT_FALSE(runOp("GroupNormalization", {x, s, b}, {{"num_groups", i64(4)}}).ok());  // 6 % 4
@@ -588,7 +645,10 @@ TEST(NnNorm, LayerBatchInstanceGroup) {
 TEST(NnEinsum, GemmPathAndGenericLoopAgree) {
   // Float equations take the GEMM fast path where they fit; the same equation on int32 inputs
   // always takes the generic loop. Both must equal a naive sum.
-  struct Case { std::string eq; std::vector<std::vector<int64_t>> shapes; };
+  struct Case {
+    std::string eq;
+    std::vector<std::vector<int64_t>> shapes;
+  };
   const std::vector<Case> cases = {
       {"ij,jk->ik", {{3, 4}, {4, 5}}},
       {"bij,bkj->bki", {{2, 3, 4}, {2, 5, 4}}},
@@ -626,9 +686,10 @@ TEST(NnEinsum, GemmPathAndGenericLoopAgree) {
   r = runOp("Einsum", {a, a}, {{"equation", str("ij,jk->ik")}});
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(values((*r)[0]), (std::vector<double>{7, 10, 15, 22}));
-  EXPECT_FALSE(runOp("Einsum", {a, a}, {{"equation", str("ij->i")}}).ok());        // 2 inputs, 1 term
-  EXPECT_FALSE(runOp("Einsum", {a}, {{"equation", str("ijk->i")}}).ok());          // rank mismatch
-  EXPECT_FALSE(runOp("Einsum", {a, randomTensor({3, 2})}, {{"equation", str("ij,jk->ik")}}).ok());  // size mismatch
+  EXPECT_FALSE(runOp("Einsum", {a, a}, {{"equation", str("ij->i")}}).ok());  // 2 inputs, 1 term
+  EXPECT_FALSE(runOp("Einsum", {a}, {{"equation", str("ijk->i")}}).ok());    // rank mismatch
+  EXPECT_FALSE(runOp("Einsum", {a, randomTensor({3, 2})}, {{"equation", str("ij,jk->ik")}})
+                   .ok());  // size mismatch
   EXPECT_FALSE(runOp("Einsum", {a}, {{"equation", str("i$->i")}}).ok());
 }
 
@@ -639,7 +700,8 @@ TEST(NnEinsum, GemmPathAndGenericLoopAgree) {
 void checkRnnVariants(const std::string& op, int64_t gates) {
   const int64_t S = 5, B = 3, I = 4, H = 3;
   Tensor x = randomTensor({S, B, I});
-  Tensor w = randomTensor({1, gates * H, I}), r = randomTensor({1, gates * H, H}), b = randomTensor({1, 2 * gates * H});
+  Tensor w = randomTensor({1, gates * H, I}), r = randomTensor({1, gates * H, H}),
+         b = randomTensor({1, 2 * gates * H});
   Tensor h0 = randomTensor({1, B, H});
   Attrs a{{"hidden_size", i64(H)}};
   if (op == "GRU") a["linear_before_reset"] = i64(1);
@@ -649,7 +711,8 @@ void checkRnnVariants(const std::string& op, int64_t gates) {
   Tensor xt(DataType::kFloat32, {B, S, I}), h0t(DataType::kFloat32, {B, 1, H});
   for (int64_t s = 0; s < S; ++s)
     for (int64_t bb = 0; bb < B; ++bb)
-      for (int64_t i = 0; i < I; ++i) xt.data<float>()[(bb * S + s) * I + i] = x.data<float>()[(s * B + bb) * I + i];
+      for (int64_t i = 0; i < I; ++i)
+        xt.data<float>()[(bb * S + s) * I + i] = x.data<float>()[(s * B + bb) * I + i];
   for (int64_t bb = 0; bb < B; ++bb)
     for (int64_t j = 0; j < H; ++j) h0t.data<float>()[bb * H + j] = h0.data<float>()[bb * H + j];
   Attrs a1 = a;
@@ -659,16 +722,20 @@ void checkRnnVariants(const std::string& op, int64_t gates) {
   for (int64_t s = 0; s < S; ++s)
     for (int64_t bb = 0; bb < B; ++bb)
       for (int64_t j = 0; j < H; ++j)
-        ASSERT_NEAR((*lay)[0].getDouble((bb * S + s) * H + j), (*fwd)[0].getDouble((s * B + bb) * H + j), 1e-5) << op;
+        ASSERT_NEAR((*lay)[0].getDouble((bb * S + s) * H + j),
+                    (*fwd)[0].getDouble((s * B + bb) * H + j), 1e-5)
+            << op;
   // Reverse == forward on reversed time.
   Tensor xr(DataType::kFloat32, {S, B, I});
   for (int64_t s = 0; s < S; ++s)
-    for (int64_t k = 0; k < B * I; ++k) xr.data<float>()[s * B * I + k] = x.data<float>()[(S - 1 - s) * B * I + k];
+    for (int64_t k = 0; k < B * I; ++k)
+      xr.data<float>()[s * B * I + k] = x.data<float>()[(S - 1 - s) * B * I + k];
   Attrs ar = a;
   ar["direction"] = str("reverse");
   auto rev = runOp(op, {xr, w, r, b, Tensor(), h0}, ar, 2);
   ASSERT_TRUE(rev.ok()) << rev.status().toString();
-  for (int64_t k = 0; k < B * H; ++k) ASSERT_NEAR((*rev)[1].getDouble(k), (*fwd)[1].getDouble(k), 1e-5) << op;
+  for (int64_t k = 0; k < B * H; ++k)
+    ASSERT_NEAR((*rev)[1].getDouble(k), (*fwd)[1].getDouble(k), 1e-5) << op;
   // Bidirectional: direction 0 == forward, direction 1 == reverse of the same input.
   auto revx = runOp(op, {x, w, r, b, Tensor(), h0}, ar, 2);
   ASSERT_TRUE(revx.ok());
@@ -687,15 +754,18 @@ void checkRnnVariants(const std::string& op, int64_t gates) {
   ASSERT_EQ((*bi)[0].dims(), (std::vector<int64_t>{S, 2, B, H}));
   for (int64_t s = 0; s < S; ++s)
     for (int64_t k = 0; k < B * H; ++k) {
-      ASSERT_NEAR((*bi)[0].getDouble((s * 2 + 0) * B * H + k), (*fwd)[0].getDouble(s * B * H + k), 1e-5);
-      ASSERT_NEAR((*bi)[0].getDouble((s * 2 + 1) * B * H + k), (*revx)[0].getDouble(s * B * H + k), 1e-5);
+      ASSERT_NEAR((*bi)[0].getDouble((s * 2 + 0) * B * H + k), (*fwd)[0].getDouble(s * B * H + k),
+                  1e-5);
+      ASSERT_NEAR((*bi)[0].getDouble((s * 2 + 1) * B * H + k), (*revx)[0].getDouble(s * B * H + k),
+                  1e-5);
     }
   // sequence_lens: batch 1 stops after 2 steps.
   Tensor lens = Tensor::fromVector<int32_t>({5, 2, 5}, {3});
   auto sl = runOp(op, {x, w, r, b, lens, h0}, a, 2);
   ASSERT_TRUE(sl.ok()) << sl.status().toString();
   for (int64_t j = 0; j < H; ++j) {
-    EXPECT_NEAR((*sl)[0].getDouble((1 * B + 1) * H + j), (*fwd)[0].getDouble((1 * B + 1) * H + j), 1e-5);
+    EXPECT_NEAR((*sl)[0].getDouble((1 * B + 1) * H + j), (*fwd)[0].getDouble((1 * B + 1) * H + j),
+                1e-5);
     EXPECT_EQ((*sl)[0].getDouble((2 * B + 1) * H + j), 0.0);
     EXPECT_NEAR((*sl)[1].getDouble(1 * H + j), (*fwd)[0].getDouble((1 * B + 1) * H + j), 1e-5);
     EXPECT_NEAR((*sl)[1].getDouble(0 * H + j), (*fwd)[1].getDouble(0 * H + j), 1e-5);
@@ -705,7 +775,10 @@ void checkRnnVariants(const std::string& op, int64_t gates) {
   Attrs bad = a;
   bad["activations"] = Attribute();
   bad["activations"].kind = Attribute::Kind::kStrings;
-  bad["activations"].strings = std::vector<std::string>(op == "LSTM" ? 3 : op == "GRU" ? 2 : 1, "Bogus");
+  bad["activations"].strings = std::vector<std::string>(op == "LSTM"  ? 3
+                                                        : op == "GRU" ? 2
+                                                                      : 1,
+                                                        "Bogus");
   EXPECT_FALSE(runOp(op, {x, w, r}, bad, 2).ok());
 }
 
@@ -717,7 +790,8 @@ TEST(NnRnn, VariantsAgree) {
 
 TEST(NnRnn, SingleStepLstmMatchesEquations) {
   const int64_t I = 2, H = 2;
-  Tensor x = randomTensor({1, 1, I}), w = randomTensor({1, 4 * H, I}), r = randomTensor({1, 4 * H, H});
+  Tensor x = randomTensor({1, 1, I}), w = randomTensor({1, 4 * H, I}),
+         r = randomTensor({1, 4 * H, H});
   Tensor h0 = randomTensor({1, 1, H}), c0 = randomTensor({1, 1, H}), p = randomTensor({1, 3 * H});
   auto out = runOp("LSTM", {x, w, r, Tensor(), Tensor(), h0, c0, p}, {{"hidden_size", i64(H)}}, 3);
   ASSERT_TRUE(out.ok()) << out.status().toString();
@@ -730,7 +804,8 @@ TEST(NnRnn, SingleStepLstmMatchesEquations) {
   };
   for (int j = 0; j < H; ++j) {
     const double c = c0.getDouble(j);
-    const double it = sig(pre(0, j) + p.getDouble(j) * c), ft = sig(pre(2, j) + p.getDouble(2 * H + j) * c);
+    const double it = sig(pre(0, j) + p.getDouble(j) * c),
+                 ft = sig(pre(2, j) + p.getDouble(2 * H + j) * c);
     const double ct = ft * c + it * std::tanh(pre(3, j));
     const double ot = sig(pre(1, j) + p.getDouble(H + j) * ct);
     EXPECT_NEAR((*out)[2].getDouble(j), ct, 1e-5);
@@ -740,7 +815,8 @@ TEST(NnRnn, SingleStepLstmMatchesEquations) {
 
 // ---------------------------------------------------------------- timing (printed, not asserted)
 TEST(NnTiming, Conv3x3_64x56x56) {
-  Tensor x = randomTensor({1, 64, 56, 56}), w = randomTensor({64, 64, 3, 3}), b = randomTensor({64});
+  Tensor x = randomTensor({1, 64, 56, 56}), w = randomTensor({64, 64, 3, 3}),
+         b = randomTensor({64});
   Attrs a{{"pads", ints({1, 1, 1, 1})}};
   auto warm = runOp("Conv", {x, w, b}, a);
   ASSERT_TRUE(warm.ok()) << warm.status().toString();
@@ -748,12 +824,14 @@ TEST(NnTiming, Conv3x3_64x56x56) {
   for (int i = 0; i < 5; ++i) {
     auto t0 = std::chrono::steady_clock::now();
     auto r = runOp("Conv", {x, w, b}, a);
-    const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    const double ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     ASSERT_TRUE(r.ok());
     best = std::min(best, ms);
   }
   const double gflop = 2.0 * 64 * 64 * 9 * 56 * 56 / 1e9;
-  std::printf("[ timing ] Conv 1x64x56x56, 64x3x3, pad 1: best of 5 %.2f ms (%.1f GFLOP/s)\n", best, gflop / (best / 1e3));
+  std::printf("[ timing ] Conv 1x64x56x56, 64x3x3, pad 1: best of 5 %.2f ms (%.1f GFLOP/s)\n", best,
+              gflop / (best / 1e3));
 }
 
 }  // namespace

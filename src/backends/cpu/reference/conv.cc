@@ -28,52 +28,58 @@ void im2col(const T* x, int64_t channels, const std::vector<int64_t>& in, const 
   const int64_t ol = g.out[nd - 1], il = in[nd - 1];
   const int64_t sl = g.strides[nd - 1], dl = g.dilations[nd - 1], pl = g.pads[nd - 1];
   const std::vector<int64_t> in_strides = stridesOf(in);
-#pragma omp parallel for schedule(static) if (rows * P > (1 << 20))
-  for (int64_t r = 0; r < rows; ++r) {
-    const int64_t c = r / kprod;
-    int64_t kr = r % kprod;
-    std::vector<int64_t> kpos(nd);
-    for (int d = static_cast<int>(nd) - 1; d >= 0; --d) {
-      kpos[d] = kr % g.kernel[d];
-      kr /= g.kernel[d];
-    }
-    const T* src = x + c * inprod;
-    T* dst = col + r * P;
-    // Last-dim valid output range: 0 <= ow*s + base < il.
-    const int64_t base = kpos[nd - 1] * dl - pl;
-    int64_t lo = base >= 0 ? 0 : (-base + sl - 1) / sl;
-    int64_t hi = il - 1 - base < 0 ? -1 : (il - 1 - base) / sl;  // inclusive
-    lo = std::min(lo, ol);
-    hi = std::min(hi, ol - 1);
-    std::vector<int64_t> o(nd > 1 ? nd - 1 : 0, 0);
-    const int64_t outer = P / ol;
-    for (int64_t oi = 0; oi < outer; ++oi) {
-      T* d = dst + oi * ol;
-      bool valid = true;
-      int64_t off = 0;
-      for (size_t k = 0; k + 1 < nd; ++k) {
-        const int64_t p = o[k] * g.strides[k] - g.pads[k] + kpos[k] * g.dilations[k];
-        if (p < 0 || p >= in[k]) { valid = false; break; }
-        off += p * in_strides[k];
-      }
-      if (!valid || hi < lo) {
-        std::fill(d, d + ol, pad_value);
-      } else {
-        const T* s = src + off + base;
-        for (int64_t w = 0; w < lo; ++w) d[w] = pad_value;
-        if (sl == 1) {
-          std::memcpy(d + lo, s + lo, sizeof(T) * static_cast<size_t>(hi - lo + 1));
-        } else {
-          for (int64_t w = lo; w <= hi; ++w) d[w] = s[w * sl];
+  reference::parallelRange(
+      rows, std::max<int64_t>(1, 65536 / std::max<int64_t>(P, 1)),
+      [&](int64_t r_begin, int64_t r_end) {
+        for (int64_t r = r_begin; r < r_end; ++r) {
+          const int64_t c = r / kprod;
+          int64_t kr = r % kprod;
+          std::vector<int64_t> kpos(nd);
+          for (int d = static_cast<int>(nd) - 1; d >= 0; --d) {
+            kpos[d] = kr % g.kernel[d];
+            kr /= g.kernel[d];
+          }
+          const T* src = x + c * inprod;
+          T* dst = col + r * P;
+          // Last-dim valid output range: 0 <= ow*s + base < il.
+          const int64_t base = kpos[nd - 1] * dl - pl;
+          int64_t lo = base >= 0 ? 0 : (-base + sl - 1) / sl;
+          int64_t hi = il - 1 - base < 0 ? -1 : (il - 1 - base) / sl;  // inclusive
+          lo = std::min(lo, ol);
+          hi = std::min(hi, ol - 1);
+          std::vector<int64_t> o(nd > 1 ? nd - 1 : 0, 0);
+          const int64_t outer = P / ol;
+          for (int64_t oi = 0; oi < outer; ++oi) {
+            T* d = dst + oi * ol;
+            bool valid = true;
+            int64_t off = 0;
+            for (size_t k = 0; k + 1 < nd; ++k) {
+              const int64_t p = o[k] * g.strides[k] - g.pads[k] + kpos[k] * g.dilations[k];
+              if (p < 0 || p >= in[k]) {
+                valid = false;
+                break;
+              }
+              off += p * in_strides[k];
+            }
+            if (!valid || hi < lo) {
+              std::fill(d, d + ol, pad_value);
+            } else {
+              const T* s = src + off + base;
+              for (int64_t w = 0; w < lo; ++w) d[w] = pad_value;
+              if (sl == 1) {
+                std::memcpy(d + lo, s + lo, sizeof(T) * static_cast<size_t>(hi - lo + 1));
+              } else {
+                for (int64_t w = lo; w <= hi; ++w) d[w] = s[w * sl];
+              }
+              for (int64_t w = hi + 1; w < ol; ++w) d[w] = pad_value;
+            }
+            for (int k = static_cast<int>(o.size()) - 1; k >= 0; --k) {
+              if (++o[k] < g.out[k]) break;
+              o[k] = 0;
+            }
+          }
         }
-        for (int64_t w = hi + 1; w < ol; ++w) d[w] = pad_value;
-      }
-      for (int k = static_cast<int>(o.size()) - 1; k >= 0; --k) {
-        if (++o[k] < g.out[k]) break;
-        o[k] = 0;
-      }
-    }
-  }
+      });
 }
 
 // y[m, i*stride - pad + k*dilation] += col[(m, k...), i]; y has `channels` planes of prod(out).
@@ -83,34 +89,40 @@ void col2im(const T* col, int64_t channels, const std::vector<int64_t>& in, cons
   const size_t nd = in.size();
   const int64_t kprod = numElements(g.kernel), P = numElements(in), outprod = numElements(g.out);
   const std::vector<int64_t> out_strides = stridesOf(g.out);
-#pragma omp parallel for schedule(static) if (channels * kprod * P > 32768)
-  for (int64_t m = 0; m < channels; ++m) {
-    std::vector<int64_t> kpos(nd), ipos(nd);
-    T* dst = y + m * outprod;
-    for (int64_t kr0 = 0; kr0 < kprod; ++kr0) {
-      int64_t kr = kr0;
-      for (int d = static_cast<int>(nd) - 1; d >= 0; --d) {
-        kpos[d] = kr % g.kernel[d];
-        kr /= g.kernel[d];
-      }
-      const T* src = col + (m * kprod + kr0) * P;
-      std::fill(ipos.begin(), ipos.end(), 0);
-      for (int64_t i = 0; i < P; ++i) {
-        bool valid = true;
-        int64_t off = 0;
-        for (size_t d = 0; d < nd; ++d) {
-          const int64_t p = ipos[d] * g.strides[d] - g.pads[d] + kpos[d] * g.dilations[d];
-          if (p < 0 || p >= g.out[d]) { valid = false; break; }
-          off += p * out_strides[d];
-        }
-        if (valid) dst[off] += src[i];
-        for (int d = static_cast<int>(nd) - 1; d >= 0; --d) {
-          if (++ipos[d] < in[d]) break;
-          ipos[d] = 0;
-        }
-      }
-    }
-  }
+  reference::parallelRange(channels, std::max<int64_t>(1, 32768 / std::max<int64_t>(kprod * P, 1)),
+                           [&](int64_t m_begin, int64_t m_end) {
+                             for (int64_t m = m_begin; m < m_end; ++m) {
+                               std::vector<int64_t> kpos(nd), ipos(nd);
+                               T* dst = y + m * outprod;
+                               for (int64_t kr0 = 0; kr0 < kprod; ++kr0) {
+                                 int64_t kr = kr0;
+                                 for (int d = static_cast<int>(nd) - 1; d >= 0; --d) {
+                                   kpos[d] = kr % g.kernel[d];
+                                   kr /= g.kernel[d];
+                                 }
+                                 const T* src = col + (m * kprod + kr0) * P;
+                                 std::fill(ipos.begin(), ipos.end(), 0);
+                                 for (int64_t i = 0; i < P; ++i) {
+                                   bool valid = true;
+                                   int64_t off = 0;
+                                   for (size_t d = 0; d < nd; ++d) {
+                                     const int64_t p = ipos[d] * g.strides[d] - g.pads[d] +
+                                                       kpos[d] * g.dilations[d];
+                                     if (p < 0 || p >= g.out[d]) {
+                                       valid = false;
+                                       break;
+                                     }
+                                     off += p * out_strides[d];
+                                   }
+                                   if (valid) dst[off] += src[i];
+                                   for (int d = static_cast<int>(nd) - 1; d >= 0; --d) {
+                                     if (++ipos[d] < in[d]) break;
+                                     ipos[d] = 0;
+                                   }
+                                 }
+                               }
+                             }
+                           });
 }
 
 template <typename A>
@@ -122,7 +134,8 @@ void convCompute(const A* x, const A* w, const A* b, A* y, const std::vector<int
   const int64_t Kdim = Cg * kprod;
   bool pointwise = true;
   for (size_t d = 0; d < in.size(); ++d)
-    pointwise &= g.kernel[d] == 1 && g.strides[d] == 1 && g.pads[d] == 0 && g.pads[d + in.size()] == 0;
+    pointwise &=
+        g.kernel[d] == 1 && g.strides[d] == 1 && g.pads[d] == 0 && g.pads[d + in.size()] == 0;
   std::vector<A> col(pointwise ? 0 : static_cast<size_t>(Kdim * P));
   for (int64_t n = 0; n < N; ++n) {
     for (int64_t gi = 0; gi < group; ++gi) {
@@ -133,7 +146,8 @@ void convCompute(const A* x, const A* w, const A* b, A* y, const std::vector<int
         cp = col.data();
       }
       A* yg = y + (n * M + gi * Mg) * P;
-      reference::gemm(false, false, Mg, P, Kdim, A(1), w + gi * Mg * Kdim, Kdim, cp, P, A(0), yg, P);
+      reference::gemm(false, false, Mg, P, Kdim, A(1), w + gi * Mg * Kdim, Kdim, cp, P, A(0), yg,
+                      P);
       if (b) {
         for (int64_t m = 0; m < Mg; ++m) {
           const A bv = b[gi * Mg + m];
@@ -153,9 +167,11 @@ Status refConv(KernelContext& ctx) {
   Tensor& y = ctx.output(0);
   const int64_t group = ctx.node.attrInt("group", 1);
   if (x.rank() < 3 || w.rank() != x.rank())
-    return ctx.error("X ", dimsToString(x.dims()), " and W ", dimsToString(w.dims()), " must have equal rank >= 3");
+    return ctx.error("X ", dimsToString(x.dims()), " and W ", dimsToString(w.dims()),
+                     " must have equal rank >= 3");
   if (group < 1 || x.dim(1) != w.dim(1) * group || w.dim(0) % group != 0)
-    return ctx.error("X ", dimsToString(x.dims()), " and W ", dimsToString(w.dims()), " do not match for group ", group);
+    return ctx.error("X ", dimsToString(x.dims()), " and W ", dimsToString(w.dims()),
+                     " do not match for group ", group);
   RJ_ASSIGN_OR_RETURN(WindowGeometry g, forwardWindow(ctx.node, spatialOf(x), spatialOf(w), false));
   if (ctx.hasInput(2) && ctx.input(2).numel() != w.dim(0))
     return ctx.error("bias has ", ctx.input(2).numel(), " elements; expected ", w.dim(0));
@@ -181,9 +197,11 @@ Status refConvTranspose(KernelContext& ctx) {
   Tensor& y = ctx.output(0);
   const int64_t group = ctx.node.attrInt("group", 1);
   if (x.rank() < 3 || w.rank() != x.rank())
-    return ctx.error("X ", dimsToString(x.dims()), " and W ", dimsToString(w.dims()), " must have equal rank >= 3");
+    return ctx.error("X ", dimsToString(x.dims()), " and W ", dimsToString(w.dims()),
+                     " must have equal rank >= 3");
   if (group < 1 || x.dim(1) != w.dim(0) || w.dim(0) % group != 0)
-    return ctx.error("X ", dimsToString(x.dims()), " and W ", dimsToString(w.dims()), " do not match for group ", group);
+    return ctx.error("X ", dimsToString(x.dims()), " and W ", dimsToString(w.dims()),
+                     " do not match for group ", group);
   const std::vector<int64_t> in = spatialOf(x);
   RJ_ASSIGN_OR_RETURN(WindowGeometry g, transposeWindow(ctx.node, in, spatialOf(w)));
   const int64_t N = x.dim(0), C = x.dim(1), Cg = C / group, Mg = w.dim(1), M = Mg * group;
@@ -198,7 +216,8 @@ Status refConvTranspose(KernelContext& ctx) {
     const A* pb = ctx.hasInput(2) ? reference::asCompute<A>(ctx.input(2), sb) : nullptr;
     ComputeOutput<A> out(y);
     A* py = out.data();
-    const int64_t inprod = numElements(in), outprod = numElements(g.out), kprod = numElements(g.kernel);
+    const int64_t inprod = numElements(in), outprod = numElements(g.out),
+                  kprod = numElements(g.kernel);
     std::vector<A> col(static_cast<size_t>(Mg * kprod * inprod));
     std::fill(py, py + N * M * outprod, A(0));
     for (int64_t n = 0; n < N; ++n) {
@@ -229,15 +248,18 @@ Status refConvInteger(KernelContext& ctx) {
   Tensor& y = ctx.output(0);
   const int64_t group = ctx.node.attrInt("group", 1);
   if (x.rank() < 3 || w.rank() != x.rank())
-    return ctx.error("X ", dimsToString(x.dims()), " and W ", dimsToString(w.dims()), " must have equal rank >= 3");
+    return ctx.error("X ", dimsToString(x.dims()), " and W ", dimsToString(w.dims()),
+                     " must have equal rank >= 3");
   if (group < 1 || x.dim(1) != w.dim(1) * group || w.dim(0) % group != 0)
-    return ctx.error("X ", dimsToString(x.dims()), " and W ", dimsToString(w.dims()), " do not match for group ", group);
+    return ctx.error("X ", dimsToString(x.dims()), " and W ", dimsToString(w.dims()),
+                     " do not match for group ", group);
   const std::vector<int64_t> in = spatialOf(x);
   RJ_ASSIGN_OR_RETURN(WindowGeometry g, forwardWindow(ctx.node, in, spatialOf(w), false));
   const int64_t M = w.dim(0);
   int32_t xz = 0;
   if (ctx.hasInput(2)) {
-    if (ctx.input(2).numel() != 1) return ctx.error("x_zero_point must be a scalar, got ", dimsToString(ctx.input(2).dims()));
+    if (ctx.input(2).numel() != 1)
+      return ctx.error("x_zero_point must be a scalar, got ", dimsToString(ctx.input(2).dims()));
     xz = static_cast<int32_t>(ctx.input(2).getInt(0));
   }
   std::vector<int32_t> wz(static_cast<size_t>(M), 0);
@@ -252,7 +274,8 @@ Status refConvInteger(KernelContext& ctx) {
   const int64_t N = x.dim(0), C = x.dim(1), Cg = C / group, Mg = M / group;
   const int64_t inprod = numElements(in), P = numElements(g.out), Kdim = Cg * numElements(g.kernel);
   for (int64_t m = 0; m < M; ++m)
-    for (int64_t k = 0; k < Kdim; ++k) wv[m * Kdim + k] = static_cast<int32_t>(w.getInt(m * Kdim + k)) - wz[m];
+    for (int64_t k = 0; k < Kdim; ++k)
+      wv[m * Kdim + k] = static_cast<int32_t>(w.getInt(m * Kdim + k)) - wz[m];
   std::vector<int32_t> col(static_cast<size_t>(Kdim * P));
   int32_t* py = y.data<int32_t>();
   for (int64_t n = 0; n < N; ++n)

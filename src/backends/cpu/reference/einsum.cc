@@ -13,11 +13,15 @@ namespace {
 
 // dst = src permuted: dst dims[i] = src dims[perm[i]].
 template <typename A>
-void permuteCopy(const A* src, const std::vector<int64_t>& dims, const std::vector<int>& perm, A* dst) {
+void permuteCopy(const A* src, const std::vector<int64_t>& dims, const std::vector<int>& perm,
+                 A* dst) {
   const size_t r = dims.size();
   const std::vector<int64_t> ss = stridesOf(dims);
   std::vector<int64_t> od(r), os(r);
-  for (size_t i = 0; i < r; ++i) { od[i] = dims[perm[i]]; os[i] = ss[perm[i]]; }
+  for (size_t i = 0; i < r; ++i) {
+    od[i] = dims[perm[i]];
+    os[i] = ss[perm[i]];
+  }
   const int64_t n = numElements(dims);
   std::vector<int64_t> idx(r, 0);
   int64_t off = 0;
@@ -47,17 +51,20 @@ bool einsumGemm(const EinsumLabels& L, const std::vector<int64_t>& size,
   for (int id : L.in[1]) inB[id]++;
   for (int id : L.out) inO[id]++;
   for (int id = 0; id < nl; ++id) {
-    if (inA[id] > 1 || inB[id] > 1) return false;               // diagonal
-    if ((inA[id] + inB[id]) == 1 && !inO[id]) return false;     // sum over one operand only
+    if (inA[id] > 1 || inB[id] > 1) return false;            // diagonal
+    if ((inA[id] + inB[id]) == 1 && !inO[id]) return false;  // sum over one operand only
   }
   for (size_t k = 0; k < 2; ++k)
     for (size_t a = 0; a < L.in[k].size(); ++a)
       if (ins[k]->dim(static_cast<int>(a)) != size[L.in[k][a]]) return false;  // broadcasting
   std::vector<int> batch, ml, nlb, kl;
   for (int id : L.out) {
-    if (inA[id] && inB[id]) batch.push_back(id);
-    else if (inA[id]) ml.push_back(id);
-    else nlb.push_back(id);
+    if (inA[id] && inB[id])
+      batch.push_back(id);
+    else if (inA[id])
+      ml.push_back(id);
+    else
+      nlb.push_back(id);
   }
   for (int id : L.in[0])
     if (inB[id] && !inO[id]) kl.push_back(id);
@@ -69,7 +76,8 @@ bool einsumGemm(const EinsumLabels& L, const std::vector<int64_t>& size,
   const int64_t Bn = prod(batch), M = prod(ml), N = prod(nlb), K = prod(kl);
   auto permOf = [&](const std::vector<int>& labels, const std::vector<int>& order) {
     std::vector<int> p;
-    for (int id : order) p.push_back(static_cast<int>(std::find(labels.begin(), labels.end(), id) - labels.begin()));
+    for (int id : order)
+      p.push_back(static_cast<int>(std::find(labels.begin(), labels.end(), id) - labels.begin()));
     return p;
   };
   std::vector<int> orderA = batch, orderB = batch;
@@ -111,9 +119,13 @@ Status refEinsum(KernelContext& ctx) {
     for (size_t a = 0; a < L.in[k].size(); ++a) {
       const int id = L.in[k][a];
       const int64_t d = ins[k]->dim(static_cast<int>(a));
-      if (size[id] < 0 || (id >= 52 && size[id] == 1)) { size[id] = d; continue; }
+      if (size[id] < 0 || (id >= 52 && size[id] == 1)) {
+        size[id] = d;
+        continue;
+      }
       if (d == size[id] || (id >= 52 && d == 1)) continue;
-      return ctx.error("label size mismatch: dim ", a, " of input ", k, " is ", d, " but ", size[id], " elsewhere");
+      return ctx.error("label size mismatch: dim ", a, " of input ", k, " is ", d, " but ",
+                       size[id], " elsewhere");
     }
   for (int id = 0; id < nl; ++id)
     if (size[id] < 0) size[id] = 1;
@@ -142,55 +154,55 @@ Status refEinsum(KernelContext& ctx) {
     if constexpr (std::is_same_v<T, bool>) {
       st = ctx.unsupported("element type bool");
     } else {
-    using A = std::conditional_t<std::is_floating_point_v<T> || std::is_same_v<T, Half> ||
-                                     std::is_same_v<T, BFloat16>,
-                                 typename reference::GemmType<T>::type, T>;
-    std::vector<std::vector<A>> store(ins.size());
-    std::vector<const A*> data;
-    for (size_t k = 0; k < ins.size(); ++k) {
-      if constexpr (std::is_same_v<A, T>) {
-        data.push_back(ins[k]->data<T>());
-      } else {
-        data.push_back(reference::asCompute<A>(*ins[k], store[k]));
+      using A = std::conditional_t<std::is_floating_point_v<T> || std::is_same_v<T, Half> ||
+                                       std::is_same_v<T, BFloat16>,
+                                   typename reference::GemmType<T>::type, T>;
+      std::vector<std::vector<A>> store(ins.size());
+      std::vector<const A*> data;
+      for (size_t k = 0; k < ins.size(); ++k) {
+        if constexpr (std::is_same_v<A, T>) {
+          data.push_back(ins[k]->data<T>());
+        } else {
+          data.push_back(reference::asCompute<A>(*ins[k], store[k]));
+        }
       }
-    }
-    reference::ComputeOutput<A> out(y);
-    A* py = out.data();
-    bool done = false;
-    if constexpr (std::is_same_v<A, float> || std::is_same_v<A, double>)
-      done = einsumGemm<A>(L, size, ins, data, py);
-    if (!done) {
-      const size_t no = L.out.size(), nr = red.size(), nk = ins.size();
-      int64_t total_red = 1;
-      for (int id : red) total_red *= size[id];
-      std::vector<int64_t> oidx(no, 0), ridx(nr, 0), base(nk, 0), off(nk, 0);
-      for (int64_t i = 0; i < y.numel(); ++i) {
-        A acc = A(0);
-        std::fill(ridx.begin(), ridx.end(), 0);
-        off = base;
-        for (int64_t r = 0; r < total_red; ++r) {
-          A p = A(1);
-          for (size_t k = 0; k < nk; ++k) p = static_cast<A>(p * data[k][off[k]]);
-          acc = static_cast<A>(acc + p);
-          for (int d = static_cast<int>(nr) - 1; d >= 0; --d) {
-            const int id = red[d];
-            for (size_t k = 0; k < nk; ++k) off[k] += ops[k].label_stride[id];
-            if (++ridx[d] < size[id]) break;
-            for (size_t k = 0; k < nk; ++k) off[k] -= ops[k].label_stride[id] * size[id];
-            ridx[d] = 0;
+      reference::ComputeOutput<A> out(y);
+      A* py = out.data();
+      bool done = false;
+      if constexpr (std::is_same_v<A, float> || std::is_same_v<A, double>)
+        done = einsumGemm<A>(L, size, ins, data, py);
+      if (!done) {
+        const size_t no = L.out.size(), nr = red.size(), nk = ins.size();
+        int64_t total_red = 1;
+        for (int id : red) total_red *= size[id];
+        std::vector<int64_t> oidx(no, 0), ridx(nr, 0), base(nk, 0), off(nk, 0);
+        for (int64_t i = 0; i < y.numel(); ++i) {
+          A acc = A(0);
+          std::fill(ridx.begin(), ridx.end(), 0);
+          off = base;
+          for (int64_t r = 0; r < total_red; ++r) {
+            A p = A(1);
+            for (size_t k = 0; k < nk; ++k) p = static_cast<A>(p * data[k][off[k]]);
+            acc = static_cast<A>(acc + p);
+            for (int d = static_cast<int>(nr) - 1; d >= 0; --d) {
+              const int id = red[d];
+              for (size_t k = 0; k < nk; ++k) off[k] += ops[k].label_stride[id];
+              if (++ridx[d] < size[id]) break;
+              for (size_t k = 0; k < nk; ++k) off[k] -= ops[k].label_stride[id] * size[id];
+              ridx[d] = 0;
+            }
+          }
+          py[i] = acc;
+          for (int d = static_cast<int>(no) - 1; d >= 0; --d) {
+            const int id = L.out[d];
+            for (size_t k = 0; k < nk; ++k) base[k] += ops[k].label_stride[id];
+            if (++oidx[d] < size[id]) break;
+            for (size_t k = 0; k < nk; ++k) base[k] -= ops[k].label_stride[id] * size[id];
+            oidx[d] = 0;
           }
         }
-        py[i] = acc;
-        for (int d = static_cast<int>(no) - 1; d >= 0; --d) {
-          const int id = L.out[d];
-          for (size_t k = 0; k < nk; ++k) base[k] += ops[k].label_stride[id];
-          if (++oidx[d] < size[id]) break;
-          for (size_t k = 0; k < nk; ++k) base[k] -= ops[k].label_stride[id] * size[id];
-          oidx[d] = 0;
-        }
       }
-    }
-    out.flush();
+      out.flush();
     }
   });
   if (!ok) return ctx.unsupported("element type ", dataTypeName(ins[0]->dtype()));

@@ -2,7 +2,12 @@
 #include "backends/cpu/reference/gemm.h"
 
 #include <algorithm>
+#include <atomic>
+#include <condition_variable>
 #include <cstring>
+#include <memory>
+#include <mutex>
+#include <thread>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -15,12 +20,15 @@ namespace ramjet::reference {
 namespace {
 
 // Register tile: MR rows x NR columns of C live in 12 vector registers during the k loop.
-template <typename T> struct Tile;
-template <> struct Tile<float> {
+template <typename T>
+struct Tile;
+template <>
+struct Tile<float> {
   typedef float V __attribute__((vector_size(32)));
   static constexpr int kMR = 6, kNR = 16, kVL = 8;
 };
-template <> struct Tile<double> {
+template <>
+struct Tile<double> {
   typedef double V __attribute__((vector_size(32)));
   static constexpr int kMR = 6, kNR = 8, kVL = 4;
 };
@@ -73,16 +81,16 @@ __attribute__((target("avx2,fma"))) void microKernelF_avx2(int64_t kc, const flo
   microKernel<float>(kc, a, b, c, ldc, mr, nr);
 }
 __attribute__((target("avx2,fma"))) void microKernelD_avx2(int64_t kc, const double* a,
-                                                           const double* b, double* c,
-                                                           int64_t ldc, int mr, int nr) {
+                                                           const double* b, double* c, int64_t ldc,
+                                                           int mr, int nr) {
   microKernel<double>(kc, a, b, c, ldc, mr, nr);
 }
 void microKernelF_base(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int mr,
                        int nr) {
   microKernel<float>(kc, a, b, c, ldc, mr, nr);
 }
-void microKernelD_base(int64_t kc, const double* a, const double* b, double* c, int64_t ldc,
-                       int mr, int nr) {
+void microKernelD_base(int64_t kc, const double* a, const double* b, double* c, int64_t ldc, int mr,
+                       int nr) {
   microKernel<double>(kc, a, b, c, ldc, mr, nr);
 }
 #pragma GCC pop_options
@@ -97,14 +105,88 @@ bool haveAvx2Fma() {
 
 inline void callMicro(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int mr,
                       int nr) {
-  if (haveAvx2Fma()) microKernelF_avx2(kc, a, b, c, ldc, mr, nr);
-  else microKernelF_base(kc, a, b, c, ldc, mr, nr);
+  if (haveAvx2Fma())
+    microKernelF_avx2(kc, a, b, c, ldc, mr, nr);
+  else
+    microKernelF_base(kc, a, b, c, ldc, mr, nr);
 }
-inline void callMicro(int64_t kc, const double* a, const double* b, double* c, int64_t ldc,
-                      int mr, int nr) {
-  if (haveAvx2Fma()) microKernelD_avx2(kc, a, b, c, ldc, mr, nr);
-  else microKernelD_base(kc, a, b, c, ldc, mr, nr);
+inline void callMicro(int64_t kc, const double* a, const double* b, double* c, int64_t ldc, int mr,
+                      int nr) {
+  if (haveAvx2Fma())
+    microKernelD_avx2(kc, a, b, c, ldc, mr, nr);
+  else
+    microKernelD_base(kc, a, b, c, ldc, mr, nr);
 }
+
+// Helper threads for parallelFor: started on first use, parked on a condition variable.
+class WorkPool {
+ public:
+  static WorkPool& instance() {
+    static WorkPool* pool = new WorkPool();  // never destroyed: workers may outlive main()
+    return *pool;
+  }
+  int threads() const { return static_cast<int>(workers_) + 1; }
+
+  void run(int64_t n, const std::function<void(int64_t)>& fn) {
+    auto job = std::make_shared<Job>();
+    job->fn = &fn;
+    job->n = n;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      job_ = job;
+      ++generation_;
+    }
+    cv_.notify_all();
+    work(*job);
+    // Only chunks a helper already claimed are waited for.
+    while (job->done.load(std::memory_order_acquire) < n) std::this_thread::yield();
+  }
+
+ private:
+  struct Job {
+    const std::function<void(int64_t)>* fn = nullptr;
+    int64_t n = 0;
+    std::atomic<int64_t> next{0}, done{0};
+  };
+
+  WorkPool() {
+    int want = 1;
+#ifdef _OPENMP
+    want = omp_get_max_threads();  // honours OMP_NUM_THREADS
+#else
+    want = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+#endif
+    workers_ = static_cast<size_t>(std::max(0, want - 1));
+    for (size_t i = 0; i < workers_; ++i) std::thread([this] { loop(); }).detach();
+  }
+
+  static void work(Job& j) {
+    for (int64_t i; (i = j.next.fetch_add(1, std::memory_order_relaxed)) < j.n;) {
+      (*j.fn)(i);
+      j.done.fetch_add(1, std::memory_order_release);
+    }
+  }
+
+  void loop() {
+    uint64_t seen = 0;
+    while (true) {
+      std::shared_ptr<Job> j;
+      {
+        std::unique_lock<std::mutex> lock(mu_);
+        cv_.wait(lock, [&] { return generation_ != seen; });
+        seen = generation_;
+        j = job_;
+      }
+      if (j) work(*j);  // a stale job has no chunks left: the fn pointer is never touched
+    }
+  }
+
+  size_t workers_ = 0;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::shared_ptr<Job> job_;
+  uint64_t generation_ = 0;
+};
 
 // Single-threaded blocked GEMM on one block of C (C already scaled by beta).
 template <typename T>
@@ -114,7 +196,8 @@ void gemmSerial(bool transA, bool transB, int64_t M, int64_t N, int64_t K, T alp
   if (M <= 0 || N <= 0 || K <= 0) return;
   const int64_t m_strips = (M + MR - 1) / MR;
   std::vector<T> a_pack(static_cast<size_t>(m_strips * MR * std::min(K, kKC)));
-  std::vector<T> b_pack(static_cast<size_t>(((std::min(N, kNC) + NR - 1) / NR) * NR * std::min(K, kKC)));
+  std::vector<T> b_pack(
+      static_cast<size_t>(((std::min(N, kNC) + NR - 1) / NR) * NR * std::min(K, kKC)));
   for (int64_t jc = 0; jc < N; jc += kNC) {
     const int64_t nc = std::min(kNC, N - jc);
     const int64_t n_panels = (nc + NR - 1) / NR;
@@ -163,60 +246,69 @@ void gemmSerial(bool transA, bool transB, int64_t M, int64_t N, int64_t K, T alp
   }
 }
 
-// Threads split C into independent column (or row) blocks: one fork/join per call and no
-// barriers inside, which matters on a loaded machine where a barrier can wait a whole
-// scheduler quantum for a descheduled thread.
+// Threads split C into independent column (or row) chunks claimed from a shared counter, so a
+// descheduled helper thread (this machine is shared) never holds the caller up: the caller
+// runs every chunk nobody else has claimed.
 template <typename T>
 void gemmImpl(bool transA, bool transB, int64_t M, int64_t N, int64_t K, T alpha, const T* A,
               int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc) {
   constexpr int MR = Tile<T>::kMR, NR = Tile<T>::kNR;
   if (M <= 0 || N <= 0) return;
   const bool scale_only = K <= 0 || alpha == T(0);
-  int threads = 1;
-#ifdef _OPENMP
-  if (!scale_only && static_cast<double>(M) * N * K > 96.0 * 96 * 96) threads = omp_get_max_threads();
-#endif
+  const int threads =
+      !scale_only && static_cast<double>(M) * N * K > 96.0 * 96 * 96 ? parallelism() : 1;
   const bool split_n = N >= M;
   const int64_t unit = split_n ? NR : MR, extent = split_n ? N : M;
   const int64_t units = (extent + unit - 1) / unit;
-  threads = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threads, units)));
-  auto block = [&](int tid) {
-    const int64_t u0 = units * tid / threads, u1 = units * (tid + 1) / threads;
+  // Chunks of >= 64 columns / 48 rows keep the per-chunk repacking of the other operand small.
+  const int64_t min_units = split_n ? 4 : 8;
+  const int64_t chunks = std::max<int64_t>(1, std::min<int64_t>(4 * threads, units / min_units));
+  auto block = [&](int64_t chunk) {
+    const int64_t u0 = units * chunk / chunks, u1 = units * (chunk + 1) / chunks;
     const int64_t b0 = std::min(extent, u0 * unit), b1 = std::min(extent, u1 * unit);
     if (b1 <= b0) return;
     const int64_t m0 = split_n ? 0 : b0, m1 = split_n ? M : b1;
     const int64_t n0 = split_n ? b0 : 0, n1 = split_n ? b1 : N;
     for (int64_t i = m0; i < m1; ++i) {
       T* c = C + i * ldc;
-      if (beta == T(0)) std::fill(c + n0, c + n1, T(0));
-      else if (beta != T(1)) for (int64_t j = n0; j < n1; ++j) c[j] *= beta;
+      if (beta == T(0))
+        std::fill(c + n0, c + n1, T(0));
+      else if (beta != T(1))
+        for (int64_t j = n0; j < n1; ++j) c[j] *= beta;
     }
     if (scale_only) return;
     const T* a = transA ? A + m0 : A + m0 * lda;
     const T* b = transB ? B + n0 * ldb : B + n0;
     gemmSerial(transA, transB, m1 - m0, n1 - n0, K, alpha, a, lda, b, ldb, C + m0 * ldc + n0, ldc);
   };
-  if (threads == 1) {
-    block(0);
+  if (threads == 1 || chunks == 1) {
+    for (int64_t c = 0; c < chunks; ++c) block(c);
     return;
   }
-#pragma omp parallel num_threads(threads)
-  {
-#ifdef _OPENMP
-    block(omp_get_thread_num());
-#endif
-  }
+  parallelFor(chunks, block);
 }
 
 }  // namespace
+
+int parallelism() {
+  return WorkPool::instance().threads();
+}
+
+void parallelFor(int64_t n, const std::function<void(int64_t)>& fn) {
+  if (n <= 0) return;
+  if (n == 1 || parallelism() == 1) {
+    for (int64_t i = 0; i < n; ++i) fn(i);
+    return;
+  }
+  WorkPool::instance().run(n, fn);
+}
 
 void gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
           int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
   gemmImpl<float>(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
-void gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, double alpha,
-          const double* A, int64_t lda, const double* B, int64_t ldb, double beta, double* C,
-          int64_t ldc) {
+void gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, double alpha, const double* A,
+          int64_t lda, const double* B, int64_t ldb, double beta, double* C, int64_t ldc) {
   gemmImpl<double>(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
@@ -257,7 +349,8 @@ Status refGemm(KernelContext& ctx) {
         const Tensor& c = ctx.input(2);
         BroadcastIndexer ic(c.dims(), {M, N});
         const T* pc = c.data<T>();
-        for (int64_t i = 0; i < M * N; ++i) py[i] += static_cast<T>(static_cast<T>(beta) * pc[ic(i)]);
+        for (int64_t i = 0; i < M * N; ++i)
+          py[i] += static_cast<T>(static_cast<T>(beta) * pc[ic(i)]);
       }
     } else {
       using A = typename reference::GemmType<T>::type;
@@ -295,7 +388,8 @@ struct MatMulPlan {
 Result<MatMulPlan> planMatMul(const Node& node, std::vector<int64_t> ad, std::vector<int64_t> bd) {
   MatMulPlan p;
   if (ad.empty() || bd.empty())
-    return makeError(StatusCode::kInvalidArgument, node.describe(), ": MatMul operands must not be scalars");
+    return makeError(StatusCode::kInvalidArgument, node.describe(),
+                     ": MatMul operands must not be scalars");
   if (ad.size() == 1) ad.insert(ad.begin(), 1);
   if (bd.size() == 1) bd.push_back(1);
   p.M = ad[ad.size() - 2];
@@ -366,7 +460,8 @@ Status refMatMulInteger(KernelContext& ctx) {
   const Tensor& b = ctx.input(1);
   Tensor& y = ctx.output(0);
   RJ_ASSIGN_OR_RETURN(MatMulPlan p, planMatMul(ctx.node, a.dims(), b.dims()));
-  auto zeroPoints = [&](size_t idx, int64_t n, const char* what, std::vector<int32_t>* zp) -> Status {
+  auto zeroPoints = [&](size_t idx, int64_t n, const char* what,
+                        std::vector<int32_t>* zp) -> Status {
     zp->assign(static_cast<size_t>(n), 0);
     if (!ctx.hasInput(idx)) return Status::Ok();
     const Tensor& z = ctx.input(idx);

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "core/dispatch.h"
@@ -16,13 +17,39 @@ namespace ramjet::reference {
 // previous contents (NaNs included).
 void gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
           int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
-void gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, double alpha,
-          const double* A, int64_t lda, const double* B, int64_t ldb, double beta, double* C,
-          int64_t ldc);
+void gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, double alpha, const double* A,
+          int64_t lda, const double* B, int64_t ldb, double beta, double* C, int64_t ldc);
+
+// Runs fn(0..n-1) on the calling thread plus helper threads (OMP_NUM_THREADS of them in all).
+// Chunks are claimed from a shared counter and the caller runs whatever nobody else claimed, so
+// a helper that the OS has descheduled (a loaded machine) cannot stall the call the way a
+// fork/join barrier does. fn must be safe to call concurrently for different i.
+void parallelFor(int64_t n, const std::function<void(int64_t)>& fn);
+int parallelism();  // threads parallelFor may use, the caller included
+
+// Splits [0, n) into contiguous ranges of at least `grain` items run by parallelFor:
+// fn(begin, end). One range (inline) when n < 2 * grain.
+inline void parallelRange(int64_t n, int64_t grain,
+                          const std::function<void(int64_t, int64_t)>& fn) {
+  if (n <= 0) return;
+  const int64_t by_grain = n / (grain > 0 ? grain : 1);
+  const int64_t chunks = by_grain < 4 * parallelism() ? by_grain : 4 * parallelism();
+  if (chunks <= 1) {
+    fn(0, n);
+    return;
+  }
+  parallelFor(chunks, [&](int64_t c) { fn(n * c / chunks, n * (c + 1) / chunks); });
+}
 
 // Compute type for a float tensor type: double for f64, float for f32/f16/bf16.
-template <typename T> struct GemmType { using type = float; };
-template <> struct GemmType<double> { using type = double; };
+template <typename T>
+struct GemmType {
+  using type = float;
+};
+template <>
+struct GemmType<double> {
+  using type = double;
+};
 
 // Returns t's data as A*: the tensor's own storage when it already is A, else a converted copy
 // kept in `storage`. t must be a float type.
@@ -54,7 +81,8 @@ template <typename A>
 class ComputeOutput {
  public:
   explicit ComputeOutput(Tensor& out) : out_(out) {
-    if (out.dtype() != DataTypeOf<A>::value) scratch_.assign(static_cast<size_t>(out.numel()), A(0));
+    if (out.dtype() != DataTypeOf<A>::value)
+      scratch_.assign(static_cast<size_t>(out.numel()), A(0));
   }
   A* data() { return scratch_.empty() && out_.numel() > 0 ? out_.data<A>() : scratch_.data(); }
   void flush() {

@@ -28,14 +28,16 @@ Status needElements(const KernelContext& ctx, const Tensor& t, int64_t n, const 
 template <typename A>
 void affinePerChannel(const A* x, A* y, int64_t N, int64_t C, int64_t inner,
                       const std::vector<double>& a, const std::vector<double>& b) {
-#pragma omp parallel for schedule(static) if (N * C * inner > 65536)
-  for (int64_t nc = 0; nc < N * C; ++nc) {
-    const int64_t c = nc % C;
-    const A av = static_cast<A>(a[c]), bv = static_cast<A>(b[c]);
-    const A* s = x + nc * inner;
-    A* d = y + nc * inner;
-    for (int64_t i = 0; i < inner; ++i) d[i] = s[i] * av + bv;
-  }
+  reference::parallelRange(N * C, std::max<int64_t>(1, 65536 / std::max<int64_t>(inner, 1)),
+                           [&](int64_t nc_begin, int64_t nc_end) {
+                             for (int64_t nc = nc_begin; nc < nc_end; ++nc) {
+                               const int64_t c = nc % C;
+                               const A av = static_cast<A>(a[c]), bv = static_cast<A>(b[c]);
+                               const A* s = x + nc * inner;
+                               A* d = y + nc * inner;
+                               for (int64_t i = 0; i < inner; ++i) d[i] = s[i] * av + bv;
+                             }
+                           });
 }
 
 // Population mean and variance of n values.
@@ -77,7 +79,8 @@ Status refBatchNormalization(KernelContext& ctx) {
       for (int64_t c = 0; c < C; ++c) {
         double sum = 0, sq = 0;
         for (int64_t n = 0; n < N; ++n)
-          for (int64_t i = 0; i < inner; ++i) sum += static_cast<double>(px[(n * C + c) * inner + i]);
+          for (int64_t i = 0; i < inner; ++i)
+            sum += static_cast<double>(px[(n * C + c) * inner + i]);
         const double cnt = static_cast<double>(N * inner);
         bm[c] = cnt > 0 ? sum / cnt : 0;
         for (int64_t n = 0; n < N; ++n)
@@ -126,15 +129,18 @@ Status refInstanceNormalization(KernelContext& ctx) {
     const A* px = reference::asCompute<A>(x, sx);
     ComputeOutput<A> out(ctx.output(0));
     A* py = out.data();
-#pragma omp parallel for schedule(static) if (x.numel() > 65536)
-    for (int64_t nc = 0; nc < N * C; ++nc) {
-      const int64_t c = nc % C;
-      double m, v;
-      meanVar(px + nc * inner, inner, 1, &m, &v);
-      const double a = scale[c] / std::sqrt(v + eps), b = bias[c] - m * a;
-      for (int64_t i = 0; i < inner; ++i)
-        py[nc * inner + i] = static_cast<A>(static_cast<double>(px[nc * inner + i]) * a + b);
-    }
+    reference::parallelRange(
+        N * C, std::max<int64_t>(1, 65536 / std::max<int64_t>(inner, 1)),
+        [&](int64_t nc_begin, int64_t nc_end) {
+          for (int64_t nc = nc_begin; nc < nc_end; ++nc) {
+            const int64_t c = nc % C;
+            double m, v;
+            meanVar(px + nc * inner, inner, 1, &m, &v);
+            const double a = scale[c] / std::sqrt(v + eps), b = bias[c] - m * a;
+            for (int64_t i = 0; i < inner; ++i)
+              py[nc * inner + i] = static_cast<A>(static_cast<double>(px[nc * inner + i]) * a + b);
+          }
+        });
     out.flush();
   });
   if (!ok) return ctx.unsupported("element type ", dataTypeName(x.dtype()));
@@ -151,10 +157,13 @@ Status refLayerNormalization(KernelContext& ctx) {
   const int64_t inner = numElements(norm), outer = inner == 0 ? 0 : x.numel() / inner;
   // Scale / B broadcast over the normalized dims: precomputed element index per position.
   auto paramIndex = [&](const Tensor& t, std::vector<int64_t>* idx) -> Status {
-    if (t.rank() > norm.size()) return ctx.error("Scale/B ", dimsToString(t.dims()), " has more dims than ", dimsToString(norm));
+    if (t.rank() > norm.size())
+      return ctx.error("Scale/B ", dimsToString(t.dims()), " has more dims than ",
+                       dimsToString(norm));
     auto b = broadcastDims({norm, t.dims()}, ctx.node);
     if (!b.ok() || *b != norm)
-      return ctx.error("Scale/B ", dimsToString(t.dims()), " does not broadcast to ", dimsToString(norm));
+      return ctx.error("Scale/B ", dimsToString(t.dims()), " does not broadcast to ",
+                       dimsToString(norm));
     reference::BroadcastIndexer bi(t.dims(), norm);
     idx->resize(static_cast<size_t>(inner));
     for (int64_t i = 0; i < inner; ++i) (*idx)[i] = bi(i);
@@ -173,19 +182,22 @@ Status refLayerNormalization(KernelContext& ctx) {
     const A* px = reference::asCompute<A>(x, sx);
     ComputeOutput<A> out(ctx.output(0));
     A* py = out.data();
-#pragma omp parallel for schedule(static) if (x.numel() > 65536)
-    for (int64_t o = 0; o < outer; ++o) {
-      double m, v;
-      meanVar(px + o * inner, inner, 1, &m, &v);
-      const double inv = 1.0 / std::sqrt(v + eps);
-      means[o] = m;
-      invs[o] = inv;
-      for (int64_t i = 0; i < inner; ++i) {
-        double r = (static_cast<double>(px[o * inner + i]) - m) * inv * scale[si[i]];
-        if (!bi.empty()) r += bias[bi[i]];
-        py[o * inner + i] = static_cast<A>(r);
-      }
-    }
+    reference::parallelRange(outer, std::max<int64_t>(1, 65536 / std::max<int64_t>(inner, 1)),
+                             [&](int64_t o_begin, int64_t o_end) {
+                               for (int64_t o = o_begin; o < o_end; ++o) {
+                                 double m, v;
+                                 meanVar(px + o * inner, inner, 1, &m, &v);
+                                 const double inv = 1.0 / std::sqrt(v + eps);
+                                 means[o] = m;
+                                 invs[o] = inv;
+                                 for (int64_t i = 0; i < inner; ++i) {
+                                   double r = (static_cast<double>(px[o * inner + i]) - m) * inv *
+                                              scale[si[i]];
+                                   if (!bi.empty()) r += bias[bi[i]];
+                                   py[o * inner + i] = static_cast<A>(r);
+                                 }
+                               }
+                             });
     out.flush();
   });
   if (!ok) return ctx.unsupported("element type ", dataTypeName(x.dtype()));
@@ -199,7 +211,8 @@ Status refGroupNormalization(KernelContext& ctx) {
   if (x.rank() < 2) return ctx.error("input X ", dimsToString(x.dims()), " must have rank >= 2");
   const int64_t G = ctx.node.attrInt("num_groups", 0);
   const int64_t N = x.dim(0), C = x.dim(1), inner = N * C == 0 ? 0 : x.numel() / (N * C);
-  if (G < 1 || C % G != 0) return ctx.error("num_groups ", G, " does not divide the channel count ", C);
+  if (G < 1 || C % G != 0)
+    return ctx.error("num_groups ", G, " does not divide the channel count ", C);
   const bool per_group = ctx.node.attrInt("affine_per_group", 0) != 0;
   RJ_RETURN_IF_ERROR(needElements(ctx, ctx.input(1), per_group ? G : C, "scale"));
   RJ_RETURN_IF_ERROR(needElements(ctx, ctx.input(2), per_group ? G : C, "bias"));
@@ -244,7 +257,8 @@ Status refMeanVarianceNormalization(KernelContext& ctx) {
   }
   // Group id of each element: its index over the kept dims.
   std::vector<int64_t> kept_dims;
-  for (int64_t d = 0; d < rank; ++d) kept_dims.push_back(reduced[d] ? 1 : x.dim(static_cast<int>(d)));
+  for (int64_t d = 0; d < rank; ++d)
+    kept_dims.push_back(reduced[d] ? 1 : x.dim(static_cast<int>(d)));
   const int64_t groups = numElements(kept_dims);
   reference::BroadcastIndexer key(kept_dims, x.dims());
   std::vector<double> sum(static_cast<size_t>(groups), 0), sq(static_cast<size_t>(groups), 0);
@@ -256,7 +270,8 @@ Status refMeanVarianceNormalization(KernelContext& ctx) {
     sum[keys[i]] += xv[i];
     cnt[keys[i]]++;
   }
-  for (int64_t gi = 0; gi < groups; ++gi) sum[gi] = cnt[gi] ? sum[gi] / static_cast<double>(cnt[gi]) : 0;
+  for (int64_t gi = 0; gi < groups; ++gi)
+    sum[gi] = cnt[gi] ? sum[gi] / static_cast<double>(cnt[gi]) : 0;
   for (int64_t i = 0; i < x.numel(); ++i) {
     const double d = xv[i] - sum[keys[i]];
     sq[keys[i]] += d * d;

@@ -45,43 +45,46 @@ void forEachWindow(int64_t planes, const std::vector<int64_t>& in, const WindowG
   const std::vector<DimWindows> w = windowsOf(in, g);
   const std::vector<int64_t> in_strides = stridesOf(in);
   const int64_t P = numElements(g.out);
-#pragma omp parallel for schedule(static) if (planes * P > 4096)
-  for (int64_t plane = 0; plane < planes; ++plane) {
-    std::vector<int64_t> o(nd, 0), t(nd, 0), offs, coords;
-    for (int64_t oi = 0; oi < P; ++oi) {
-      offs.clear();
-      coords.clear();
-      bool empty = false;
-      int64_t padded = 1;
-      for (size_t d = 0; d < nd; ++d) {
-        empty |= w[d].taps[o[d]].empty();
-        padded *= w[d].padded_count[o[d]];
-      }
-      if (!empty) {
-        std::fill(t.begin(), t.end(), 0);
-        while (true) {
-          int64_t off = 0;
-          for (size_t d = 0; d < nd; ++d) {
-            const int64_t p = w[d].taps[o[d]][t[d]];
-            off += p * in_strides[d];
-            coords.push_back(p);
-          }
-          offs.push_back(off);
-          int d = static_cast<int>(nd) - 1;
-          for (; d >= 0; --d) {
-            if (++t[d] < static_cast<int64_t>(w[d].taps[o[d]].size())) break;
-            t[d] = 0;
-          }
-          if (d < 0) break;
-        }
-      }
-      f(plane, oi, offs, coords, padded);
-      for (int d = static_cast<int>(nd) - 1; d >= 0; --d) {
-        if (++o[d] < g.out[d]) break;
-        o[d] = 0;
-      }
-    }
-  }
+  reference::parallelRange(planes, std::max<int64_t>(1, 4096 / std::max<int64_t>(P, 1)),
+                           [&](int64_t plane_begin, int64_t plane_end) {
+                             for (int64_t plane = plane_begin; plane < plane_end; ++plane) {
+                               std::vector<int64_t> o(nd, 0), t(nd, 0), offs, coords;
+                               for (int64_t oi = 0; oi < P; ++oi) {
+                                 offs.clear();
+                                 coords.clear();
+                                 bool empty = false;
+                                 int64_t padded = 1;
+                                 for (size_t d = 0; d < nd; ++d) {
+                                   empty |= w[d].taps[o[d]].empty();
+                                   padded *= w[d].padded_count[o[d]];
+                                 }
+                                 if (!empty) {
+                                   std::fill(t.begin(), t.end(), 0);
+                                   while (true) {
+                                     int64_t off = 0;
+                                     for (size_t d = 0; d < nd; ++d) {
+                                       const int64_t p = w[d].taps[o[d]][t[d]];
+                                       off += p * in_strides[d];
+                                       coords.push_back(p);
+                                     }
+                                     offs.push_back(off);
+                                     int d = static_cast<int>(nd) - 1;
+                                     for (; d >= 0; --d) {
+                                       if (++t[d] < static_cast<int64_t>(w[d].taps[o[d]].size()))
+                                         break;
+                                       t[d] = 0;
+                                     }
+                                     if (d < 0) break;
+                                   }
+                                 }
+                                 f(plane, oi, offs, coords, padded);
+                                 for (int d = static_cast<int>(nd) - 1; d >= 0; --d) {
+                                   if (++o[d] < g.out[d]) break;
+                                   o[d] = 0;
+                                 }
+                               }
+                             }
+                           });
 }
 
 Result<WindowGeometry> poolGeometry(KernelContext& ctx, const Tensor& x) {
@@ -89,7 +92,8 @@ Result<WindowGeometry> poolGeometry(KernelContext& ctx, const Tensor& x) {
   std::vector<int64_t> in(x.dims().begin() + 2, x.dims().end());
   std::vector<int64_t> kernel = ctx.node.attrInts("kernel_shape");
   if (kernel.size() != in.size())
-    return ctx.error("kernel_shape ", dimsToString(kernel), " does not match input ", dimsToString(x.dims()));
+    return ctx.error("kernel_shape ", dimsToString(kernel), " does not match input ",
+                     dimsToString(x.dims()));
   return forwardWindow(ctx.node, in, kernel, true);
 }
 
@@ -108,31 +112,38 @@ Status refMaxPool(KernelContext& ctx) {
     using A = typename AccType<T>::type;
     const T* px = x.data<T>();
     T* py = y.data<T>();
-    forEachWindow(planes, in, g, [&](int64_t plane, int64_t oi, const std::vector<int64_t>& offs,
-                                     const std::vector<int64_t>& coords, int64_t) {
-      const T* src = px + plane * inprod;
-      A best = std::numeric_limits<A>::lowest();
-      int64_t arg = -1;
-      for (size_t i = 0; i < offs.size(); ++i) {
-        const A v = static_cast<A>(src[offs[i]]);
-        if (arg < 0 || v > best) { best = v; arg = static_cast<int64_t>(i); }
-      }
-      py[plane * P + oi] = static_cast<T>(best);
-      if (idx) {
-        int64_t flat = -1;
-        if (arg >= 0) {
-          if (!col_major) {
-            flat = plane * inprod + offs[arg];
-          } else {
-            const size_t nd = in.size();
-            int64_t off = 0, stride = 1;
-            for (size_t d = 0; d < nd; ++d) { off += coords[arg * nd + d] * stride; stride *= in[d]; }
-            flat = plane * inprod + off;
-          }
-        }
-        idx[plane * P + oi] = flat;
-      }
-    });
+    forEachWindow(planes, in, g,
+                  [&](int64_t plane, int64_t oi, const std::vector<int64_t>& offs,
+                      const std::vector<int64_t>& coords, int64_t) {
+                    const T* src = px + plane * inprod;
+                    A best = std::numeric_limits<A>::lowest();
+                    int64_t arg = -1;
+                    for (size_t i = 0; i < offs.size(); ++i) {
+                      const A v = static_cast<A>(src[offs[i]]);
+                      if (arg < 0 || v > best) {
+                        best = v;
+                        arg = static_cast<int64_t>(i);
+                      }
+                    }
+                    py[plane * P + oi] = static_cast<T>(best);
+                    if (idx) {
+                      int64_t flat = -1;
+                      if (arg >= 0) {
+                        if (!col_major) {
+                          flat = plane * inprod + offs[arg];
+                        } else {
+                          const size_t nd = in.size();
+                          int64_t off = 0, stride = 1;
+                          for (size_t d = 0; d < nd; ++d) {
+                            off += coords[arg * nd + d] * stride;
+                            stride *= in[d];
+                          }
+                          flat = plane * inprod + off;
+                        }
+                      }
+                      idx[plane * P + oi] = flat;
+                    }
+                  });
   });
   if (!ok) return ctx.unsupported("element type ", dataTypeName(x.dtype()));
   return Status::Ok();
@@ -149,14 +160,15 @@ Status refAveragePool(KernelContext& ctx) {
     using T = typename decltype(tag)::type;
     const T* px = x.data<T>();
     T* py = y.data<T>();
-    forEachWindow(planes, in, g, [&](int64_t plane, int64_t oi, const std::vector<int64_t>& offs,
-                                     const std::vector<int64_t>&, int64_t padded) {
-      const T* src = px + plane * inprod;
-      double s = 0;
-      for (int64_t o : offs) s += static_cast<double>(src[o]);
-      const int64_t n = include_pad ? padded : static_cast<int64_t>(offs.size());
-      py[plane * P + oi] = static_cast<T>(n > 0 ? s / static_cast<double>(n) : 0.0);
-    });
+    forEachWindow(planes, in, g,
+                  [&](int64_t plane, int64_t oi, const std::vector<int64_t>& offs,
+                      const std::vector<int64_t>&, int64_t padded) {
+                    const T* src = px + plane * inprod;
+                    double s = 0;
+                    for (int64_t o : offs) s += static_cast<double>(src[o]);
+                    const int64_t n = include_pad ? padded : static_cast<int64_t>(offs.size());
+                    py[plane * P + oi] = static_cast<T>(n > 0 ? s / static_cast<double>(n) : 0.0);
+                  });
   });
   if (!ok) return ctx.unsupported("element type ", dataTypeName(x.dtype()));
   return Status::Ok();
@@ -173,13 +185,14 @@ Status refLpPool(KernelContext& ctx) {
     using T = typename decltype(tag)::type;
     const T* px = x.data<T>();
     T* py = y.data<T>();
-    forEachWindow(planes, in, g, [&](int64_t plane, int64_t oi, const std::vector<int64_t>& offs,
-                                     const std::vector<int64_t>&, int64_t) {
-      const T* src = px + plane * inprod;
-      double s = 0;
-      for (int64_t o : offs) s += std::pow(std::fabs(static_cast<double>(src[o])), p);
-      py[plane * P + oi] = static_cast<T>(std::pow(s, 1.0 / p));
-    });
+    forEachWindow(planes, in, g,
+                  [&](int64_t plane, int64_t oi, const std::vector<int64_t>& offs,
+                      const std::vector<int64_t>&, int64_t) {
+                    const T* src = px + plane * inprod;
+                    double s = 0;
+                    for (int64_t o : offs) s += std::pow(std::fabs(static_cast<double>(src[o])), p);
+                    py[plane * P + oi] = static_cast<T>(std::pow(s, 1.0 / p));
+                  });
   });
   if (!ok) return ctx.unsupported("element type ", dataTypeName(x.dtype()));
   return Status::Ok();
@@ -194,24 +207,28 @@ Status globalPool(KernelContext& ctx) {
   if (x.rank() < 2) return ctx.error("input X ", dimsToString(x.dims()), " must have rank >= 2");
   const int64_t planes = x.dim(0) * x.dim(1);
   const int64_t n = planes == 0 ? 0 : x.numel() / planes;
-  if (n == 0 && planes > 0) return ctx.error("input X ", dimsToString(x.dims()), " has an empty spatial extent");
+  if (n == 0 && planes > 0)
+    return ctx.error("input X ", dimsToString(x.dims()), " has an empty spatial extent");
   bool ok = visitFloatType(x.dtype(), [&](auto tag) {
     using T = typename decltype(tag)::type;
     const T* px = x.data<T>();
     T* py = y.data<T>();
-#pragma omp parallel for schedule(static) if (x.numel() > 65536)
-    for (int64_t p = 0; p < planes; ++p) {
-      const T* s = px + p * n;
-      if (kMax) {
-        double m = static_cast<double>(s[0]);
-        for (int64_t i = 1; i < n; ++i) m = std::max(m, static_cast<double>(s[i]));
-        py[p] = static_cast<T>(m);
-      } else {
-        double sum = 0;
-        for (int64_t i = 0; i < n; ++i) sum += static_cast<double>(s[i]);
-        py[p] = static_cast<T>(sum / static_cast<double>(n));
-      }
-    }
+    reference::parallelRange(planes, std::max<int64_t>(1, 65536 / std::max<int64_t>(n, 1)),
+                             [&](int64_t p_begin, int64_t p_end) {
+                               for (int64_t p = p_begin; p < p_end; ++p) {
+                                 const T* s = px + p * n;
+                                 if (kMax) {
+                                   double m = static_cast<double>(s[0]);
+                                   for (int64_t i = 1; i < n; ++i)
+                                     m = std::max(m, static_cast<double>(s[i]));
+                                   py[p] = static_cast<T>(m);
+                                 } else {
+                                   double sum = 0;
+                                   for (int64_t i = 0; i < n; ++i) sum += static_cast<double>(s[i]);
+                                   py[p] = static_cast<T>(sum / static_cast<double>(n));
+                                 }
+                               }
+                             });
   });
   if (!ok) return ctx.unsupported("element type ", dataTypeName(x.dtype()));
   return Status::Ok();
@@ -219,8 +236,12 @@ Status globalPool(KernelContext& ctx) {
 
 }  // namespace
 
-Status refGlobalAveragePool(KernelContext& ctx) { return globalPool<false>(ctx); }
-Status refGlobalMaxPool(KernelContext& ctx) { return globalPool<true>(ctx); }
+Status refGlobalAveragePool(KernelContext& ctx) {
+  return globalPool<false>(ctx);
+}
+Status refGlobalMaxPool(KernelContext& ctx) {
+  return globalPool<true>(ctx);
+}
 
 // Indices address the default-shaped output ((in-1)*stride + kernel - pads, what MaxPool saw);
 // an explicit output_shape (>= that) holds it in its leading corner, zero elsewhere (as the
@@ -230,7 +251,8 @@ Status refMaxUnpool(KernelContext& ctx) {
   const Tensor& ind = ctx.input(1);
   if (x.rank() < 3) return ctx.error("input X ", dimsToString(x.dims()), " must have rank >= 3");
   if (ind.dims() != x.dims())
-    return ctx.error("indices ", dimsToString(ind.dims()), " must have X's shape ", dimsToString(x.dims()));
+    return ctx.error("indices ", dimsToString(ind.dims()), " must have X's shape ",
+                     dimsToString(x.dims()));
   const size_t nd = x.rank() - 2;
   std::vector<int64_t> kernel = ctx.node.attrInts("kernel_shape");
   std::vector<int64_t> strides = ctx.node.attrInts("strides", std::vector<int64_t>(nd, 1));
@@ -239,22 +261,26 @@ Status refMaxUnpool(KernelContext& ctx) {
     return ctx.error("kernel_shape/strides/pads do not match ", nd, " spatial dims");
   std::vector<int64_t> inferred = {x.dim(0), x.dim(1)};
   for (size_t d = 0; d < nd; ++d)
-    inferred.push_back((x.dim(static_cast<int>(d + 2)) - 1) * strides[d] + kernel[d] - pads[d] - pads[d + nd]);
+    inferred.push_back((x.dim(static_cast<int>(d + 2)) - 1) * strides[d] + kernel[d] - pads[d] -
+                       pads[d + nd]);
   Tensor* yp = &ctx.output(0);
   if (!yp->defined()) {
     if (!ctx.hasInput(2)) return ctx.error("output shape is unknown");
     yp = &ctx.allocOutput(0, x.dtype(), ctx.input(2).toInt64Vector());
   }
   Tensor& y = *yp;
-  if (y.rank() != x.rank()) return ctx.error("output shape ", dimsToString(y.dims()), " must have rank ", x.rank());
+  if (y.rank() != x.rank())
+    return ctx.error("output shape ", dimsToString(y.dims()), " must have rank ", x.rank());
   for (size_t d = 0; d < y.rank(); ++d)
     if (y.dim(static_cast<int>(d)) < inferred[d])
-      return ctx.error("output shape ", dimsToString(y.dims()), " is smaller than the unpooled shape ", dimsToString(inferred));
+      return ctx.error("output shape ", dimsToString(y.dims()),
+                       " is smaller than the unpooled shape ", dimsToString(inferred));
   const int64_t inferred_n = numElements(inferred);
   const int64_t* pi = ind.data<int64_t>();
   for (int64_t i = 0; i < x.numel(); ++i)
     if (pi[i] < 0 || pi[i] >= inferred_n)
-      return ctx.error("index ", pi[i], " at position ", i, " is outside the unpooled tensor ", dimsToString(inferred));
+      return ctx.error("index ", pi[i], " at position ", i, " is outside the unpooled tensor ",
+                       dimsToString(inferred));
   bool ok = visitFloatType(x.dtype(), [&](auto tag) {
     using T = typename decltype(tag)::type;
     const T* px = x.data<T>();

@@ -23,9 +23,12 @@ Status softmaxKernel(KernelContext& ctx) {
   int64_t outer = 1, n = 1, inner = 1;
   for (int64_t d = 0; d < rank; ++d) {
     const int64_t v = x.dim(static_cast<int>(d));
-    if (d < axis) outer *= v;
-    else if (d == axis || coerce) n *= v;
-    else inner *= v;
+    if (d < axis)
+      outer *= v;
+    else if (d == axis || coerce)
+      n *= v;
+    else
+      inner *= v;
   }
   bool ok = visitFloatType(x.dtype(), [&](auto tag) {
     using T = typename decltype(tag)::type;
@@ -34,33 +37,42 @@ Status softmaxKernel(KernelContext& ctx) {
     const A* px = reference::asCompute<A>(x, sx);
     reference::ComputeOutput<A> out(y);
     A* py = out.data();
-#pragma omp parallel for schedule(static) if (x.numel() > 65536)
-    for (int64_t o = 0; o < outer; ++o) {
-      for (int64_t i = 0; i < inner; ++i) {
-        const A* s = px + o * n * inner + i;
-        A* d = py + o * n * inner + i;
-        if (n == 0) continue;
-        double mx = -std::numeric_limits<double>::infinity();
-        int64_t arg = 0;
-        for (int64_t k = 0; k < n; ++k) {
-          const double v = static_cast<double>(s[k * inner]);
-          if (v > mx) { mx = v; arg = k; }
-        }
-        if (kMode == Mode::kHardmax) {
-          for (int64_t k = 0; k < n; ++k) d[k * inner] = static_cast<A>(k == arg ? 1 : 0);
-          continue;
-        }
-        double sum = 0;
-        for (int64_t k = 0; k < n; ++k) sum += std::exp(static_cast<double>(s[k * inner]) - mx);
-        if (kMode == Mode::kSoftmax) {
-          for (int64_t k = 0; k < n; ++k)
-            d[k * inner] = static_cast<A>(std::exp(static_cast<double>(s[k * inner]) - mx) / sum);
-        } else {
-          const double ls = std::log(sum);
-          for (int64_t k = 0; k < n; ++k) d[k * inner] = static_cast<A>(static_cast<double>(s[k * inner]) - mx - ls);
-        }
-      }
-    }
+    reference::parallelRange(
+        outer, std::max<int64_t>(1, 65536 / std::max<int64_t>(n * inner, 1)),
+        [&](int64_t o_begin, int64_t o_end) {
+          for (int64_t o = o_begin; o < o_end; ++o) {
+            for (int64_t i = 0; i < inner; ++i) {
+              const A* s = px + o * n * inner + i;
+              A* d = py + o * n * inner + i;
+              if (n == 0) continue;
+              double mx = -std::numeric_limits<double>::infinity();
+              int64_t arg = 0;
+              for (int64_t k = 0; k < n; ++k) {
+                const double v = static_cast<double>(s[k * inner]);
+                if (v > mx) {
+                  mx = v;
+                  arg = k;
+                }
+              }
+              if (kMode == Mode::kHardmax) {
+                for (int64_t k = 0; k < n; ++k) d[k * inner] = static_cast<A>(k == arg ? 1 : 0);
+                continue;
+              }
+              double sum = 0;
+              for (int64_t k = 0; k < n; ++k)
+                sum += std::exp(static_cast<double>(s[k * inner]) - mx);
+              if (kMode == Mode::kSoftmax) {
+                for (int64_t k = 0; k < n; ++k)
+                  d[k * inner] =
+                      static_cast<A>(std::exp(static_cast<double>(s[k * inner]) - mx) / sum);
+              } else {
+                const double ls = std::log(sum);
+                for (int64_t k = 0; k < n; ++k)
+                  d[k * inner] = static_cast<A>(static_cast<double>(s[k * inner]) - mx - ls);
+              }
+            }
+          }
+        });
     out.flush();
   });
   if (!ok) return ctx.unsupported("element type ", dataTypeName(x.dtype()));
@@ -69,8 +81,14 @@ Status softmaxKernel(KernelContext& ctx) {
 
 }  // namespace
 
-Status refSoftmax(KernelContext& ctx) { return softmaxKernel<Mode::kSoftmax>(ctx); }
-Status refLogSoftmax(KernelContext& ctx) { return softmaxKernel<Mode::kLogSoftmax>(ctx); }
-Status refHardmax(KernelContext& ctx) { return softmaxKernel<Mode::kHardmax>(ctx); }
+Status refSoftmax(KernelContext& ctx) {
+  return softmaxKernel<Mode::kSoftmax>(ctx);
+}
+Status refLogSoftmax(KernelContext& ctx) {
+  return softmaxKernel<Mode::kLogSoftmax>(ctx);
+}
+Status refHardmax(KernelContext& ctx) {
+  return softmaxKernel<Mode::kHardmax>(ctx);
+}
 
 }  // namespace ramjet::ops
