@@ -71,7 +71,8 @@ class GeneratorTest(unittest.TestCase):
                 if size == 640:
                     counts.append(len(classes))
                     classes_seen |= set(classes.tolist())
-                    sizes += np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]).tolist()
+                    bw, bh = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+                    sizes += np.maximum(bw, bh).tolist()
         self.assertEqual(classes_seen, set(range(scenes.NUM_CLASSES)))
         self.assertGreater(max(counts), 5)
         self.assertLess(min(sizes), 16)  # small objects occur
@@ -266,7 +267,8 @@ class TorchTest(unittest.TestCase):
         with torch.no_grad():
             boxes, scores = train.decode(raw(x), 6)
             y = full(x)
-        cxcywh = torch.cat(((boxes[..., :2] + boxes[..., 2:]) / 2, boxes[..., 2:] - boxes[..., :2]), -1)
+        cxcywh = torch.cat(((boxes[..., :2] + boxes[..., 2:]) / 2,
+                            boxes[..., 2:] - boxes[..., :2]), -1)
         torch.testing.assert_close(y[:, :4].transpose(1, 2), cxcywh, atol=1e-3, rtol=1e-4)
         torch.testing.assert_close(y[:, 4:].transpose(1, 2), scores, atol=1e-5, rtol=1e-4)
 
