@@ -530,6 +530,146 @@ TEST(NnPool, MaxAndAverageMatchNaive) {
   EXPECT_FALSE(runOp("MaxPool", {x}, {{"kernel_shape", ints({0, 2})}}).ok());  // bad kernel size
 }
 
+TEST(NnPool, LpPoolUnpoolAndGlobalMax) {
+  Tensor x = randomTensor({1, 2, 5, 6});
+  // LpPool p=3, 2x2 stride 2, pad 1 at the end of W: (sum |x|^3)^(1/3) over valid taps.
+  auto r = runOp("LpPool", {x},
+                 {{"kernel_shape", ints({2, 2})},
+                  {"strides", ints({2, 2})},
+                  {"pads", ints({0, 0, 0, 1})},
+                  {"p", i64(3)}});
+  ASSERT_TRUE(r.ok()) << r.status().toString();
+  std::vector<double> want;
+  for (int c = 0; c < 2; ++c)
+    for (int oh = 0; oh < 2; ++oh)
+      for (int ow = 0; ow < 3; ++ow) {
+        double s = 0;
+        for (int kh = 0; kh < 2; ++kh)
+          for (int kw = 0; kw < 2; ++kw) {
+            const int h = oh * 2 + kh, w = ow * 2 + kw;
+            if (w < 6) s += std::pow(std::fabs(x.getDouble((c * 5 + h) * 6 + w)), 3);
+          }
+        want.push_back(std::cbrt(s));
+      }
+  expectClose((*r)[0], {1, 2, 2, 3}, want, 1e-5, "lppool");
+  // MaxPool indices feed MaxUnpool: every max lands back at its source position.
+  Tensor xu = randomTensor({1, 2, 4, 6});
+  auto mp = runOp("MaxPool", {xu}, {{"kernel_shape", ints({2, 2})}, {"strides", ints({2, 2})}}, 2);
+  ASSERT_TRUE(mp.ok()) << mp.status().toString();
+  auto up = runOp("MaxUnpool", {(*mp)[0], (*mp)[1]},
+                  {{"kernel_shape", ints({2, 2})}, {"strides", ints({2, 2})}});
+  ASSERT_TRUE(up.ok()) << up.status().toString();
+  ASSERT_EQ((*up)[0].dims(), (std::vector<int64_t>{1, 2, 4, 6}));
+  int nonzero = 0;
+  for (int64_t i = 0; i < (*up)[0].numel(); ++i) {
+    const double v = (*up)[0].getDouble(i);
+    if (v == 0) continue;
+    ++nonzero;
+    EXPECT_EQ(v, xu.getDouble(i)) << i;
+  }
+  EXPECT_EQ(nonzero, 12);
+  Tensor bad_idx = (*mp)[1].clone();
+  bad_idx.data<int64_t>()[0] = 1000;
+  EXPECT_FALSE(runOp("MaxUnpool", {(*mp)[0], bad_idx},
+                     {{"kernel_shape", ints({2, 2})}, {"strides", ints({2, 2})}})
+                   .ok());
+  r = runOp("GlobalMaxPool", {x});
+  ASSERT_TRUE(r.ok());
+  double m = -1e30;
+  for (int i = 30; i < 60; ++i) m = std::max(m, x.getDouble(i));
+  EXPECT_EQ((*r)[0].getDouble(1), m);
+}
+
+TEST(NnConv, IntegerWithZeroPoints) {
+  Tensor x(DataType::kUInt8, {1, 2, 4, 5}), w(DataType::kInt8, {3, 2, 2, 2});
+  std::uniform_int_distribution<int> u(0, 255), s(-128, 127);
+  for (int64_t i = 0; i < x.numel(); ++i) x.data<uint8_t>()[i] = static_cast<uint8_t>(u(rng()));
+  for (int64_t i = 0; i < w.numel(); ++i) w.data<int8_t>()[i] = static_cast<int8_t>(s(rng()));
+  Tensor xz = Tensor::scalar<uint8_t>(100), wz = Tensor::fromVector<int8_t>({1, -2, 3}, {3});
+  auto r = runOp("ConvInteger", {x, w, xz, wz}, {{"pads", ints({1, 0, 0, 1})}});
+  ASSERT_TRUE(r.ok()) << r.status().toString();
+  // Padding holds the zero point, i.e. contributes 0 after subtraction.
+  std::vector<double> want;
+  for (int m = 0; m < 3; ++m)
+    for (int oh = 0; oh < 4; ++oh)
+      for (int ow = 0; ow < 5; ++ow) {
+        double acc = 0;
+        for (int c = 0; c < 2; ++c)
+          for (int kh = 0; kh < 2; ++kh)
+            for (int kw = 0; kw < 2; ++kw) {
+              const int h = oh - 1 + kh, ww = ow + kw;
+              if (h < 0 || h >= 4 || ww >= 5) continue;
+              acc += (x.getDouble((c * 4 + h) * 5 + ww) - 100) *
+                     (w.getDouble(((m * 2 + c) * 2 + kh) * 2 + kw) - wz.getDouble(m));
+            }
+        want.push_back(acc);
+      }
+  EXPECT_EQ((*r)[0].dtype(), DataType::kInt32);
+  expectClose((*r)[0], {1, 3, 4, 5}, want, 0, "convinteger");
+}
+
+TEST(NnNorm, LrnMvnAndBatchNormTraining) {
+  Tensor x = randomTensor({2, 5, 3, 2});
+  auto r =
+      runOp("LRN", {x},
+            {{"size", i64(3)}, {"alpha", f32(0.5f)}, {"beta", f32(0.6f)}, {"bias", f32(1.5f)}});
+  ASSERT_TRUE(r.ok()) << r.status().toString();
+  std::vector<double> want(60);
+  for (int n = 0; n < 2; ++n)
+    for (int c = 0; c < 5; ++c)
+      for (int i = 0; i < 6; ++i) {
+        double s = 0;
+        for (int cc = std::max(0, c - 1); cc <= std::min(4, c + 1); ++cc)
+          s += std::pow(x.getDouble((n * 5 + cc) * 6 + i), 2);
+        want[(n * 5 + c) * 6 + i] =
+            x.getDouble((n * 5 + c) * 6 + i) / std::pow(1.5 + 0.5 / 3 * s, 0.6);
+      }
+  expectClose((*r)[0], {2, 5, 3, 2}, want, 1e-5, "lrn");
+  // MVN over axes {0, 2, 3}: per channel across batch and space.
+  r = runOp("MeanVarianceNormalization", {x});
+  ASSERT_TRUE(r.ok()) << r.status().toString();
+  for (int c = 0; c < 5; ++c) {
+    double m = 0, v = 0;
+    for (int n = 0; n < 2; ++n)
+      for (int i = 0; i < 6; ++i) m += x.getDouble((n * 5 + c) * 6 + i) / 12;
+    for (int n = 0; n < 2; ++n)
+      for (int i = 0; i < 6; ++i) v += std::pow(x.getDouble((n * 5 + c) * 6 + i) - m, 2) / 12;
+    for (int n = 0; n < 2; ++n)
+      for (int i = 0; i < 6; ++i) {
+        const int e = (n * 5 + c) * 6 + i;
+        want[e] = (x.getDouble(e) - m) / (std::sqrt(v) + 1e-9);
+      }
+  }
+  expectClose((*r)[0], {2, 5, 3, 2}, want, 1e-5, "mvn");
+  // BatchNormalization training mode: batch statistics, running stats blended by momentum.
+  Tensor s = randomTensor({5}), b = randomTensor({5}), mean = randomTensor({5}),
+         var = randomTensor({5});
+  for (int c = 0; c < 5; ++c) var.data<float>()[c] = std::fabs(var.data<float>()[c]) + 0.1f;
+  r = runOp("BatchNormalization", {x, s, b, mean, var},
+            {{"training_mode", i64(1)}, {"momentum", f32(0.8f)}}, 3);
+  ASSERT_TRUE(r.ok()) << r.status().toString();
+  std::vector<double> rm(5), rv(5);
+  for (int c = 0; c < 5; ++c) {
+    double m = 0, v = 0;
+    for (int n = 0; n < 2; ++n)
+      for (int i = 0; i < 6; ++i) m += x.getDouble((n * 5 + c) * 6 + i) / 12;
+    for (int n = 0; n < 2; ++n)
+      for (int i = 0; i < 6; ++i) v += std::pow(x.getDouble((n * 5 + c) * 6 + i) - m, 2) / 12;
+    for (int n = 0; n < 2; ++n)
+      for (int i = 0; i < 6; ++i) {
+        const int e = (n * 5 + c) * 6 + i;
+        want[e] = (x.getDouble(e) - m) / std::sqrt(v + 1e-5) * s.getDouble(c) + b.getDouble(c);
+      }
+    rm[c] = mean.getDouble(c) * 0.8 + m * 0.2;
+    rv[c] = var.getDouble(c) * 0.8 + v * 0.2;
+  }
+  expectClose((*r)[0], {2, 5, 3, 2}, want, 1e-4, "bn training Y");
+  expectClose((*r)[1], {5}, rm, 1e-5, "bn running mean");
+  expectClose((*r)[2], {5}, rv, 1e-5, "bn running var");
+  // Inference mode must not claim the training outputs.
+  EXPECT_FALSE(runOp("BatchNormalization", {x, s, b, mean, var}, {}, 3).ok());
+}
+
 // ---------------------------------------------------------------- Softmax family
 TEST(NnSoftmax, AxisAndCoerce2d) {
   Tensor x = randomTensor({2, 3, 4});
