@@ -33,7 +33,25 @@ class Tensor {
     return t;
   }
 
-  bool defined() const { return dtype_ != DataType::kUndefined; }
+  // ---- non-tensor values (ONNX sequences and optionals) ----
+  // They travel through the interpreter as a Tensor whose kind() is not kTensor: dims() is
+  // empty, numel() is 0 and there is no numeric storage. dtype() is the innermost element type.
+  // A sequence of tensors; `elem_type` describes every element (its dtype must be set).
+  static Tensor sequence(TensorType elem_type, std::vector<Tensor> elements);
+  // An optional holding `value`, or holding nothing ("none") of type `elem_type`.
+  static Tensor optional(Tensor value);
+  static Tensor optionalNone(TensorType elem_type);
+  TypeKind kind() const { return kind_; }
+  bool isTensor() const { return kind_ == TypeKind::kTensor; }
+  // Sequence elements, or an optional's value (empty when none). Empty for tensors.
+  const std::vector<Tensor>& elements() const;
+  bool hasElement() const { return kind_ == TypeKind::kOptional && !elements().empty(); }
+
+  // ---- string tensors (dtype kString): one std::string per element, shared like storage ----
+  std::string* strings() { return strings_ ? strings_->data() : nullptr; }
+  const std::string* strings() const { return strings_ ? strings_->data() : nullptr; }
+
+  bool defined() const { return dtype_ != DataType::kUndefined || kind_ != TypeKind::kTensor; }
   DataType dtype() const { return dtype_; }
   const std::vector<int64_t>& dims() const { return dims_; }
   size_t rank() const { return dims_.size(); }
@@ -64,7 +82,10 @@ class Tensor {
   // Converts to another dtype element-wise (float<->int saturates like a C cast).
   Tensor cast(DataType to) const;
 
-  TensorType type() const { return TensorType{dtype_, Shape::fromDims(dims_)}; }
+  TensorType type() const {
+    if (kind_ != TypeKind::kTensor) return *value_type_;
+    return TensorType{dtype_, Shape::fromDims(dims_)};
+  }
   std::string summary() const;  // "f32[1,1000] min=.. max=.. mean=.."
 
  private:
@@ -72,6 +93,10 @@ class Tensor {
   std::vector<int64_t> dims_;
   int64_t numel_ = 0;
   std::shared_ptr<uint8_t> storage_;
+  TypeKind kind_ = TypeKind::kTensor;
+  std::shared_ptr<std::vector<std::string>> strings_;     // kString tensors only
+  std::shared_ptr<const std::vector<Tensor>> elements_;   // sequences / optionals only
+  std::shared_ptr<const TensorType> value_type_;          // full type of a sequence / optional
 };
 
 // NumPy .npy files (format versions 1-3, little-endian, C order).

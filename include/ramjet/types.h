@@ -117,6 +117,10 @@ struct Shape {
   bool operator==(const Shape& o) const { return rank_known == o.rank_known && dims == o.dims; }
 };
 
+// What a value is: a dense tensor (the common case), an ONNX sequence of tensors, or an ONNX
+// optional (a value or "none").
+enum class TypeKind : uint8_t { kTensor = 0, kSequence = 1, kOptional = 2 };
+
 struct TensorType {
   DataType dtype = DataType::kUndefined;
   Shape shape = Shape::unknownRank();
@@ -126,10 +130,27 @@ struct TensorType {
   // exact output dims for models with a symbolic batch.
   std::shared_ptr<const std::vector<Dim>> shape_value;
 
+  // Sequence and optional types: `kind` says which and `elem` is the type inside (a tensor,
+  // or a sequence inside an optional). `dtype` is then the innermost tensor's element type so
+  // that code which only compares dtypes keeps working; `shape` is unknown rank.
+  TypeKind kind = TypeKind::kTensor;
+  std::shared_ptr<const TensorType> elem;
+
   TensorType() = default;
   TensorType(DataType dt, Shape s, std::shared_ptr<const std::vector<Dim>> value = nullptr)
       : dtype(dt), shape(std::move(s)), shape_value(std::move(value)) {}
+  static TensorType sequenceOf(TensorType e) { return wrap(TypeKind::kSequence, std::move(e)); }
+  static TensorType optionalOf(TensorType e) { return wrap(TypeKind::kOptional, std::move(e)); }
+  bool isTensor() const { return kind == TypeKind::kTensor; }
   std::string toString() const;
+
+ private:
+  static TensorType wrap(TypeKind k, TensorType e) {
+    TensorType t(e.dtype, Shape::unknownRank());
+    t.kind = k;
+    t.elem = std::make_shared<const TensorType>(std::move(e));
+    return t;
+  }
 };
 
 int64_t numElements(const std::vector<int64_t>& dims);

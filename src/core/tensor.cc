@@ -1,6 +1,7 @@
 #include "ramjet/tensor.h"
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -28,6 +29,35 @@ Tensor::Tensor(DataType dtype, std::vector<int64_t> dims) : dtype_(dtype), dims_
   for (auto d : dims_) RJ_CHECK(d >= 0);
   numel_ = numElements(dims_);
   storage_ = allocStorage(nbytes());
+  if (dtype_ == DataType::kString) strings_ = std::make_shared<std::vector<std::string>>(numel_);
+}
+
+Tensor Tensor::sequence(TensorType elem_type, std::vector<Tensor> elements) {
+  Tensor t;
+  t.kind_ = TypeKind::kSequence;
+  t.dtype_ = elem_type.dtype;
+  t.value_type_ = std::make_shared<const TensorType>(TensorType::sequenceOf(std::move(elem_type)));
+  t.elements_ = std::make_shared<const std::vector<Tensor>>(std::move(elements));
+  return t;
+}
+
+Tensor Tensor::optional(Tensor value) {
+  Tensor t = optionalNone(value.isTensor() ? TensorType(value.dtype(), Shape::unknownRank()) : value.type());
+  t.elements_ = std::make_shared<const std::vector<Tensor>>(std::vector<Tensor>{std::move(value)});
+  return t;
+}
+
+Tensor Tensor::optionalNone(TensorType elem_type) {
+  Tensor t;
+  t.kind_ = TypeKind::kOptional;
+  t.dtype_ = elem_type.dtype;
+  t.value_type_ = std::make_shared<const TensorType>(TensorType::optionalOf(std::move(elem_type)));
+  return t;
+}
+
+const std::vector<Tensor>& Tensor::elements() const {
+  static const std::vector<Tensor> kNone;
+  return elements_ ? *elements_ : kNone;
 }
 
 Tensor::Tensor(DataType dtype, std::vector<int64_t> dims, std::shared_ptr<uint8_t> storage)
@@ -37,12 +67,16 @@ Tensor::Tensor(DataType dtype, std::vector<int64_t> dims, std::shared_ptr<uint8_
 
 Tensor Tensor::reshaped(std::vector<int64_t> dims) const {
   RJ_CHECK(numElements(dims) == numel_);
-  return Tensor(dtype_, std::move(dims), storage_);
+  Tensor t(dtype_, std::move(dims), storage_);
+  t.strings_ = strings_;
+  return t;
 }
 
 Tensor Tensor::clone() const {
+  if (!isTensor()) return *this;  // sequences/optionals are immutable; elements share storage
   Tensor t(dtype_, dims_);
   if (nbytes()) std::memcpy(t.raw(), raw(), nbytes());
+  if (strings_ && t.strings_) *t.strings_ = *strings_;
   return t;
 }
 
@@ -72,6 +106,36 @@ std::vector<int64_t> Tensor::toInt64Vector() const {
 
 Tensor Tensor::cast(DataType to) const {
   Tensor out(to, dims_);
+  if (dtype_ == DataType::kString || to == DataType::kString) {
+    // ONNX Cast to/from string: numbers print in their shortest round-trip form (like numpy's
+    // str of the element), strings parse like strtod ("NaN", "INF", "-inf", "1e3").
+    if (dtype_ == to) return clone();
+    if (to == DataType::kString) {
+      std::string* dst = out.strings();
+      for (int64_t i = 0; i < numel_; ++i) {
+        char buf[64];
+        std::to_chars_result r{};
+        visitType(dtype_, [&](auto tag) {
+          using T = typename decltype(tag)::type;
+          using A = typename AccType<T>::type;
+          A v = static_cast<A>(data<T>()[i]);
+          if constexpr (std::is_same_v<T, bool>) r = std::to_chars(buf, buf + sizeof(buf), v ? 1 : 0);
+          else if constexpr (std::is_floating_point_v<A>) {
+            if (std::isnan(v)) { std::strcpy(buf, "NaN"); r.ptr = buf + 3; }
+            else if (std::isinf(v)) { std::strcpy(buf, v > 0 ? "INF" : "-INF"); r.ptr = buf + (v > 0 ? 3 : 4); }
+            else r = std::to_chars(buf, buf + sizeof(buf), v);
+          } else r = std::to_chars(buf, buf + sizeof(buf), v);
+        });
+        dst[i].assign(buf, r.ptr ? r.ptr : buf);
+      }
+      return out;
+    }
+    const std::string* src = strings();
+    Tensor d(DataType::kFloat64, dims_);
+    double* dv = d.data<double>();
+    for (int64_t i = 0; i < numel_; ++i) dv[i] = src ? std::strtod(src[i].c_str(), nullptr) : 0.0;
+    return to == DataType::kFloat64 ? d : d.cast(to);
+  }
   visitType(dtype_, [&](auto tin) {
     using Tin = typename decltype(tin)::type;
     using Ain = typename AccType<Tin>::type;
@@ -102,6 +166,10 @@ Tensor Tensor::cast(DataType to) const {
 
 std::string Tensor::summary() const {
   std::ostringstream os;
+  if (!isTensor()) {
+    os << type().toString() << " with " << elements().size() << " element(s)";
+    return os.str();
+  }
   os << dataTypeName(dtype_) << dimsToString(dims_);
   if (numel_ > 0 && dtype_ != DataType::kString) {
     double mn = std::numeric_limits<double>::infinity(), mx = -mn, sum = 0;
@@ -136,6 +204,15 @@ CompareResult compareTensors(const Tensor& got, const Tensor& ref, double atol, 
   if (!r.shape_match) {
     r.mismatches = std::max<int64_t>(1, ref.numel());
     r.cosine = 0;
+    return r;
+  }
+  if (got.dtype() == DataType::kString || ref.dtype() == DataType::kString) {
+    // Strings compare exactly; a string against a number is a dtype mismatch, all elements off.
+    const std::string* g = got.strings();
+    const std::string* e = ref.strings();
+    for (int64_t i = 0; i < ref.numel(); ++i)
+      if (!g || !e || g[i] != e[i]) ++r.mismatches;
+    r.cosine = r.mismatches ? 0 : 1;
     return r;
   }
   double dot = 0, ng = 0, nr = 0;

@@ -147,7 +147,11 @@ std::string Shape::toString() const {
   return s + "]";
 }
 
-std::string TensorType::toString() const { return std::string(dataTypeName(dtype)) + shape.toString(); }
+std::string TensorType::toString() const {
+  if (kind != TypeKind::kTensor)
+    return std::string(kind == TypeKind::kSequence ? "seq(" : "optional(") + (elem ? elem->toString() : "?") + ")";
+  return std::string(dataTypeName(dtype)) + shape.toString();
+}
 
 int64_t numElements(const std::vector<int64_t>& dims) {
   int64_t n = 1;

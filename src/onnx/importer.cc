@@ -73,8 +73,6 @@ Result<Tensor> convertTensor(const onnx::TensorProto& tp, const std::string& bas
   DataType dt;
   if (!dataTypeFromOnnx(tp.data_type(), &dt))
     return makeError(StatusCode::kUnsupported, "tensor '", where, "': data type ", tp.data_type(), " is not supported");
-  if (dt == DataType::kString)
-    return makeError(StatusCode::kUnsupported, "tensor '", where, "': string tensors are not supported");
   if (tp.has_segment()) return makeError(StatusCode::kUnsupported, "tensor '", where, "': segmented tensors are not supported");
   std::vector<int64_t> dims;
   unsigned __int128 count = 1;
@@ -85,6 +83,16 @@ Result<Tensor> convertTensor(const onnx::TensorProto& tp, const std::string& bas
     if (count > (static_cast<unsigned __int128>(1) << 40)) return tensorError(where, "absurdly large shape");
   }
   const size_t n = static_cast<size_t>(count);
+  if (dt == DataType::kString) {
+    if (tp.data_location() == onnx::TensorProto::EXTERNAL || tp.has_raw_data())
+      return makeError(StatusCode::kUnsupported, "tensor '", where, "': string tensors must use string_data");
+    if (static_cast<size_t>(tp.string_data_size()) != n)
+      return tensorError(where, "has " + std::to_string(tp.string_data_size()) + " strings, shape " + dimsToString(dims) + " needs " + std::to_string(n));
+    Tensor t(dt, dims);
+    std::string* d = t.strings();
+    for (size_t i = 0; i < n; ++i) d[i] = tp.string_data(static_cast<int>(i));
+    return t;
+  }
   const size_t need = n * dataTypeSize(dt);
   // Storage is allocated only after the data's size is checked against the declared shape, so
   // a huge declared shape with little data is an error, not a giant allocation.
@@ -146,8 +154,20 @@ Result<Tensor> convertTensor(const onnx::TensorProto& tp, const std::string& bas
 TensorType convertType(const onnx::TypeProto& tp, const std::string& where, const std::string& dim_prefix,
                        int* unnamed, Problems* problems) {
   TensorType t;
+  if (tp.has_sequence_type() || tp.has_optional_type()) {
+    const bool seq = tp.has_sequence_type();
+    const bool has_elem = seq ? tp.sequence_type().has_elem_type() : tp.optional_type().has_elem_type();
+    TensorType e;
+    if (has_elem)
+      e = convertType(seq ? tp.sequence_type().elem_type() : tp.optional_type().elem_type(), where, dim_prefix,
+                      unnamed, problems);
+    if (!seq && e.kind == TypeKind::kOptional)
+      problems->malformed.push_back("value '" + where + "': an optional cannot hold an optional");
+    return seq ? TensorType::sequenceOf(std::move(e)) : TensorType::optionalOf(std::move(e));
+  }
+  if (tp.value_case() == onnx::TypeProto::VALUE_NOT_SET) return t;  // no type given: inferred later
   if (!tp.has_tensor_type()) {
-    problems->unsupported.push_back("value '" + where + "': only tensor types are supported (sequence/map/optional types are not)");
+    problems->unsupported.push_back("value '" + where + "': only tensor, sequence and optional types are supported (map and sparse types are not)");
     return t;
   }
   const auto& tt = tp.tensor_type();
@@ -155,8 +175,6 @@ TensorType convertType(const onnx::TypeProto& tp, const std::string& where, cons
     problems->unsupported.push_back("value '" + where + "': element type " + std::to_string(tt.elem_type()) + " is not supported");
     t.dtype = DataType::kUndefined;
   }
-  if (t.dtype == DataType::kString)
-    problems->unsupported.push_back("value '" + where + "': string tensors are not supported");
   if (!tt.has_shape()) {
     t.shape = Shape::unknownRank();
     return t;
@@ -386,6 +404,21 @@ class Importer {
         importGraph(ap.g(), a->g.get(), g);
         Status st = a->g->verify();
         if (!st.ok()) problems_.malformed.push_back(where + ": " + st.message());
+        return true;
+      }
+      case AP::TYPE_PROTO: {
+        // ramjet's Attribute has no type field; a type attribute (Optional's `type`) is kept as
+        // an exemplar value of that type: an empty sequence, a none optional or a [0] tensor.
+        TensorType tt = convertType(ap.tp(), where, opts_.unnamed_dim_prefix, &unnamed_, &problems_);
+        if (tt.dtype == DataType::kUndefined) {
+          problems_.unsupported.push_back(where + ": type attribute without an element type");
+          return false;
+        }
+        Tensor ex;
+        if (tt.kind == TypeKind::kSequence) ex = Tensor::sequence(*tt.elem, {});
+        else if (tt.kind == TypeKind::kOptional) ex = Tensor::optionalNone(*tt.elem);
+        else ex = Tensor(tt.dtype, {0});
+        *a = Attribute::fromTensor(std::move(ex));
         return true;
       }
       default:

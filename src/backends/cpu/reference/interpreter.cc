@@ -56,6 +56,15 @@ class Scope {
 };
 
 Status checkInput(const Value* v, const Tensor& t, std::map<std::string, int64_t>* symbols) {
+  if (v->type.kind != t.kind() && (v->type.dtype != DataType::kUndefined || !t.isTensor()))
+    return makeError(StatusCode::kInvalidArgument, "input '", v->name, "' must be ", v->type.toString(), ", got ",
+                     t.type().toString());
+  if (!t.isTensor()) {
+    if (v->type.dtype != DataType::kUndefined && t.dtype() != v->type.dtype && !t.elements().empty())
+      return makeError(StatusCode::kInvalidArgument, "input '", v->name, "' must be ", v->type.toString(), ", got ",
+                       t.type().toString());
+    return Status::Ok();
+  }
   if (v->type.dtype != DataType::kUndefined && t.dtype() != v->type.dtype)
     return makeError(StatusCode::kInvalidArgument, "input '", v->name, "' must be ", dataTypeName(v->type.dtype),
                      ", got ", dataTypeName(t.dtype()));
@@ -77,6 +86,16 @@ Status checkInput(const Value* v, const Tensor& t, std::map<std::string, int64_t
     }
   }
   return Status::Ok();
+}
+
+// Ops whose kernels take sequence/optional values; every other kernel sees only tensors.
+bool acceptsNonTensors(const std::string& op) {
+  static const char* const kOps[] = {"Identity", "If", "Loop", "SequenceInsert", "SequenceErase", "SequenceAt",
+                                     "SequenceLength", "ConcatFromSequence", "SequenceMap", "Optional",
+                                     "OptionalHasElement", "OptionalGetElement"};
+  for (const char* o : kOps)
+    if (op == o) return true;
+  return false;
 }
 
 void pinOuterScopeRefs(const Node& n, const Graph& g, std::unordered_map<const Value*, int>* uses) {
@@ -124,6 +143,9 @@ Result<std::vector<Tensor>> runInScope(const Graph& g, const std::vector<Tensor>
       if (!v) { in.push_back(nullptr); in_types.emplace_back(); continue; }
       const Tensor* t = scope.find(v);
       if (!t) return makeError(StatusCode::kInternal, n->describe(), ": input '", v->name, "' has no value");
+      if (!t->isTensor() && !acceptsNonTensors(n->op_type))
+        return makeError(StatusCode::kInvalidArgument, n->describe(), ": input '", v->name, "' is ",
+                         t->type().toString(), "; this op takes tensors only");
       in.push_back(t);
       in_types.push_back(t->type());
     }
