@@ -5,7 +5,8 @@
 #   peers.md + peers.png when matplotlib is there.
 # Knobs (environment): BUDGET_S (seconds for peer_bench, default 430), HARD_S (kill after,
 # default 500), COMPILE (model:batch list for torch.compile max-autotune, default
-# "yolov8n:1,resnet50:1"), MODELS (default: all), EXTRA (more peer_bench flags).
+# "yolov8n:1,resnet50:1"), MODELS (default: all), EXTRA (more peer_bench flags), RAMJET_BIN
+# (a ramjet binary: adds ramjet.json from bench/ramjet_bench.py), DEVICE (cuda; cpu to smoke-test).
 set -u
 OUT=${OUT:-out/device}
 mkdir -p "$OUT"
@@ -27,7 +28,15 @@ timeout -k 5 "$HARD_S" python3 bench/peers/peer_bench.py --export --ort-cpu --zo
   --out "$OUT/peers.json" 2>&1 | grep -v -E "Warning|warnings.warn|^  _C\.|^  torch\._C" | tee -a "$OUT/peer_bench.log"
 rc=$?
 cp "$ZOO/manifest.json" "$OUT/manifest.json" 2>/dev/null
+# ramjet's own rows, same call, same zoo files: RAMJET_BIN=<a ramjet built for this machine>
+# (building it is the CUDA backend's recipe, not this script's). RAMJET_BUDGET_S caps it.
+REPORT_IN="$OUT/peers.json"
+if [ -n "${RAMJET_BIN:-}" ] && [ -x "$RAMJET_BIN" ]; then
+  timeout -k 5 "${RAMJET_BUDGET_S:-240}" python3 bench/ramjet_bench.py --ramjet "$RAMJET_BIN" --zoo "$ZOO" \
+    --models "$MODELS" --time-budget "$(( ${RAMJET_BUDGET_S:-240} - 10 ))" --out "$OUT/ramjet.json" 2>&1 | tee -a "$OUT/peer_bench.log"
+  [ -f "$OUT/ramjet.json" ] && REPORT_IN="$REPORT_IN $OUT/ramjet.json"
+fi
 if [ -f "$OUT/peers.json" ] && python3 -c 'import matplotlib' 2>/dev/null; then
-  python3 bench/report.py "$OUT/peers.json" --md "$OUT/peers.md" --png "$OUT/peers.png" || true
+  python3 bench/report.py $REPORT_IN --md "$OUT/peers.md" --png "$OUT/peers.png" || true
 fi
 exit $rc
