@@ -100,6 +100,12 @@ Status binary(InferContext& ctx, unsigned allowed) {
 
 Status castTo(InferContext& ctx, DataType to) {
   RJ_RETURN_IF_ERROR(requireInputs(ctx, 1));
+  if ((ctx.dtype(0) == DataType::kString) != (to == DataType::kString)) {  // number <-> text
+    DataType num = to == DataType::kString ? ctx.dtype(0) : to;
+    if (!classOf(num)) return ctx.error("cannot cast between string and ", dataTypeName(num));
+    ctx.setOutput(0, to, ctx.shape(0));
+    return Status::Ok();
+  }
   if (!classOf(ctx.dtype(0)))
     return ctx.error("cannot cast from ", dataTypeName(ctx.dtype(0)), " (input '", inputName(ctx, 0), "')");
   if (!classOf(to)) return ctx.error("cannot cast to ", dataTypeName(to));
@@ -258,7 +264,7 @@ Status inferCast(InferContext& ctx) {
   if (!ctx.node().hasAttr("to")) return ctx.error("attribute 'to' is required");
   int64_t to_onnx = ctx.node().attrInt("to", 0);
   DataType to;
-  if (!dataTypeFromOnnx(static_cast<int32_t>(to_onnx), &to) || !isSupportedDataType(to))
+  if (!dataTypeFromOnnx(static_cast<int32_t>(to_onnx), &to) || (!isSupportedDataType(to) && to != DataType::kString))
     return ctx.error("cannot cast to ONNX type ", to_onnx, " (unsupported by ramjet)");
   return castTo(ctx, to);
 }

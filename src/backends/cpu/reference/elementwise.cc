@@ -584,6 +584,10 @@ Status refWhere(KernelContext& ctx) {
 
 static Status castTo(KernelContext& ctx, DataType to) {
   const Tensor& x = ctx.input(0);
+  if ((x.dtype() == DataType::kString) != (to == DataType::kString)) {  // number <-> text: Tensor::cast
+    ctx.outputs[0] = x.cast(to);
+    return Status::Ok();
+  }
   if (dataTypeSize(x.dtype()) == 0 || !isSupportedDataType(x.dtype()))
     return ctx.unsupported("cannot cast from ", dataTypeName(x.dtype()));
   if (dataTypeSize(to) == 0 || !isSupportedDataType(to)) return ctx.unsupported("cannot cast to ", dataTypeName(to));
