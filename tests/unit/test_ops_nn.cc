@@ -321,8 +321,8 @@ TEST(NnConvTranspose, MatchesNaiveScatter) {
 // ---------------------------------------------------------------- Gemm / MatMul
 TEST(NnGemm, SharedGemmMatchesNaive) {
   // Sizes straddle the register tile (6x16), the k block (256) and the threading threshold.
-  for (auto [M, N, K] :
-       std::vector<std::array<int64_t, 3>>{{1, 1, 1}, {7, 17, 5}, {70, 300, 600}, {301, 45, 260}}) {
+  for (auto [M, N, K] : std::vector<std::array<int64_t, 3>>{
+           {1, 1, 1}, {7, 17, 5}, {70, 300, 600}, {301, 45, 260}, {2, 300, 700}, {1, 1000, 1100}}) {
     for (int t = 0; t < 4; ++t) {
       const bool ta = t & 1, tb = t & 2;
       std::vector<float> a(M * K), b(K * N), c(M * N);

@@ -188,6 +188,37 @@ class WorkPool {
   uint64_t generation_ = 0;
 };
 
+// One or two rows of C (fully connected layers and RNN steps at batch 1): a 6-row register tile
+// would waste most of its work and packing B would cost as much as the product itself.
+template <typename T>
+void gemmSmallM(bool transA, bool transB, int64_t M, int64_t N, int64_t K, T alpha, const T* A,
+                int64_t lda, const T* B, int64_t ldb, T* C, int64_t ldc) {
+  std::vector<T> arow(static_cast<size_t>(K));
+  for (int64_t i = 0; i < M; ++i) {
+    for (int64_t k = 0; k < K; ++k) arow[k] = alpha * (transA ? A[k * lda + i] : A[i * lda + k]);
+    T* c = C + i * ldc;
+    if (!transB) {
+      for (int64_t k = 0; k < K; ++k) {
+        const T av = arow[k];
+        const T* b = B + k * ldb;
+        for (int64_t j = 0; j < N; ++j) c[j] += av * b[j];
+      }
+    } else {
+      for (int64_t j = 0; j < N; ++j) {
+        const T* b = B + j * ldb;
+        T acc[8] = {};
+        int64_t k = 0;
+        for (; k + 8 <= K; k += 8)
+          for (int l = 0; l < 8; ++l) acc[l] += arow[k + l] * b[k + l];
+        T sum = 0;
+        for (; k < K; ++k) sum += arow[k] * b[k];
+        for (int l = 0; l < 8; ++l) sum += acc[l];
+        c[j] += sum;
+      }
+    }
+  }
+}
+
 // Single-threaded blocked GEMM on one block of C (C already scaled by beta).
 template <typename T>
 void gemmSerial(bool transA, bool transB, int64_t M, int64_t N, int64_t K, T alpha, const T* A,
@@ -279,7 +310,12 @@ void gemmImpl(bool transA, bool transB, int64_t M, int64_t N, int64_t K, T alpha
     if (scale_only) return;
     const T* a = transA ? A + m0 : A + m0 * lda;
     const T* b = transB ? B + n0 * ldb : B + n0;
-    gemmSerial(transA, transB, m1 - m0, n1 - n0, K, alpha, a, lda, b, ldb, C + m0 * ldc + n0, ldc);
+    if (m1 - m0 <= 2)
+      gemmSmallM(transA, transB, m1 - m0, n1 - n0, K, alpha, a, lda, b, ldb, C + m0 * ldc + n0,
+                 ldc);
+    else
+      gemmSerial(transA, transB, m1 - m0, n1 - n0, K, alpha, a, lda, b, ldb, C + m0 * ldc + n0,
+                 ldc);
   };
   if (threads == 1 || chunks == 1) {
     for (int64_t c = 0; c < chunks; ++c) block(c);
