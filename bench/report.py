@@ -161,7 +161,9 @@ def main():
     if notes:
         md += ["", "Not measured:"]
         md += [f"- {r['model']} b{r['batch']} {r['mode']}: {r['status']}: {r.get('note') or r.get('error')}" for r in notes]
-    md += ["", "Commands:"] + [f"- `{c['command']}` ({c['file']})" for c in commands]
+    md += ["", "Sources (each row must come from the same device call as the peers it is compared with):"]
+    md += [f"- {c['file']}: {(c['env'] or {}).get('date_utc', '?')} UTC, "
+           f"{(c['env'] or {}).get('gpu') or (c['env'] or {}).get('device', '?')}: `{c['command']}`" for c in commands]
     text = "\n".join(md) + "\n"
     if args.md:
         with open(args.md, "w") as f:
