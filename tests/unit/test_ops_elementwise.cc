@@ -269,7 +269,7 @@ TEST(Elementwise, CastBetweenAllKinds) {
   ASSERT_RUN(like, runOp("CastLike", {vec<int64_t>({3, -4}), vec<double>({0.0})}));
   EXPECT_EQ(like.dtype(), DataType::kFloat64);
   expectNear(asDouble(like), {3, -4});
-  expectError(runOp("Cast", {vec<float>({1.f})}, {{"to", Attribute::fromInt(8)}}), "cannot cast");
+  expectError(runOp("Cast", {vec<float>({1.f})}, {{"to", Attribute::fromInt(14)}}), "cannot cast");  // complex64; strings are castable
   expectError(runOp("Cast", {vec<float>({1.f})}), "'to' is required");
 }
 

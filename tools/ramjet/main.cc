@@ -12,6 +12,7 @@ int main(int argc, char** argv) {
   ramjet::cli::addInspectCommand(app, &action);
   ramjet::cli::addBuildCommand(app, &action);
   ramjet::cli::addBenchCommand(app, &action);
+  ramjet::cli::addOptimizeCommand(app, &action);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
