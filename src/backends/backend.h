@@ -95,6 +95,9 @@ class Backend {
   // Candidate kernels for a supported node, the backend's best guess first.
   virtual std::vector<Tactic> tactics(const Node& node, const std::vector<TensorType>& inputs,
                                       const std::vector<TensorType>& outputs) const = 0;
+  // True when the kernel reads input `i` only through TensorRef::host (shape, axes, scales...):
+  // such host values then need no device copy.
+  virtual bool readsOnHost(const Node& node, size_t i) const { return false; }
   // `node` outlives the kernel (the engine owns the graph).
   virtual Result<std::unique_ptr<Kernel>> createKernel(const Node& node, const Tactic& tactic) = 0;
 

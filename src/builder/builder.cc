@@ -600,7 +600,10 @@ Result<Plan> build(const Graph& input, const BuildOptions& opt) {
   plan::PlanContents pc;
   pc.memory.value_offsets.assign(prog.values.size(), -1);
   if (!at_max.dynamic) {
-    RJ_ASSIGN_OR_RETURN(runtime::ActivationLayout layout, runtime::layoutActivations(prog, at_max));
+    RJ_ASSIGN_OR_RETURN(runtime::ActivationLayout layout, runtime::layoutActivations(
+        prog, at_max, [&](size_t pos, size_t i) {
+          return placement[pos] == Placement::kDevice && dev->readsOnHost(*order[pos], i);
+        }));
     RJ_RETURN_IF_ERROR(builder::verifyMemoryPlan(layout.requests, layout.plan));
     report.memory = layout.report;
     pc.memory.value_offsets = layout.offset;

@@ -103,6 +103,8 @@ class ContextImpl final : public ExecutionContext {
   std::vector<void*> io_bufs_;  // device buffers of infer(), per input then output
   std::vector<size_t> io_sizes_;
   Timing timing_;
+  const Instance* last_upload_inst_ = nullptr;
+  const void* last_upload_arena_ = nullptr;
 };
 
 class EngineImpl final : public Engine {
@@ -363,7 +365,10 @@ Result<ContextImpl::Instance*> ContextImpl::instance() {
   auto inst = std::make_unique<Instance>();
   RJ_ASSIGN_OR_RETURN(inst->resolved, runtime::resolveShapes(e_->prog, input_dims_));
   if (!inst->resolved.dynamic) {
-    RJ_ASSIGN_OR_RETURN(inst->layout, runtime::layoutActivations(e_->prog, inst->resolved));
+    RJ_ASSIGN_OR_RETURN(inst->layout, runtime::layoutActivations(
+        e_->prog, inst->resolved, [this](size_t pos, size_t i) {
+          return e_->prog.placement[pos] == Placement::kDevice && e_->dev->readsOnHost(*e_->prog.order[pos], i);
+        }));
     // Workspace for these shapes.
     RJ_RETURN_IF_ERROR(buildArgs(*inst));
     for (size_t pos = 0; pos < e_->prog.order.size(); ++pos)
@@ -527,7 +532,10 @@ Status ContextImpl::enqueue(void* stream) {
   }
   Backend& be = *e_->dev;
   // Host values that device kernels read (shape arithmetic results): uploaded outside capture.
-  for (size_t i = 0; i < p.values.size(); ++i) {
+  bool need_upload = last_upload_inst_ != inst || last_upload_arena_ != arena_;
+  last_upload_inst_ = inst;
+  last_upload_arena_ = arena_;
+  for (size_t i = 0; i < p.values.size() && need_upload; ++i) {
     if (!inst->layout.upload[i]) continue;
     const Tensor& t = *inst->resolved.values[i].host;
     if (t.nbytes())

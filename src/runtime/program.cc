@@ -170,7 +170,8 @@ Result<Resolved> resolveShapes(const Program& p, const std::vector<std::vector<i
   return r;
 }
 
-Result<ActivationLayout> layoutActivations(const Program& p, const Resolved& r) {
+Result<ActivationLayout> layoutActivations(const Program& p, const Resolved& r,
+                                           const std::function<bool(size_t, size_t)>& host_only) {
   if (r.dynamic)
     return makeError(StatusCode::kInternal, "cannot lay out memory of a dynamic signature: ", r.dynamic_reason);
   const size_t nv = p.values.size();
@@ -197,19 +198,21 @@ Result<ActivationLayout> layoutActivations(const Program& p, const Resolved& r) 
       last[root] = std::max(last[root], step);
       ++L.report.num_aliases;
     }
-    for (const Value* v : n.inputs) {
+    for (size_t k = 0; k < n.inputs.size(); ++k) {
+      const Value* v = n.inputs[k];
       if (!v) continue;
       int i = p.indexOf(v);
       int root = L.alias_root[i] >= 0 ? L.alias_root[i] : i;
       if (in_arena[root]) last[root] = std::max(last[root], step);
       // A host value read by a kernel on the device: uploaded into the arena per signature.
-      if (isDeviceRun(pl) && r.values[i].host && !v->constant && !v->is_graph_output) {
+      if (isDeviceRun(pl) && r.values[i].host && !v->constant && !v->is_graph_output &&
+          !(host_only && host_only(pos, k))) {
         if (!in_arena[i]) {
           in_arena[i] = true;
           first[i] = 0;
         }
         L.upload[i] = true;
-        last[i] = std::max(last[i], step);
+        last[i] = static_cast<int>(p.order.size());  // alive all run: uploaded once per signature
       }
     }
     if (isDeviceRun(pl)) {

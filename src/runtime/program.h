@@ -3,6 +3,7 @@
 // signature (host nodes evaluated on the way) and the activation layout in the arena.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -60,7 +61,10 @@ struct ActivationLayout {
   MemoryReport report;
 };
 
-Result<ActivationLayout> layoutActivations(const Program& p, const Resolved& r);
+// `host_only(pos, i)`: the kernel at position pos reads input i only on the host (no upload).
+// Uploaded host values live for the whole run, so one upload serves every run of a signature.
+Result<ActivationLayout> layoutActivations(const Program& p, const Resolved& r,
+                                           const std::function<bool(size_t, size_t)>& host_only = {});
 
 // Evaluates Shape/Size on dims alone (their input's data may live on a device).
 Result<Tensor> evalShapeOp(const Node& n, const std::vector<int64_t>& dims);

@@ -175,3 +175,31 @@ TEST(MemoryPlanner, DetectsOverlapInBrokenPlan) {
   bad.arena_bytes = 1024;
   EXPECT_FALSE(builder::verifyMemoryPlan(reqs, bad).ok());
 }
+
+#include "builder/timing_cache.h"
+
+TEST(TimingCache, SaveLoadRoundTripAndBadFiles) {
+  std::string path = "/tmp/ramjet_tc_" + std::to_string(::getpid());
+  builder::TimingCache c;
+  c.put("H100|Conv|f32[1,3,224,224];|group=1;", backend::Tactic{"cuda.conv.cudnn", 71}, 0.25);
+  c.put("H100|MatMul|f16[8,64];|", backend::Tactic{"cuda.gemm.cublaslt", 2}, 0.01);
+  ASSERT_TRUE(c.save(path).ok());
+  builder::TimingCache d;
+  ASSERT_TRUE(d.load(path).ok());
+  EXPECT_EQ(d.size(), 2u);
+  const auto* e = d.find("H100|Conv|f32[1,3,224,224];|group=1;");
+  ASSERT_NE(e, nullptr);
+  EXPECT_EQ(e->tactic.name, "cuda.conv.cudnn");
+  EXPECT_EQ(e->tactic.id, 71);
+  EXPECT_DOUBLE_EQ(e->ms, 0.25);
+  EXPECT_EQ(d.find("nope"), nullptr);
+  std::ofstream(path) << "garbage\n";
+  builder::TimingCache bad;
+  Status s = bad.load(path);
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(s.message().find(path), std::string::npos);
+  std::remove(path.c_str());
+  builder::TimingCache missing;
+  EXPECT_TRUE(missing.load(path).ok());  // a missing file is an empty cache
+  EXPECT_EQ(missing.size(), 0u);
+}

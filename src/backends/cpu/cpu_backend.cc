@@ -90,6 +90,8 @@ class CpuBackend final : public Backend {
         return makeError(StatusCode::kUnsupported, node.describe(), ": string tensors have no kernels");
     return Status::Ok();
   }
+  // Reference kernels read every input that has a host value through it.
+  bool readsOnHost(const Node&, size_t) const override { return true; }
   std::vector<Tactic> tactics(const Node&, const std::vector<TensorType>&,
                               const std::vector<TensorType>&) const override {
     return {Tactic{"cpu.reference", 0}};

@@ -710,6 +710,13 @@ class CudaBackend final : public backend::Backend {
     return no("no CUDA kernel for ", op, " yet");
   }
 
+  bool readsOnHost(const Node& n, size_t i) const override {
+    const std::string& op = n.op_type;
+    if (i == 0) return false;
+    return backend::isAliasOp(op) || op == "Slice" || op == "Resize" || op == "Clip" || op == "Expand" ||
+           op.rfind("Reduce", 0) == 0;
+  }
+
   std::vector<Tactic> tactics(const Node& n, const std::vector<TensorType>& in,
                               const std::vector<TensorType>& out) const override {
     const std::string& op = n.op_type;
