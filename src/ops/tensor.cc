@@ -677,6 +677,37 @@ Status inferPad(InferContext& ctx) {
   return Status::Ok();
 }
 
+Status inferCenterCropPad(InferContext& ctx) {
+  const Shape& in = ctx.shape(0);
+  if (!isIndexType(ctx.dtype(1))) return ctx.error("shape must be int64 or int32");
+  if (!in.rank_known) {
+    ctx.setOutput(0, ctx.dtype(0), Shape::unknownRank());
+    return Status::Ok();
+  }
+  int64_t r = in.rank();
+  std::vector<int64_t> axes = ctx.node().attrInts("axes");
+  if (!ctx.node().hasAttr("axes"))
+    for (int64_t i = 0; i < r; ++i) axes.push_back(i);
+  std::vector<int64_t> sorted = axes;
+  RJ_RETURN_IF_ERROR(normalizeAxes(&sorted, r, ctx.node()));
+  for (auto& a : axes) RJ_RETURN_IF_ERROR(checkAxis(&a, r, ctx.node()));
+  Shape out = in;
+  auto target = knownDims(ctx, 1);
+  if (target && target->size() != axes.size())
+    return ctx.error("shape has ", target->size(), " entries but ", axes.size(), " axes are cropped/padded");
+  for (size_t i = 0; i < axes.size(); ++i) {
+    if (!target) {
+      out.dims[axes[i]] = freshDim(ctx);
+      continue;
+    }
+    const Dim& t = (*target)[i];
+    if (isNumber(t) && t.value < 0) return ctx.error("negative target size ", t.value);
+    out.dims[axes[i]] = t;
+  }
+  ctx.setOutput(0, ctx.dtype(0), out);
+  return Status::Ok();
+}
+
 // ---------------------------------------------------------------- DepthToSpace / SpaceToDepth
 
 static Status blockOp(InferContext& ctx, bool to_space) {

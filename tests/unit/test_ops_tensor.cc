@@ -256,6 +256,11 @@ TEST(TensorOps, PadModes) {
   EXPECT_EQ(a[0].dims(), (D{1, 3}));
   EXPECT_EQ(fv(a[0]), (FV{0, 1, 2}));
   EXPECT_FALSE(runOp("Pad", {x, I1({1})}).ok());
+  // CenterCropPad: crop 5 -> 2 drops 1 at the start and 2 at the end; pad 3 -> 6 adds 1 and 2.
+  RUN_OK(cc, runOp("CenterCropPad", {F({1, 2, 3, 4, 5}, {5}), I1({2})}));
+  EXPECT_EQ(fv(cc[0]), (FV{2, 3}));
+  RUN_OK(cp, runOp("CenterCropPad", {x, I1({6})}));
+  EXPECT_EQ(fv(cp[0]), (FV{0, 1, 2, 3, 0, 0}));
 }
 
 TEST(TensorOps, DepthSpace) {

@@ -155,6 +155,9 @@ Status refTile(KernelContext& ctx) {
   return Status::Ok();
 }
 
+static Status padInto(KernelContext& ctx, const Tensor& in, Tensor& out, const std::vector<int64_t>& full,
+                      const std::string& mode, const std::vector<uint8_t>& fill);
+
 Status refPad(KernelContext& ctx) {
   RJ_RETURN_IF_ERROR(requireOutput(ctx, 0));
   const Tensor& in = ctx.input(0);
@@ -173,6 +176,14 @@ Status refPad(KernelContext& ctx) {
       std::memcpy(fill.data(), ctx.input(2).raw(), es);
     }
   }
+  return padInto(ctx, in, out, full, mode, fill);
+}
+
+// Pads (or, with negative pads, crops) `in` into the preallocated `out`. full = [begins, ends].
+static Status padInto(KernelContext& ctx, const Tensor& in, Tensor& out, const std::vector<int64_t>& full,
+                      const std::string& mode, const std::vector<uint8_t>& fill) {
+  int64_t r = in.rank();
+  size_t es = dataTypeSize(in.dtype());
   // Per axis: output coordinate -> input coordinate, or -1 for the constant.
   std::vector<std::vector<int64_t>> map(r);
   for (int64_t a = 0; a < r; ++a) {
@@ -218,6 +229,22 @@ Status refPad(KernelContext& ctx) {
     }
   }
   return Status::Ok();
+}
+
+// CenterCropPad: a centered crop or zero pad per axis (the extra element goes to the end).
+Status refCenterCropPad(KernelContext& ctx) {
+  RJ_RETURN_IF_ERROR(requireOutput(ctx, 0));
+  const Tensor& in = ctx.input(0);
+  Tensor& out = ctx.output(0);
+  int64_t r = in.rank();
+  std::vector<int64_t> full(2 * r, 0);
+  for (int64_t a = 0; a < r; ++a) {
+    int64_t d = out.dims()[a] - in.dims()[a];  // > 0 pads, < 0 crops
+    int64_t begin = d >= 0 ? d / 2 : -((-d) / 2);
+    full[a] = begin;
+    full[a + r] = d - begin;
+  }
+  return padInto(ctx, in, out, full, "constant", std::vector<uint8_t>(dataTypeSize(in.dtype()), 0));
 }
 
 // DepthToSpace / SpaceToDepth are a reshape to 6-D, a transpose and a reshape.
