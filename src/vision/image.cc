@@ -1,0 +1,132 @@
+#include "vision/image.h"
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <iterator>
+
+// stb is header-only (Debian libstb-dev); the implementations live in this one file.
+#define STB_IMAGE_IMPLEMENTATION
+#define STBI_ONLY_JPEG
+#define STBI_ONLY_PNG
+#define STBI_ONLY_BMP
+#define STBI_NO_STDIO
+#define STBI_FAILURE_USERMSG
+#define STBI_MAX_DIMENSIONS 16384
+#define STB_IMAGE_WRITE_IMPLEMENTATION
+#define STBI_WRITE_NO_STDIO
+#if defined(__GNUC__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
+#pragma GCC diagnostic ignored "-Wsign-compare"
+#pragma GCC diagnostic ignored "-Wunused-function"
+#pragma GCC diagnostic ignored "-Wimplicit-fallthrough"
+#endif
+#include <stb/stb_image.h>
+#include <stb/stb_image_write.h>
+#if defined(__GNUC__)
+#pragma GCC diagnostic pop
+#endif
+
+namespace ramjet::vision {
+
+namespace {
+
+Result<std::vector<uint8_t>> readFile(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) return makeError(StatusCode::kNotFound, "image '", path, "': cannot open (", std::strerror(errno), ")");
+  std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  if (f.bad()) return makeError(StatusCode::kIoError, "image '", path, "': read failed");
+  return bytes;
+}
+
+const char* formatGuess(const uint8_t* p, size_t n) {
+  if (n >= 3 && p[0] == 0xFF && p[1] == 0xD8 && p[2] == 0xFF) return "JPEG";
+  if (n >= 8 && std::memcmp(p, "\x89PNG\r\n\x1a\n", 8) == 0) return "PNG";
+  if (n >= 2 && p[0] == 'B' && p[1] == 'M') return "BMP";
+  return nullptr;
+}
+
+}  // namespace
+
+Result<Image> decodeImage(const void* data, size_t size, const std::string& name) {
+  const auto* p = static_cast<const uint8_t*>(data);
+  if (size == 0) return makeError(StatusCode::kInvalidArgument, "image '", name, "': empty file");
+  const char* fmt = formatGuess(p, size);
+  if (!fmt)
+    return makeError(StatusCode::kInvalidArgument, "image '", name,
+                     "': not a JPEG, PNG or BMP file (unrecognized signature)");
+  if (size > size_t(INT32_MAX)) return makeError(StatusCode::kInvalidArgument, "image '", name, "': file too large");
+  int w = 0, h = 0, c = 0;
+  if (!stbi_info_from_memory(p, int(size), &w, &h, &c))
+    return makeError(StatusCode::kInvalidArgument, "image '", name, "': corrupt ", fmt, " header (",
+                     stbi_failure_reason(), ")");
+  if (w <= 0 || h <= 0 || w > kMaxImageSide || h > kMaxImageSide)
+    return makeError(StatusCode::kInvalidArgument, "image '", name, "': ", fmt, " size ", w, "x", h,
+                     " is outside 1..", kMaxImageSide);
+  uint8_t* px = stbi_load_from_memory(p, int(size), &w, &h, &c, 3);
+  if (!px)
+    return makeError(StatusCode::kInvalidArgument, "image '", name, "': corrupt ", fmt, " data (",
+                     stbi_failure_reason(), ")");
+  Image img;
+  img.width = w;
+  img.height = h;
+  img.pixels.assign(px, px + size_t(w) * h * 3);
+  stbi_image_free(px);
+  return img;
+}
+
+Result<Image> loadImage(const std::string& path) {
+  RJ_ASSIGN_OR_RETURN(auto bytes, readFile(path));
+  return decodeImage(bytes.data(), bytes.size(), path);
+}
+
+Status imageSize(const std::string& path, int* width, int* height) {
+  RJ_ASSIGN_OR_RETURN(auto bytes, readFile(path));
+  int c = 0;
+  if (!formatGuess(bytes.data(), bytes.size()) ||
+      !stbi_info_from_memory(bytes.data(), int(bytes.size()), width, height, &c))
+    return makeError(StatusCode::kInvalidArgument, "image '", path, "': not a readable JPEG, PNG or BMP file");
+  return Status::Ok();
+}
+
+namespace {
+void appendBytes(void* ctx, void* data, int size) {
+  auto* out = static_cast<std::vector<uint8_t>*>(ctx);
+  out->insert(out->end(), static_cast<uint8_t*>(data), static_cast<uint8_t*>(data) + size);
+}
+}  // namespace
+
+Result<std::vector<uint8_t>> encodePng(const Image& img) {
+  if (img.empty() || img.pixels.size() != size_t(img.width) * img.height * 3)
+    return makeError(StatusCode::kInvalidArgument, "cannot encode an empty or inconsistent image as PNG (",
+                     img.width, "x", img.height, ")");
+  std::vector<uint8_t> out;
+  // Level 4 instead of stb's default 8: PNGs of every frame are written in the hot loop.
+  stbi_write_png_compression_level = 4;
+  if (!stbi_write_png_to_func(appendBytes, &out, img.width, img.height, 3, img.pixels.data(), img.width * 3))
+    return makeError(StatusCode::kInternal, "PNG encoder failed for a ", img.width, "x", img.height, " image");
+  return out;
+}
+
+Status savePng(const std::string& path, const Image& img) {
+  RJ_ASSIGN_OR_RETURN(auto bytes, encodePng(img));
+  std::ofstream f(path, std::ios::binary);
+  if (!f) return makeError(StatusCode::kIoError, "cannot write '", path, "' (", std::strerror(errno), ")");
+  f.write(reinterpret_cast<const char*>(bytes.data()), std::streamsize(bytes.size()));
+  if (!f) return makeError(StatusCode::kIoError, "write to '", path, "' failed");
+  return Status::Ok();
+}
+
+bool hasImageExtension(const std::string& path) {
+  auto dot = path.rfind('.');
+  if (dot == std::string::npos) return false;
+  std::string ext = path.substr(dot + 1);
+  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
+  return ext == "jpg" || ext == "jpeg" || ext == "png" || ext == "bmp";
+}
+
+}  // namespace ramjet::vision
