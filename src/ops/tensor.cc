@@ -400,16 +400,21 @@ Status inferSplit(InferContext& ctx) {
 
 // Clamped start and output length of one sliced axis (ONNX Slice-13 rules).
 void sliceAxis(int64_t dim, int64_t start, int64_t end, int64_t step, int64_t* out_start, int64_t* out_len) {
+  if (dim == 0) {  // nothing to slice (and the clamps below would be empty ranges)
+    *out_start = 0;
+    *out_len = 0;
+    return;
+  }
   if (start < 0) start += dim;
   if (end < 0) end += dim;
   if (step > 0) {
     start = std::clamp<int64_t>(start, 0, dim);
     end = std::clamp<int64_t>(end, 0, dim);
-    *out_len = end > start ? (end - start + step - 1) / step : 0;
+    *out_len = end > start ? (end - start - 1) / step + 1 : 0;  // no overflow for huge steps
   } else {
     start = std::clamp<int64_t>(start, 0, dim - 1);
     end = std::clamp<int64_t>(end, -1, dim - 1);
-    *out_len = start > end ? (start - end + (-step) - 1) / (-step) : 0;
+    *out_len = start > end ? (start - end - 1) / -step + 1 : 0;
   }
   *out_start = start;
 }
@@ -440,7 +445,8 @@ Result<SliceParams> sliceParams(const Node& node, const std::vector<int64_t>& di
     if (seen[a]) return makeError(StatusCode::kInvalidModel, node.describe(), ": axis ", a, " is sliced twice");
     seen[a] = true;
     int64_t step = steps_in ? (*steps_in)[i] : 1;
-    if (step == 0) return makeError(StatusCode::kInvalidModel, node.describe(), ": step is 0 for axis ", a);
+    if (step == 0 || step == std::numeric_limits<int64_t>::min())
+      return makeError(StatusCode::kInvalidModel, node.describe(), ": invalid step ", step, " for axis ", a);
     sliceAxis(dims[a], starts[i], ends[i], step, &p.start[a], &p.len[a]);
     p.step[a] = step;
   }

@@ -189,6 +189,11 @@ TEST(TensorOps, SliceStepsClampingAxes) {
   EXPECT_EQ(fv(c[0]), (FV{2, 3, 5, 6}));
   EXPECT_FALSE(runOp("Slice", {m, I1({0}), I1({1}), I1({2})}).ok());          // bad axis
   EXPECT_FALSE(runOp("Slice", {m, I1({0}), I1({1}), I1({0}), I1({0})}).ok());  // zero step
+  // Huge steps and empty axes do not overflow.
+  RUN_OK(h, runOp("Slice", {x, I1({1}), I1({INT64_MAX}), I1({0}), I1({INT64_MAX})}));
+  EXPECT_EQ(fv(h[0]), (FV{1}));
+  RUN_OK(z, runOp("Slice", {F({}, {0}), I1({-1}), I1({INT64_MIN}), I1({0}), I1({-1})}));
+  EXPECT_EQ(z[0].numel(), 0);
 }
 
 TEST(TensorOps, GatherFamily) {
