@@ -177,6 +177,48 @@ TEST(Elementwise, BroadcastRowRangesCoverOutputOnce) {
 #endif
 }
 
+// Outputs large enough for the OpenMP split, through the graph + interpreter, at several thread
+// counts: every element must equal the serial formula (a wrong per-thread start offset once
+// made every range but the first repeat the first range's inputs).
+TEST(Elementwise, LargeOutputsMatchSerialAtAnyThreadCount) {
+  const int64_t C = 64, HW = 56 * 56;
+  Tensor a(DataType::kFloat32, {1, C, 56, 56}), b(DataType::kFloat32, {1, C, 56, 56}), s(DataType::kFloat32, {1, C, 1, 1});
+  Tensor cond(DataType::kBool, {56, 1});
+  for (int64_t i = 0; i < a.numel(); ++i) {
+    a.data<float>()[i] = static_cast<float>(i % 1009) - 500.f;
+    b.data<float>()[i] = static_cast<float>(i % 977) * 0.5f;
+  }
+  for (int64_t c = 0; c < C; ++c) s.data<float>()[c] = static_cast<float>(c) - 7.f;
+  for (int64_t i = 0; i < 56; ++i) cond.data<bool>()[i] = i % 3 == 0;
+#ifdef _OPENMP
+  const int saved = omp_get_max_threads();
+  const std::vector<int> threads = {1, 2, 3, 4};
+#else
+  const std::vector<int> threads = {1};
+#endif
+  for (int nt : threads) {
+#ifdef _OPENMP
+    omp_set_num_threads(nt);
+#endif
+    ASSERT_RUN(add, runOp("Add", {a, b}));
+    ASSERT_RUN(mul, runOp("Mul", {a, s}));
+    ASSERT_RUN(sig, runOp("Sigmoid", {a}));
+    ASSERT_RUN(mx, runOp("Max", {a, b, s}));
+    ASSERT_RUN(wh, runOp("Where", {cond, a, b}));
+    for (int64_t i = 0; i < a.numel(); ++i) {
+      const float x = a.data<float>()[i], y = b.data<float>()[i], sc = s.data<float>()[i / HW];
+      ASSERT_EQ(add.data<float>()[i], x + y) << nt << " threads, element " << i;
+      ASSERT_EQ(mul.data<float>()[i], x * sc) << nt << " threads, element " << i;
+      ASSERT_NEAR(sig.data<float>()[i], 1 / (1 + std::exp(-static_cast<double>(x))), 1e-6) << nt << " threads, " << i;
+      ASSERT_EQ(mx.data<float>()[i], std::max({x, y, sc})) << nt << " threads, element " << i;
+      ASSERT_EQ(wh.data<float>()[i], cond.data<bool>()[(i / 56) % 56] ? x : y) << nt << " threads, element " << i;
+    }
+  }
+#ifdef _OPENMP
+  omp_set_num_threads(saved);
+#endif
+}
+
 TEST(Elementwise, PerChannelNchwAndWhereThreeWay) {
   // [1,2,2,2] * [1,2,1,1] (a per-channel scale).
   ASSERT_RUN(y, runOp("Mul", {vec<float>({1, 2, 3, 4, 5, 6, 7, 8}, {1, 2, 2, 2}), vec<float>({10, -1}, {1, 2, 1, 1})}));
@@ -270,6 +312,13 @@ TEST(Elementwise, CastBetweenAllKinds) {
   EXPECT_EQ(like.dtype(), DataType::kFloat64);
   expectNear(asDouble(like), {3, -4});
   expectError(runOp("Cast", {vec<float>({1.f})}, {{"to", Attribute::fromInt(14)}}), "cannot cast");  // complex64; strings are castable
+  // Text round trip, and string -> string is the identity.
+  ASSERT_RUN(str, runOp("Cast", {vec<float>({1.5f, -2.f})}, {{"to", Attribute::fromInt(8)}}));
+  ASSERT_EQ(str.dtype(), DataType::kString);
+  ASSERT_RUN(same, runOp("Cast", {str}, {{"to", Attribute::fromInt(8)}}));
+  EXPECT_EQ(same.strings()[0], str.strings()[0]);
+  ASSERT_RUN(back, runOp("Cast", {str}, {{"to", Attribute::fromInt(1)}}));
+  expectNear(asDouble(back), {1.5, -2});
   expectError(runOp("Cast", {vec<float>({1.f})}), "'to' is required");
 }
 

@@ -584,6 +584,10 @@ Status refWhere(KernelContext& ctx) {
 
 static Status castTo(KernelContext& ctx, DataType to) {
   const Tensor& x = ctx.input(0);
+  if (x.dtype() == to) {
+    ctx.outputs[0] = x;  // shares storage (strings too)
+    return Status::Ok();
+  }
   if ((x.dtype() == DataType::kString) != (to == DataType::kString)) {  // number <-> text: Tensor::cast
     ctx.outputs[0] = x.cast(to);
     return Status::Ok();
@@ -591,10 +595,6 @@ static Status castTo(KernelContext& ctx, DataType to) {
   if (dataTypeSize(x.dtype()) == 0 || !isSupportedDataType(x.dtype()))
     return ctx.unsupported("cannot cast from ", dataTypeName(x.dtype()));
   if (dataTypeSize(to) == 0 || !isSupportedDataType(to)) return ctx.unsupported("cannot cast to ", dataTypeName(to));
-  if (x.dtype() == to) {
-    ctx.outputs[0] = x;  // shares storage
-    return Status::Ok();
-  }
   // Float -> integer is undefined out of range in ONNX; onnxruntime and numpy (on x86) truncate
   // toward zero and wrap modulo 2^bits (-5.3 -> u8 251), so do that within int64's range, map
   // NaN to 0 and saturate beyond. Every other pair (incl. anything -> bool as "!= 0", f16/bf16
