@@ -232,3 +232,72 @@ Status inferTfIdfVectorizer(InferContext& ctx) {
 }
 
 }  // namespace ramjet::ops
+
+// ---- signal ops: DFT and STFT (complex values are a trailing axis of 2: real, imaginary) ----
+namespace ramjet::ops {
+namespace {
+
+// Value of an optional integer scalar input, or `def` when omitted; -1 when not known yet.
+Result<int64_t> optionalScalar(InferContext& ctx, size_t i, int64_t def, const char* what) {
+  if (!ctx.hasInput(i)) return def;
+  if (!isIntegerType(ctx.dtype(i))) return ctx.error(what, " must be an integer, got ", dataTypeName(ctx.dtype(i)));
+  const Tensor* v = ctx.value(i);
+  if (!v) return int64_t{-1};
+  if (v->numel() != 1) return ctx.error(what, " must be a scalar, got ", v->type().toString());
+  return v->getInt(0);
+}
+
+}  // namespace
+
+Status inferDFT(InferContext& ctx) {
+  if (!isFloatType(ctx.dtype(0))) return ctx.error("input must be a float tensor, got ", dataTypeName(ctx.dtype(0)));
+  const Shape& s = ctx.shape(0);
+  if (!s.rank_known) { ctx.setOutput(0, ctx.dtype(0), Shape::unknownRank()); return Status::Ok(); }
+  const int64_t r = static_cast<int64_t>(s.rank());
+  if (r < 2) return ctx.error("input must be [batch, signal..., 1 or 2], got ", s.toString());
+  if (s.dims[r - 1].known() && s.dims[r - 1].value != 1 && s.dims[r - 1].value != 2)
+    return ctx.error("the last input dim must be 1 (real) or 2 (complex), got ", s.dims[r - 1].value);
+  RJ_ASSIGN_OR_RETURN(int64_t axis, optionalScalar(ctx, 2, ctx.node().attrInt("axis", 1), "axis"));
+  Shape out = s;
+  out.dims[r - 1] = Dim(2);
+  if (axis == -1 && ctx.hasInput(2) && !ctx.value(2)) {  // axis known only at run time
+    for (int64_t d = 1; d < r - 1; ++d) out.dims[d] = ctx.newSymbol(ctx.node().name + "_bins");
+    ctx.setOutput(0, ctx.dtype(0), out);
+    return Status::Ok();
+  }
+  if (axis < 0) axis += r;
+  if (axis < 1 || axis >= r - 1) return ctx.error("axis ", axis, " must name a signal dim (1..", r - 2, ")");
+  RJ_ASSIGN_OR_RETURN(int64_t n, optionalScalar(ctx, 1, s.dims[axis].known() ? s.dims[axis].value : -1, "dft_length"));
+  if (ctx.hasInput(1) && n == 0) return ctx.error("dft_length must be positive");
+  const bool onesided = ctx.node().attrInt("onesided", 0) != 0;
+  if (n > 0) out.dims[axis] = Dim(onesided ? n / 2 + 1 : n);
+  else if (ctx.hasInput(1) || onesided) out.dims[axis] = ctx.newSymbol(ctx.node().name + "_bins");
+  ctx.setOutput(0, ctx.dtype(0), out);
+  return Status::Ok();
+}
+
+Status inferSTFT(InferContext& ctx) {
+  if (!isFloatType(ctx.dtype(0))) return ctx.error("signal must be a float tensor, got ", dataTypeName(ctx.dtype(0)));
+  const Shape& s = ctx.shape(0);
+  if (s.rank_known && s.rank() != 3) return ctx.error("signal must be [batch, length, 1 or 2], got ", s.toString());
+  RJ_ASSIGN_OR_RETURN(int64_t step, optionalScalar(ctx, 1, -1, "frame_step"));
+  int64_t len = -1;
+  if (ctx.hasInput(2)) {
+    if (ctx.dtype(2) != ctx.dtype(0)) return ctx.error("window must have the signal's type");
+    if (ctx.shape(2).rank_known && ctx.shape(2).rank() != 1) return ctx.error("window must be 1-D, got ", ctx.shape(2).toString());
+    if (ctx.shape(2).rank_known && ctx.shape(2).dims[0].known()) len = ctx.shape(2).dims[0].value;
+  }
+  RJ_ASSIGN_OR_RETURN(int64_t fl, optionalScalar(ctx, 3, len, "frame_length"));
+  if (!ctx.hasInput(2) && !ctx.hasInput(3)) return ctx.error("needs a window or a frame_length");
+  const bool onesided = ctx.node().attrInt("onesided", 1) != 0;
+  Shape out = Shape::unknownRank();
+  if (s.rank_known) {
+    out = Shape({s.dims[0], ctx.newSymbol(ctx.node().name + "_frames"), ctx.newSymbol(ctx.node().name + "_bins"), Dim(2)});
+    if (fl > 0) out.dims[2] = Dim(onesided ? fl / 2 + 1 : fl);
+    if (fl > 0 && step > 0 && s.dims[1].known() && s.dims[1].value >= fl) out.dims[1] = Dim((s.dims[1].value - fl) / step + 1);
+  }
+  ctx.setOutput(0, ctx.dtype(0), out);
+  return Status::Ok();
+}
+
+}  // namespace ramjet::ops

@@ -283,3 +283,36 @@ TEST(StringOps, TfIdfVectorizerIntsWithSkips) {
   ASSERT_TRUE(r.ok()) << r.status().message();
   EXPECT_EQ(floats((*r)[0]), (std::vector<float>{2, 2, 2, 1}));
 }
+
+TEST(SignalOps, DftAndStftHandChecked) {
+  Builder b;
+  b.input("x", TensorType(DataType::kFloat32, Shape::fromDims({1, 4, 1})));
+  b.node("DFT", {b.value("x")}, {"y"});
+  b.node("DFT", {b.value("y")}, {"back"}, {{"inverse", Attribute::fromInt(1)}});
+  b.node("DFT", {b.value("x")}, {"half"}, {{"onesided", Attribute::fromInt(1)}});
+  b.constant("step", Tensor::scalar<int64_t>(2));
+  b.constant("len", Tensor::scalar<int64_t>(2));
+  b.node("STFT", {b.value("x"), b.value("step"), nullptr, b.value("len")}, {"s"});
+  b.output("y");
+  b.output("back");
+  b.output("half");
+  b.output("s");
+  auto r = runGraph(b.g, {{"x", Tensor::fromVector<float>({1, 2, 3, 4}, {1, 4, 1})}});
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  // DFT([1,2,3,4]) = [10, -2+2i, -2, -2-2i].
+  std::vector<float> want = {10, 0, -2, 2, -2, 0, -2, -2};
+  std::vector<float> got = floats((*r)[0]);
+  ASSERT_EQ(got.size(), want.size());
+  for (size_t i = 0; i < want.size(); ++i) EXPECT_NEAR(got[i], want[i], 1e-5) << i;
+  std::vector<float> back = floats((*r)[1]);
+  for (int i = 0; i < 4; ++i) {
+    EXPECT_NEAR(back[2 * i], i + 1, 1e-5);
+    EXPECT_NEAR(back[2 * i + 1], 0, 1e-5);
+  }
+  EXPECT_EQ((*r)[2].dims(), (std::vector<int64_t>{1, 3, 2}));
+  // STFT frames [1,2] and [3,4], onesided 2-point DFTs: [3, -1] and [7, -1].
+  EXPECT_EQ((*r)[3].dims(), (std::vector<int64_t>{1, 2, 2, 2}));
+  std::vector<float> s = floats((*r)[3]);
+  std::vector<float> want_s = {3, 0, -1, 0, 7, 0, -1, 0};
+  for (size_t i = 0; i < want_s.size(); ++i) EXPECT_NEAR(s[i], want_s[i], 1e-5) << i;
+}

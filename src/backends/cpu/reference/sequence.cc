@@ -1,12 +1,14 @@
-// Reference kernels for the sequence, optional and string ops. Sequence/optional values are
+// Reference kernels for the sequence, optional, string and signal (DFT, STFT) ops. Sequence/optional values are
 // Tensors with kind() kSequence / kOptional (see include/ramjet/tensor.h); their elements share
 // storage with the tensors they were made from, which is safe because values are immutable.
 #include <algorithm>
 #include <cctype>
+#include <cmath>
 #include <cstring>
 #include <map>
 #include <set>
 
+#include "core/dispatch.h"
 #include "ops/misc_shapes.h"
 #include "ops/op_registry.h"
 
@@ -379,6 +381,140 @@ Status refTfIdfVectorizer(KernelContext& ctx) {
       o[r * width + indexes[g]] = v;
     }
   }
+  ctx.outputs[0] = std::move(out);
+  return Status::Ok();
+}
+
+}  // namespace ramjet::ops
+
+// ---- signal ops: DFT and STFT, naive O(n^2) transforms in double ----
+
+namespace ramjet::ops {
+namespace {
+
+Result<int64_t> scalarIn(const KernelContext& ctx, size_t i, const char* what) {
+  const Tensor& t = ctx.input(i);
+  if (!isIntegerType(t.dtype()) || t.numel() != 1) return ctx.error(what, " must be one integer, got ", t.type().toString());
+  return t.getInt(0);
+}
+
+// out[k] = sum_j in[j] * exp(-+2 pi i j k / n) for k < bins; `in` holds `have` complex values
+// (zero padded / truncated to n).
+void dft(const std::vector<double>& re, const std::vector<double>& im, int64_t n, int64_t bins, bool inverse,
+         std::vector<double>* ore, std::vector<double>* oim) {
+  const int64_t have = std::min<int64_t>(n, static_cast<int64_t>(re.size()));
+  const double sign = inverse ? 1.0 : -1.0;
+  ore->assign(bins, 0.0);
+  oim->assign(bins, 0.0);
+  for (int64_t k = 0; k < bins; ++k) {
+    double sr = 0, si = 0;
+    for (int64_t j = 0; j < have; ++j) {
+      const double a = sign * 2.0 * M_PI * static_cast<double>((j * k) % n) / static_cast<double>(n);
+      const double c = std::cos(a), s = std::sin(a);
+      sr += re[j] * c - im[j] * s;
+      si += re[j] * s + im[j] * c;
+    }
+    (*ore)[k] = inverse ? sr / n : sr;
+    (*oim)[k] = inverse ? si / n : si;
+  }
+}
+
+void storeDouble(Tensor& t, int64_t i, double v) {
+  visitFloatType(t.dtype(), [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    t.data<T>()[i] = static_cast<T>(static_cast<typename AccType<T>::type>(v));
+  });
+}
+
+}  // namespace
+
+Status refDFT(KernelContext& ctx) {
+  RJ_ASSIGN_OR_RETURN(const Tensor* x, tensorIn(ctx, 0, "input"));
+  if (!isFloatType(x->dtype())) return ctx.error("input must be a float tensor, got ", dataTypeName(x->dtype()));
+  const int64_t r = static_cast<int64_t>(x->rank());
+  if (r < 2 || (x->dims()[r - 1] != 1 && x->dims()[r - 1] != 2))
+    return ctx.error("input must be [batch, signal..., 1 or 2], got ", dimsToString(x->dims()));
+  int64_t axis = ctx.node.attrInt("axis", 1);
+  if (ctx.hasInput(2)) { RJ_ASSIGN_OR_RETURN(axis, scalarIn(ctx, 2, "axis")); }
+  if (axis < 0) axis += r;
+  if (axis < 1 || axis >= r - 1) return ctx.error("axis ", axis, " must name a signal dim (1..", r - 2, ")");
+  const int64_t len = x->dims()[axis];
+  int64_t n = len;
+  if (ctx.hasInput(1)) { RJ_ASSIGN_OR_RETURN(n, scalarIn(ctx, 1, "dft_length")); }
+  if (n <= 0) return ctx.error("dft_length must be positive, got ", n);
+  const bool inverse = ctx.node.attrInt("inverse", 0) != 0;
+  const bool onesided = ctx.node.attrInt("onesided", 0) != 0;
+  const bool complex_in = x->dims()[r - 1] == 2;
+  if (onesided && inverse) return ctx.unsupported("onesided inverse DFT is not supported");
+  const int64_t bins = onesided ? n / 2 + 1 : n;
+  std::vector<int64_t> od = x->dims();
+  od[axis] = bins;
+  od[r - 1] = 2;
+  Tensor out(x->dtype(), od);
+  int64_t outer = 1, inner = 1;
+  for (int64_t d = 0; d < axis; ++d) outer *= od[d];
+  for (int64_t d = axis + 1; d < r - 1; ++d) inner *= od[d];
+  const int64_t cin = complex_in ? 2 : 1;
+  std::vector<double> re, im, ore, oim;
+  for (int64_t o = 0; o < outer; ++o)
+    for (int64_t in = 0; in < inner; ++in) {
+      re.assign(std::min(len, n), 0.0);
+      im.assign(std::min(len, n), 0.0);
+      for (int64_t j = 0; j < std::min(len, n); ++j) {
+        const int64_t base = ((o * len + j) * inner + in) * cin;
+        re[j] = x->getDouble(base);
+        if (complex_in) im[j] = x->getDouble(base + 1);
+      }
+      dft(re, im, n, bins, inverse, &ore, &oim);
+      for (int64_t k = 0; k < bins; ++k) {
+        const int64_t base = ((o * bins + k) * inner + in) * 2;
+        storeDouble(out, base, ore[k]);
+        storeDouble(out, base + 1, oim[k]);
+      }
+    }
+  ctx.outputs[0] = std::move(out);
+  return Status::Ok();
+}
+
+Status refSTFT(KernelContext& ctx) {
+  RJ_ASSIGN_OR_RETURN(const Tensor* x, tensorIn(ctx, 0, "signal"));
+  if (!isFloatType(x->dtype())) return ctx.error("signal must be a float tensor, got ", dataTypeName(x->dtype()));
+  if (x->rank() != 3 || (x->dims()[2] != 1 && x->dims()[2] != 2))
+    return ctx.error("signal must be [batch, length, 1 or 2], got ", dimsToString(x->dims()));
+  RJ_ASSIGN_OR_RETURN(int64_t step, scalarIn(ctx, 1, "frame_step"));
+  if (step <= 0) return ctx.error("frame_step must be positive, got ", step);
+  const Tensor* window = ctx.hasInput(2) ? &ctx.input(2) : nullptr;
+  if (window && window->rank() != 1) return ctx.error("window must be 1-D, got ", dimsToString(window->dims()));
+  int64_t fl = window ? window->dims()[0] : -1;
+  if (ctx.hasInput(3)) {
+    RJ_ASSIGN_OR_RETURN(int64_t f, scalarIn(ctx, 3, "frame_length"));
+    if (window && f != fl) return ctx.error("frame_length ", f, " differs from the window length ", fl);
+    fl = f;
+  }
+  if (fl <= 0) return ctx.error(fl < 0 ? "needs a window or a frame_length" : "frame_length must be positive");
+  const int64_t batch = x->dims()[0], len = x->dims()[1];
+  if (len < fl) return ctx.error("signal length ", len, " is shorter than one frame (", fl, ")");
+  const bool complex_in = x->dims()[2] == 2;
+  const bool onesided = ctx.node.attrInt("onesided", 1) != 0;
+  if (onesided && complex_in) return ctx.error("onesided output needs a real signal");
+  const int64_t frames = (len - fl) / step + 1, bins = onesided ? fl / 2 + 1 : fl;
+  const int64_t cin = complex_in ? 2 : 1;
+  Tensor out(x->dtype(), {batch, frames, bins, 2});
+  std::vector<double> re(fl), im(fl), ore, oim;
+  for (int64_t b = 0; b < batch; ++b)
+    for (int64_t f = 0; f < frames; ++f) {
+      for (int64_t j = 0; j < fl; ++j) {
+        const int64_t base = (b * len + f * step + j) * cin;
+        const double w = window ? window->getDouble(j) : 1.0;
+        re[j] = x->getDouble(base) * w;
+        im[j] = complex_in ? x->getDouble(base + 1) * w : 0.0;
+      }
+      dft(re, im, fl, bins, false, &ore, &oim);
+      for (int64_t k = 0; k < bins; ++k) {
+        storeDouble(out, ((b * frames + f) * bins + k) * 2, ore[k]);
+        storeDouble(out, ((b * frames + f) * bins + k) * 2 + 1, oim[k]);
+      }
+    }
   ctx.outputs[0] = std::move(out);
   return Status::Ok();
 }
