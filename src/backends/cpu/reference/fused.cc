@@ -20,8 +20,17 @@ Status refSilu(KernelContext& ctx) {
     const T* px = x.data<T>();
     T* py = y.data<T>();
     for (int64_t i = 0; i < x.numel(); ++i) {
+      // x * Sigmoid(x) with Sigmoid's own overflow-free formula, so an f32 graph gives the
+      // same bits fused or not.
       const A v = static_cast<A>(px[i]);
-      py[i] = static_cast<T>(v / (A(1) + std::exp(-v)));
+      A sig;
+      if (v >= 0) {
+        sig = A(1) / (A(1) + std::exp(-v));
+      } else {
+        const A e = std::exp(v);
+        sig = e / (A(1) + e);
+      }
+      py[i] = static_cast<T>(v * sig);
     }
   });
   if (!ok) return ctx.unsupported("element type ", dataTypeName(x.dtype()), " is not supported");
