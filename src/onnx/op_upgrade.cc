@@ -180,12 +180,6 @@ const std::map<std::string, UpgradeFn>& table() {
            float r = n->attrFloat("ratio", 0.5f);
            n->attrs.erase("ratio");
            c.setConstInput(n, 1, Tensor::scalar<float>(r), "ratio");
-      {"Concat", [](ImportContext& c, Node* n) {  // Concat-1..3: axis optional, default 1
-         if (c.opset < 4 && !n->hasAttr("axis")) n->attrs["axis"] = Attribute::fromInt(1);
-       }},
-      {"Reshape", [](ImportContext& c, Node* n) {  // Reshape-1: target shape as an attribute
-         if (c.opset < 5) intsAttrToInput(c, n, "shape", 1);
-       }},
          }
          if (c.opset < 10) n->attrs["mask_same_type"] = Attribute::fromInt(1);  // mask was T, not bool
        }},
@@ -240,7 +234,3 @@ void upgradeNode(ImportContext& ctx, Node* node) {
 }
 
 }  // namespace ramjet::onnx_import
-bool isRenamedLegacyOp(const std::string& op_type) {
-  return op_type == "Upsample" || op_type == "Scatter";
-}
-
