@@ -100,9 +100,13 @@ Status binary(InferContext& ctx, unsigned allowed) {
 
 Status castTo(InferContext& ctx, DataType to) {
   RJ_RETURN_IF_ERROR(requireInputs(ctx, 1));
-  if ((ctx.dtype(0) == DataType::kString) != (to == DataType::kString)) {  // number <-> text
+  if (ctx.dtype(0) == to) {  // identity, strings included
+    ctx.setOutput(0, to, ctx.shape(0));
+    return Status::Ok();
+  }
+  if (ctx.dtype(0) == DataType::kString || to == DataType::kString) {  // number <-> text, text -> text
     DataType num = to == DataType::kString ? ctx.dtype(0) : to;
-    if (!classOf(num)) return ctx.error("cannot cast between string and ", dataTypeName(num));
+    if (num != DataType::kString && !classOf(num)) return ctx.error("cannot cast between string and ", dataTypeName(num));
     ctx.setOutput(0, to, ctx.shape(0));
     return Status::Ok();
   }

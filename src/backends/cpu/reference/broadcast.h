@@ -6,10 +6,7 @@
 #include <cstdint>
 #include <vector>
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
+#include "backends/cpu/reference/gemm.h"  // parallelRange: the reference backend's thread pool
 #include "ops/op_registry.h"
 
 namespace ramjet::reference {
@@ -53,7 +50,8 @@ class BroadcastIndexer {
 // and adjacent dims that are contiguous for every operand are merged first, so same-shape and
 // scalar operands give a single row, and per-channel operands give rows as long as a channel
 // plane; there is no div/mod per element. Outputs of more than `parallel_min` elements are
-// split into one contiguous range per OpenMP thread, so `row` must only write its own piece.
+// split into contiguous ranges (of at least parallel_min / 2 elements, starting anywhere in a
+// row) run concurrently by parallelRange, so `row` must only write its own piece.
 template <size_t N, typename F>
 void forEachBroadcastRow(const std::array<const std::vector<int64_t>*, N>& in_dims,
                          const std::vector<int64_t>& out_dims, F&& row, int64_t parallel_min = 65536) {
@@ -122,18 +120,10 @@ void forEachBroadcastRow(const std::array<const std::vector<int64_t>*, N>& in_di
       }
     }
   };
-#ifdef _OPENMP
-  if (total > parallel_min && omp_get_max_threads() > 1) {
-#pragma omp parallel
-    {
-      const int64_t nt = omp_get_num_threads(), t = omp_get_thread_num();
-      int64_t chunk = (total + nt - 1) / nt;
-      chunk = (chunk + 63) / 64 * 64;  // whole cache lines per thread
-      runRange(std::min(total, t * chunk), std::min(total, (t + 1) * chunk));
-    }
+  if (total > parallel_min) {
+    parallelRange(total, std::max<int64_t>(parallel_min / 2, 1), runRange);
     return;
   }
-#endif
   runRange(0, total);
 }
 

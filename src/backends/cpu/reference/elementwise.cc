@@ -67,8 +67,9 @@ Tensor& outputFor(KernelContext& ctx, DataType dt, const std::vector<int64_t>& d
 }
 
 // ---- generic maps ----
-// Large maps run on OpenMP threads like the other reference kernels; the lambdas are pure (Div
-// and Mod only raise an atomic flag).
+// Large maps are split over the reference backend's thread pool (parallelRange; not OpenMP,
+// whose spinning barriers stall on a loaded machine); the lambdas are pure (Div and Mod only
+// raise an atomic flag).
 constexpr int64_t kParallelMin = 65536;
 
 // out[i] = f(Cmp(in[i])) converted to Tout; `in` and `out` may be the same tensor.
@@ -76,9 +77,12 @@ template <typename Tin, typename Tout, typename Cmp, typename F>
 void mapUnary(const Tensor& in, Tensor& out, F f) {
   const Tin* p = in.data<Tin>();
   Tout* q = out.data<Tout>();
+  auto run = [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) q[i] = static_cast<Tout>(f(static_cast<Cmp>(p[i])));
+  };
   const int64_t n = in.numel();
-#pragma omp parallel for schedule(static) if (n > kParallelMin)
-  for (int64_t i = 0; i < n; ++i) q[i] = static_cast<Tout>(f(static_cast<Cmp>(p[i])));
+  if (n > kParallelMin) reference::parallelRange(n, kParallelMin / 2, run);
+  else run(0, n);
 }
 
 // out = f(a, b) with numpy broadcasting; `a` may be `out` itself when it has out's shape.
@@ -588,8 +592,8 @@ static Status castTo(KernelContext& ctx, DataType to) {
     ctx.outputs[0] = x;  // shares storage (strings too)
     return Status::Ok();
   }
-  if ((x.dtype() == DataType::kString) != (to == DataType::kString)) {  // number <-> text: Tensor::cast
-    ctx.outputs[0] = x.cast(to);
+  if (x.dtype() == DataType::kString || to == DataType::kString) {  // number <-> text: Tensor::cast
+    ctx.outputs[0] = x.dtype() == to ? x : x.cast(to);
     return Status::Ok();
   }
   if (dataTypeSize(x.dtype()) == 0 || !isSupportedDataType(x.dtype()))
