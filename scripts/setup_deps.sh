@@ -15,8 +15,8 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 if [ "${1:-}" = "--python" ]; then
   PY=${PYTHON:-python3}
-  if ! $PY -c "import numpy, onnx, onnxruntime" 2>/dev/null; then
-    echo "[setup] installing numpy onnx onnxruntime from PyPI for $PY"
-    $PY -m pip install -q numpy onnx onnxruntime 2>/dev/null || $PY -m pip install -q --break-system-packages numpy onnx onnxruntime
+  if ! $PY -c "import numpy, onnx, onnxruntime, pycocotools" 2>/dev/null; then
+    echo "[setup] installing numpy onnx onnxruntime pycocotools from PyPI for $PY"
+    $PY -m pip install -q numpy onnx onnxruntime pycocotools 2>/dev/null || $PY -m pip install -q --break-system-packages numpy onnx onnxruntime pycocotools
   fi
 fi

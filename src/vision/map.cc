@@ -71,12 +71,13 @@ Result<Dataset> loadYoloDataset(const std::string& images_dir, const std::string
         im.truth.push_back(g);
       }
     }
+    im.id = int64_t(ds.images.size());
     ds.images.push_back(std::move(im));
   }
   return ds;
 }
 
-Result<Dataset> loadCocoDataset(const std::string& images_dir, const std::string& json_path) {
+Result<Dataset> loadCocoDataset(const std::string& images_dir, const std::string& json_path, bool need_files) {
   using nlohmann::json;
   std::ifstream in(json_path);
   if (!in) return makeError(StatusCode::kNotFound, "COCO labels '", json_path, "': cannot open");
@@ -115,19 +116,21 @@ Result<Dataset> loadCocoDataset(const std::string& images_dir, const std::string
     fs::path p = fs::path(images_dir) / fn;
     std::error_code ec;
     if (!fs::is_regular_file(p, ec)) p = fs::path(images_dir) / fs::path(fn).filename();
-    if (!fs::is_regular_file(p, ec))
+    bool has_size = im.contains("width") && im["width"].is_number_integer() && im.contains("height") &&
+                    im["height"].is_number_integer();
+    if (!fs::is_regular_file(p, ec) && (need_files || !has_size))
       return makeError(StatusCode::kNotFound, "image '", fn, "' listed in '", json_path, "' is not in '", images_dir,
                        "'");
     EvalImage e;
     e.path = p.string();
-    if (im.contains("width") && im["width"].is_number_integer() && im.contains("height") &&
-        im["height"].is_number_integer()) {
+    if (has_size) {
       e.width = im["width"].get<int>();
       e.height = im["height"].get<int>();
     } else {
       RJ_RETURN_IF_ERROR(imageSize(e.path, &e.width, &e.height));
     }
     int64_t id = im["id"].get<int64_t>();
+    e.id = id;
     if (index_of.count(id)) return bad("image id " + std::to_string(id) + " appears twice");
     index_of[id] = ds.images.size();
     ds.images.push_back(std::move(e));
@@ -157,6 +160,46 @@ Result<Dataset> loadCocoDataset(const std::string& images_dir, const std::string
   }
   if (ds.images.empty()) return bad("lists no images");
   return ds;
+}
+
+Status loadCocoDetections(const std::string& json_path, const std::string& labels_json, Dataset* ds) {
+  using nlohmann::json;
+  std::ifstream in(json_path);
+  if (!in) return makeError(StatusCode::kNotFound, "detections '", json_path, "': cannot open");
+  json j = json::parse(in, nullptr, /*allow_exceptions=*/false);
+  auto bad = [&](const std::string& why) {
+    return makeError(StatusCode::kInvalidArgument, "detections '", json_path, "': ", why);
+  };
+  if (j.is_discarded() || !j.is_array()) return bad("not a JSON array of COCO results");
+  std::map<int64_t, size_t> index_of;
+  for (size_t i = 0; i < ds->images.size(); ++i) index_of[ds->images[i].id] = i;
+  std::map<int64_t, int> cls_of;
+  for (size_t i = 0; i < ds->category_ids.size(); ++i) cls_of[ds->category_ids[i]] = int(i);
+  for (const auto& d : j) {
+    if (!d.is_object() || !d.contains("image_id") || !d["image_id"].is_number_integer() ||
+        !d.contains("category_id") || !d["category_id"].is_number_integer() || !d.contains("bbox") ||
+        !d["bbox"].is_array() || d["bbox"].size() != 4 || !d.contains("score") || !d["score"].is_number())
+      return bad("an entry lacks an integer 'image_id', 'category_id', a 4-number 'bbox' or a 'score'");
+    for (const auto& v : d["bbox"])
+      if (!v.is_number()) return bad("a bbox holds a non-number");
+    auto it = index_of.find(d["image_id"].get<int64_t>());
+    if (it == index_of.end())
+      return bad("image id " + std::to_string(d["image_id"].get<int64_t>()) + " is not in '" + labels_json + "'");
+    auto c = cls_of.find(d["category_id"].get<int64_t>());
+    if (c == cls_of.end())
+      return bad("category id " + std::to_string(d["category_id"].get<int64_t>()) + " is not in '" + labels_json +
+                 "'");
+    double x = d["bbox"][0], y = d["bbox"][1], w = d["bbox"][2], h = d["bbox"][3];
+    Detection det;
+    det.x1 = float(x);
+    det.y1 = float(y);
+    det.x2 = float(x + w);
+    det.y2 = float(y + h);
+    det.score = d["score"].get<float>();
+    det.cls = c->second;
+    ds->images[it->second].detections.push_back(det);
+  }
+  return Status::Ok();
 }
 
 namespace {

@@ -19,6 +19,7 @@ struct GroundTruth {
 struct EvalImage {
   std::string path;
   int width = 0, height = 0;
+  int64_t id = 0;  // COCO image id (YOLO txt: the index in the folder listing)
   std::vector<GroundTruth> truth;
   std::vector<Detection> detections;
 };
@@ -36,7 +37,13 @@ struct Dataset {
 Result<Dataset> loadYoloDataset(const std::string& images_dir, const std::string& labels_dir);
 // COCO JSON ("images", "annotations" with bbox [x,y,w,h], "categories"); each listed image is
 // looked up as images_dir/file_name, then images_dir/basename(file_name).
-Result<Dataset> loadCocoDataset(const std::string& images_dir, const std::string& json_path);
+// With `need_files` false (evaluating saved detections), listed images need not exist when the
+// JSON gives their width and height.
+Result<Dataset> loadCocoDataset(const std::string& images_dir, const std::string& json_path,
+                                bool need_files = true);
+// Reads detections in COCO results format ([{"image_id", "category_id", "bbox", "score"}]) into
+// `ds` (image ids and category ids as in the dataset's COCO JSON).
+Status loadCocoDetections(const std::string& json_path, const std::string& labels_json, Dataset* ds);
 
 constexpr int kNumIouThresholds = 10;  // 0.50, 0.55, ..., 0.95
 constexpr int kNumRecallPoints = 101;  // 0.00, 0.01, ..., 1.00

@@ -19,6 +19,8 @@ void addInspectCommand(CLI::App& app, Action* action);
 void addBuildCommand(CLI::App& app, Action* action);
 void addBenchCommand(CLI::App& app, Action* action);
 void addOptimizeCommand(CLI::App& app, Action* action);  // graph passes (cmd_optimize.cc)
+void addDetectCommand(CLI::App& app, Action* action);  // YOLO detection on images (cmd_detect.cc)
+void addEvalCommand(CLI::App& app, Action* action);    // detector mAP (cmd_eval.cc)
 void addCalibrateCommand(CLI::App& app, Action* action);  // INT8 calibration cache (cmd_calibrate.cc)
 void addValidateCommand(CLI::App& app, Action* action);   // accuracy vs the FP32 reference (cmd_validate.cc)
 // Builds an engine for `device` ("cpu" or "cuda") with the feeds' shapes and runs it once.

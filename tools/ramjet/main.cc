@@ -13,6 +13,8 @@ int main(int argc, char** argv) {
   ramjet::cli::addBuildCommand(app, &action);
   ramjet::cli::addBenchCommand(app, &action);
   ramjet::cli::addOptimizeCommand(app, &action);
+  ramjet::cli::addDetectCommand(app, &action);
+  ramjet::cli::addEvalCommand(app, &action);
   ramjet::cli::addCalibrateCommand(app, &action);
   ramjet::cli::addValidateCommand(app, &action);
   try {

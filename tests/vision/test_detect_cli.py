@@ -1,0 +1,147 @@
+#!/usr/bin/env python3
+"""`ramjet detect` / `ramjet eval` end to end (issue #8): a hand-made ONNX detector with known
+boxes (checks the letterbox mapping back to frame coordinates, the JSON lines and the PNG), and
+clear errors for a corrupt image, a non-detector model, a video source and bad flags.
+Needs python3 with onnx (exits 77 otherwise).
+
+    test_detect_cli.py RAMJET_BIN SOURCE_DIR
+"""
+import json
+import os
+import struct
+import subprocess
+import sys
+import tempfile
+import zlib
+
+try:
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+except ImportError as e:
+    print(f"SKIP: onnx/numpy not importable ({e})")
+    sys.exit(77)
+
+FAILS = []
+CHECKS = [0]
+
+
+def check(cond, what):
+    CHECKS[0] += 1
+    print(("ok   " if cond else "FAIL ") + what)
+    if not cond:
+        FAILS.append(what)
+
+
+def write_png(path, w, h, rgb):
+    raw = b"".join(b"\x00" + bytes(rgb) * w for _ in range(h))
+    def chunk(t, d):
+        return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xFFFFFFFF)
+    with open(path, "wb") as f:
+        f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
+                + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+
+def tiny_detector(path, size=64):
+    """YOLOv8-layout output [1, 4 + 2, 8] = constant boxes + 0 * mean(image) (so it reads the input)."""
+    boxes = np.zeros((1, 6, 8), np.float32)  # more anchors than channels, as real v8 outputs
+    # anchor 0: class 0, box (16,16)-(48,40) in input pixels; anchor 1: class 1, (4,12)-(12,20);
+    # anchor 2: below any threshold; anchors 3..7 all zero.
+    for a, (x1, y1, x2, y2, s0, s1) in enumerate([(16, 16, 48, 40, 0.9, 0.05), (4, 12, 12, 20, 0.1, 0.6),
+                                                  (0, 0, 8, 8, 0.01, 0.02)]):
+        boxes[0, :, a] = [(x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1, s0, s1]
+    nodes = [helper.make_node("ReduceMean", ["images"], ["m"], axes=[1, 2, 3], keepdims=1),
+             helper.make_node("Reshape", ["m", "shape"], ["m3"]),
+             helper.make_node("Mul", ["m3", "zero"], ["z"]),
+             helper.make_node("Add", ["boxes", "z"], ["output0"])]
+    g = helper.make_graph(nodes, "tiny_det",
+                          [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, size, size])],
+                          [helper.make_tensor_value_info("output0", TensorProto.FLOAT, [1, 6, 8])],
+                          [numpy_helper.from_array(boxes, "boxes"),
+                           numpy_helper.from_array(np.array([1, 1, 1], np.int64), "shape"),
+                           numpy_helper.from_array(np.zeros((1,), np.float32), "zero")])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    helper.set_model_props(m, {"names": "{0: 'thing', 1: 'other'}"})
+    onnx.save(m, path)
+
+
+def run(ramjet, *args):
+    p = subprocess.run([ramjet, *args], capture_output=True, text=True, timeout=600)
+    return p.returncode, p.stdout, p.stderr
+
+
+def main():
+    ramjet, src = sys.argv[1], sys.argv[2]
+    with tempfile.TemporaryDirectory() as d:
+        model = os.path.join(d, "tiny_det.onnx")
+        tiny_detector(model)
+        frames = os.path.join(d, "frames")
+        os.makedirs(frames)
+        write_png(os.path.join(frames, "a.png"), 768, 576, (40, 90, 160))  # letterbox: scale 1/12, pad 8 rows
+        write_png(os.path.join(frames, "b.png"), 768, 576, (200, 200, 200))
+        out, jl = os.path.join(d, "out"), os.path.join(d, "det.jsonl")
+        rc, so, se = run(ramjet, "detect", "--model", model, "--source", frames, "--output", out, "--json", jl,
+                         "--show-fps")
+        check(rc == 0, f"detect on a folder exits 0 ({se.strip()})")
+        check("FPS" in so and "infer" in so and "decode" in so and "encode" in so, "summary has FPS and stage times")
+        check(os.path.exists(os.path.join(d, "tiny_det.cpu-64.plan")), "plan cached beside the model")
+        lines = [json.loads(x) for x in open(jl)] if os.path.exists(jl) else []
+        check(len(lines) == 2, "one JSON line per frame")
+        if lines:
+            b = sorted(lines[0]["boxes"], key=lambda x: -x["score"])
+            check(len(b) == 2, f"two boxes above --conf 0.25 (got {len(b)})")
+            if len(b) == 2:
+                want = [192, 96, 576, 384]  # (16,16)-(48,40) mapped back: x*12, (y-8)*12
+                check(all(abs(g - w) < 0.5 for g, w in zip(b[0]["box"], want)), f"box mapped to frame: {b[0]['box']}")
+                check(b[0]["name"] == "thing" and b[1]["name"] == "other", "names from model metadata")
+                check(abs(b[0]["score"] - 0.9) < 1e-5 and b[1]["class"] == 1, "scores and classes")
+        check(os.path.exists(os.path.join(out, "a.png")), "annotated PNG written")
+        # Second run reuses the cached plan; class filter.
+        rc, so, se = run(ramjet, "detect", "--model", model, "--source", os.path.join(frames, "*.png"), "--json", jl,
+                         "--classes", "1")
+        check(rc == 0 and "plan loaded from" in so, "second run loads the cached plan (glob source)")
+        lines = [json.loads(x) for x in open(jl)]
+        check(all(bx["class"] == 1 for ln in lines for bx in ln["boxes"]) and len(lines) == 2
+              and len(lines[0]["boxes"]) == 1,
+              "--classes 1 keeps only class 1")
+        # Errors.
+        bad = os.path.join(d, "corrupt.jpg")
+        open(bad, "wb").write(b"\xff\xd8\xff\xe0" + os.urandom(64))
+        rc, so, se = run(ramjet, "detect", "--model", model, "--source", bad)
+        check(rc != 0 and "corrupt.jpg" in se and "corrupt JPEG" in se, f"corrupt image: {se.strip()}")
+        rc, so, se = run(ramjet, "detect", "--model", os.path.join(src, "models/tiny_cnn.onnx"), "--source", frames)
+        check(rc != 0 and "not" in se and ("detector" in se), f"non-detector model: {se.strip()}")
+        rc, so, se = run(ramjet, "detect", "--model", model, "--source", "clip.mp4")
+        check(rc != 0 and "FFmpeg" in se, f"video source: {se.strip()}")
+        rc, so, se = run(ramjet, "detect", "--model", model, "--source", frames, "--conf", "2")
+        check(rc == 2 and "--conf" in se, f"bad --conf: {se.strip()}")
+        rc, so, se = run(ramjet, "detect", "--model", model, "--source", frames, "--imgsz", "33")
+        check(rc == 2 and "--imgsz" in se, f"bad --imgsz: {se.strip()}")
+        rc, so, se = run(ramjet, "detect", "--model", model, "--source", frames, "--format", "v7")
+        check(rc != 0 and "v7" in se, f"bad --format: {se.strip()}")
+        rc, so, se = run(ramjet, "detect", "--model", os.path.join(d, "missing.onnx"), "--source", frames)
+        check(rc != 0 and "missing.onnx" in se, f"missing model: {se.strip()}")
+        # eval with YOLO txt labels: class 0 at its true place in a.png, class 1 elsewhere -> AP 1 and 0.
+        labels = os.path.join(d, "labels")
+        os.makedirs(labels)
+        open(os.path.join(labels, "a.txt"), "w").write(
+            f"0 {384 / 768} {240 / 576} {384 / 768} {288 / 576}\n1 0.9 0.9 0.05 0.05\n")
+        pr = os.path.join(d, "pr.png")
+        rc, so, se = run(ramjet, "eval", "--model", model, "--images", frames, "--labels", labels, "--json",
+                         "--pr-png", pr)
+        check(rc == 0, f"eval exits 0 ({se.strip()})")
+        if rc == 0:
+            r = json.loads(so)
+            ap = {c["class"]: c["ap50"] for c in r["classes"]}
+            check(abs(ap.get(0, -1) - 1) < 1e-9 and abs(ap.get(1, -1)) < 1e-9 and abs(r["map50"] - 0.5) < 1e-9,
+                  f"eval AP per class {ap}, mAP50 {r['map50']}")
+        check(os.path.exists(pr) and open(pr, "rb").read(8) == b"\x89PNG\r\n\x1a\n", "PR curve PNG written")
+        rc, so, se = run(ramjet, "eval", "--model", model, "--images", frames, "--labels", os.path.join(d, "nope"))
+        check(rc != 0 and "nope" in se, f"eval with missing labels: {se.strip()}")
+    print(f"{CHECKS[0] - len(FAILS)} passed, {len(FAILS)} failed")
+    return 1 if FAILS else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
