@@ -5,6 +5,7 @@
 
 #include <cstdio>
 #include <fstream>
+#include <iterator>
 #include <random>
 #include <string>
 
@@ -382,4 +383,22 @@ TEST(Importer, HugeDeclaredShapeWithoutDataIsAnErrorNotAnAllocation) {
   r = importProto(m);
   ASSERT_FALSE(r.ok());
   EXPECT_TRUE(contains(r.status().message(), "tensor 'huge': raw_data has 8 bytes")) << r.status().message();
+}
+
+// Inputs that once crashed the importer (found by tests/fuzz/onnx_import_fuzzer or these tests):
+// each must now import or fail with a message, in the ordinary (non-fuzz) build too.
+TEST(Importer, FuzzRegressionInputsDoNotCrash) {
+  std::string dir = std::string(RAMJET_SOURCE_DIR) + "/tests/fuzz/regressions/onnx_import_fuzzer";
+  std::string list = ::testing::TempDir() + "/ramjet_fuzz_regressions.txt";
+  ASSERT_EQ(std::system(("ls '" + dir + "' > '" + list + "'").c_str()), 0);
+  std::ifstream names(list);
+  int n = 0;
+  for (std::string name; std::getline(names, name);) {
+    std::ifstream f(dir + "/" + name, std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    auto g = importOnnxFromMemory(bytes.data(), bytes.size());
+    if (!g.ok()) EXPECT_FALSE(g.status().message().empty()) << name;
+    ++n;
+  }
+  EXPECT_GE(n, 1) << "no regression inputs found in " << dir;
 }
