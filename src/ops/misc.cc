@@ -183,6 +183,13 @@ Status inferLoop(InferContext& ctx) {
     if (b.shape.rank_known && !(b.shape == s)) s = mergeShapes(ctx, s, b.shape);
     ctx.setOutput(i, ctx.dtype(2 + i), s);
   }
+  // Function-expanded models (Range) leave loop-carried body inputs untyped: give them the Loop
+  // input's element type (rank may change between iterations) so scan outputs can be inferred.
+  for (size_t i = 0; i < n_carried; ++i) {
+    Value* bi = body->inputs[2 + i];
+    if (bi->type.dtype == DataType::kUndefined && ctx.input(2 + i).isTensor())
+      bi->type = TensorType(ctx.dtype(2 + i), Shape::unknownRank());
+  }
   for (size_t k = 0; k < n_scan; ++k) {
     TensorType b = misc::bodyOutputType(*body, 1 + n_carried + k);
     if (b.dtype == DataType::kUndefined) return ctx.error("body does not declare the element type of scan output ", k);
