@@ -87,8 +87,10 @@ class Graph {
   Graph() = default;
   Graph(const Graph&) = delete;
   Graph& operator=(const Graph&) = delete;
-  Graph(Graph&&) = default;
-  Graph& operator=(Graph&&) = default;
+  // Moving re-points the subgraphs' `parent` at the new location (If/Loop bodies keep a raw
+  // pointer to their enclosing graph for outer-scope lookups).
+  Graph(Graph&& other) noexcept;
+  Graph& operator=(Graph&& other) noexcept;
 
   std::string name;
   std::vector<Value*> inputs;   // runtime inputs only (initializers are not listed)

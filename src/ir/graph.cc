@@ -60,6 +60,25 @@ const Graph* Node::attrGraph(const std::string& k) const {
 }
 std::string Node::describe() const { return op_type + " '" + name + "'"; }
 
+Graph::Graph(Graph&& other) noexcept { *this = std::move(other); }
+
+Graph& Graph::operator=(Graph&& other) noexcept {
+  if (this == &other) return *this;
+  name = std::move(other.name);
+  inputs = std::move(other.inputs);
+  outputs = std::move(other.outputs);
+  metadata = std::move(other.metadata);
+  opsets = std::move(other.opsets);
+  parent = other.parent;
+  nodes_ = std::move(other.nodes_);
+  values_ = std::move(other.values_);
+  by_name_ = std::move(other.by_name_);
+  for (const auto& n : nodes_)
+    for (auto& [k, a] : n->attrs)
+      if (a.kind == Attribute::Kind::kGraph && a.g) a.g->parent = this;
+  return *this;
+}
+
 Value* Graph::addValue(const std::string& n) {
   RJ_CHECK(by_name_.count(n) == 0);
   values_.push_back(std::make_unique<Value>());

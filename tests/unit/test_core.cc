@@ -74,3 +74,36 @@ TEST(Graph, BuildInferRunAdd) {
   EXPECT_FALSE(reference::run(g, {{"a", Tensor::fromVector<int64_t>({1, 2, 3}, {1, 3})}}).ok());
   EXPECT_FALSE(reference::run(g, {}).ok());
 }
+
+TEST(Graph, MoveKeepsSubgraphParents) {
+  Graph g;
+  g.name = "outer";
+  Value* x = g.addValue("x");
+  auto body = std::make_shared<Graph>();
+  Value* y = g.addValue("y");
+  Node* n = g.addNode("If", "if0", {x}, {y});
+  Attribute a;
+  a.kind = Attribute::Kind::kGraph;
+  a.g = body;
+  body->parent = &g;
+  n->attrs["then_branch"] = a;
+  Graph moved = std::move(g);
+  EXPECT_EQ(body->parent, &moved);
+  Graph assigned;
+  assigned = std::move(moved);
+  EXPECT_EQ(body->parent, &assigned);
+}
+
+TEST(Interpreter, RefusesAbsurdOutputSizes) {
+  // ConstantOfShape of [2^20, 2^20, 2^20] must be an error, not an abort.
+  Graph g;
+  Value* shape = g.addValue("shape");
+  shape->constant = std::make_shared<Tensor>(Tensor::fromVector<int64_t>({1 << 20, 1 << 20, 1 << 20}, {3}));
+  shape->type = shape->constant->type();
+  Value* out = g.addValue("out");
+  g.addNode("ConstantOfShape", "cos", {shape}, {out});
+  g.outputs = {out};
+  auto r = reference::run(g, {});
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("tensor limit"), std::string::npos) << r.status().message();
+}

@@ -1,5 +1,7 @@
 #include "backends/cpu/reference/interpreter.h"
 
+#include <algorithm>
+#include <cstdlib>
 #include <map>
 #include <unordered_map>
 
@@ -54,6 +56,15 @@ class Scope {
   std::unordered_map<const Value*, Tensor> values_;
   std::unordered_map<std::string, const Tensor*> by_name_;
 };
+
+uint64_t maxTensorBytes() {
+  static const uint64_t kMax = [] {
+    const char* e = std::getenv("RAMJET_MAX_TENSOR_BYTES");
+    uint64_t v = e ? std::strtoull(e, nullptr, 10) : 0;
+    return v ? v : (16ull << 30);
+  }();
+  return kMax;
+}
 
 Status checkInput(const Value* v, const Tensor& t, std::map<std::string, int64_t>* symbols) {
   if (v->type.kind != t.kind() && (v->type.dtype != DataType::kUndefined || !t.isTensor()))
@@ -156,8 +167,17 @@ Result<std::vector<Tensor>> runInScope(const Graph& g, const std::vector<Tensor>
     kctx.subgraphs = &runner;
     for (size_t i = 0; i < n->outputs.size(); ++i) {
       const TensorType& t = ictx.outputs()[i];
-      if (n->outputs[i] && t.shape.fullyKnown() && t.dtype != DataType::kUndefined)
-        kctx.outputs[i] = Tensor(t.dtype, t.shape.concrete());
+      if (n->outputs[i] && t.shape.fullyKnown() && t.dtype != DataType::kUndefined) {
+        // A model can ask for absurd sizes (ConstantOfShape of huge dims): refuse, don't abort.
+        std::vector<int64_t> dims = t.shape.concrete();
+        unsigned __int128 bytes = std::max<size_t>(dataTypeSize(t.dtype), 1);
+        for (int64_t d : dims) bytes *= static_cast<unsigned __int128>(d);
+        if (bytes > maxTensorBytes())
+          return makeError(StatusCode::kOutOfMemory, n->describe(), ": output ", i, " ", dimsToString(dims),
+                           " of ", dataTypeName(t.dtype), " would need more than the ", maxTensorBytes(),
+                           "-byte tensor limit (RAMJET_MAX_TENSOR_BYTES)");
+        kctx.outputs[i] = Tensor(t.dtype, std::move(dims));
+      }
     }
     st = schema->reference(kctx);
     if (!st.ok()) return st;
