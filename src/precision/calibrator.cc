@@ -110,7 +110,11 @@ bool smooth(std::vector<double>& p, double eps = 1e-4) {
 }
 
 double entropyThreshold(const Histogram& h, int nq) {
-  const auto& hist = h.counts();
+  // ReLU outputs put half their mass in bin 0 (exact zeros). Left alone, that spike dominates
+  // Q's first level and KL then favours tiny thresholds that clip most real values; like
+  // NVIDIA's pytorch-quantization entropy calibrator, bin 0 takes bin 1's count instead.
+  std::vector<double> hist = h.counts();
+  if (hist.size() > 1) hist[0] = hist[1];
   const int nb = h.numBins();
   int last_nonzero = 0;
   for (int i = 0; i < nb; ++i)
