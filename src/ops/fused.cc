@@ -32,7 +32,9 @@ Status inferAttention(InferContext& ctx) {
   if (r < 2 || k.rank() != r || v.rank() != r)
     return ctx.error("Q, K and V must have the same rank >= 2, got ", q.toString(), ", ",
                      k.toString(), ", ", v.toString());
-  auto conflict = [](const Dim& a, const Dim& b) { return a.known() && b.known() && a.value != b.value; };
+  auto conflict = [](const Dim& a, const Dim& b) {
+    return a.known() && b.known() && a.value != b.value;
+  };
   for (size_t i = 0; i + 2 < r; ++i)
     if (conflict(q.dims[i], k.dims[i]) || conflict(q.dims[i], v.dims[i]))
       return ctx.error("batch dims of Q ", q.toString(), ", K ", k.toString(), ", V ", v.toString(),
@@ -50,7 +52,9 @@ Status inferAttention(InferContext& ctx) {
     Shape scores = q;
     scores.dims[r - 1] = k.dims[r - 2];
     RJ_ASSIGN_OR_RETURN(Shape b, broadcastShapes({scores, ctx.shape(3)}, ctx.node()));
-    if (b.rank() != r) return ctx.error("mask ", ctx.shape(3).toString(), " does not broadcast to ", scores.toString());
+    if (b.rank() != r)
+      return ctx.error("mask ", ctx.shape(3).toString(), " does not broadcast to ",
+                       scores.toString());
   }
   ctx.setOutput(0, dt, std::move(out));
   return Status::Ok();

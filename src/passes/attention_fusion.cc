@@ -33,9 +33,7 @@ bool sameBatchDims(const Shape& a, const Shape& b) {
 class AttentionFusion final : public Pass {
  public:
   const char* name() const override { return "AttentionFusion"; }
-  const char* description() const override {
-    return "softmax(Q·Kᵀ·scale [+ mask])·V -> Attention";
-  }
+  const char* description() const override { return "softmax(Q·Kᵀ·scale [+ mask])·V -> Attention"; }
   Status run(Graph& g, const PassConfig&, PassStats* stats) override {
     Rewriter rw{g, stats, {}};
     for (Node* sm : nodeList(g)) {
@@ -77,7 +75,8 @@ class AttentionFusion final : public Pass {
       const Shape& ks = kt->type.shape;
       const Shape& vs = v->type.shape;
       if (!sameBatchDims(qs, ss) || !sameBatchDims(ks, ss) || !sameBatchDims(vs, ss)) continue;
-      if (q->type.dtype != in->type.dtype || kt->type.dtype != q->type.dtype || v->type.dtype != q->type.dtype)
+      if (q->type.dtype != in->type.dtype || kt->type.dtype != q->type.dtype ||
+          v->type.dtype != q->type.dtype)
         continue;
       std::vector<int64_t> perm(static_cast<size_t>(r));
       for (int64_t i = 0; i < r; ++i) perm[static_cast<size_t>(i)] = i;
@@ -95,6 +94,8 @@ class AttentionFusion final : public Pass {
 
 }  // namespace
 
-std::unique_ptr<Pass> createAttentionFusion() { return std::make_unique<AttentionFusion>(); }
+std::unique_ptr<Pass> createAttentionFusion() {
+  return std::make_unique<AttentionFusion>();
+}
 
 }  // namespace ramjet::passes

@@ -19,9 +19,9 @@ std::string constantKey(const Tensor& t) {
 }
 
 bool nodeKey(const Node* n, std::string* key) {
-  static const std::set<std::string> kNondeterministic = {
-      "RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial",
-      "Bernoulli"};
+  static const std::set<std::string> kNondeterministic = {"RandomNormal",     "RandomUniform",
+                                                          "RandomNormalLike", "RandomUniformLike",
+                                                          "Multinomial",      "Bernoulli"};
   if (kNondeterministic.count(n->op_type) || n->outputs.empty()) return false;
   std::string k = n->domain + "|" + n->op_type + "|" + std::to_string(n->outputs.size()) + "|";
   for (const Value* v : n->inputs) {
@@ -32,11 +32,14 @@ bool nodeKey(const Node* n, std::string* key) {
   for (const auto& [name, a] : n->attrs) {
     if (a.kind == Attribute::Kind::kGraph) return false;
     k += "|" + name + "=" + std::to_string(static_cast<int>(a.kind)) + ":";
-    if (a.kind == Attribute::Kind::kTensor) k += constantKey(a.t);
-    else if (a.kind == Attribute::Kind::kFloat) k.append(reinterpret_cast<const char*>(&a.f), 4);
+    if (a.kind == Attribute::Kind::kTensor)
+      k += constantKey(a.t);
+    else if (a.kind == Attribute::Kind::kFloat)
+      k.append(reinterpret_cast<const char*>(&a.f), 4);
     else if (a.kind == Attribute::Kind::kFloats)
       k.append(reinterpret_cast<const char*>(a.floats.data()), a.floats.size() * 4);
-    else k += a.toString();
+    else
+      k += a.toString();
   }
   *key = std::move(k);
   return true;

@@ -12,9 +12,9 @@ namespace ramjet::passes {
 namespace {
 
 bool foldable(const Node* n) {
-  static const std::set<std::string> kNondeterministic = {
-      "RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial",
-      "Bernoulli"};
+  static const std::set<std::string> kNondeterministic = {"RandomNormal",     "RandomUniform",
+                                                          "RandomNormalLike", "RandomUniformLike",
+                                                          "Multinomial",      "Bernoulli"};
   if (!n->domain.empty() || kNondeterministic.count(n->op_type)) return false;
   for (const auto& [k, a] : n->attrs)
     if (a.kind == Attribute::Kind::kGraph) return false;  // control flow: bodies may be large
@@ -118,6 +118,8 @@ class ConstantFolding final : public Pass {
 
 }  // namespace
 
-std::unique_ptr<Pass> createConstantFolding() { return std::make_unique<ConstantFolding>(); }
+std::unique_ptr<Pass> createConstantFolding() {
+  return std::make_unique<ConstantFolding>();
+}
 
 }  // namespace ramjet::passes

@@ -70,8 +70,10 @@ class BatchNormToMulAdd final : public Pass {
       if (!bnAffine(bn, &scale, &shift)) continue;
       std::vector<int64_t> dims(s.rank() - 1, 1);
       dims[0] = static_cast<int64_t>(scale.size());
-      Value* sc = makeConstant(g, bn->name + "_scale", tensorFromDoubles(x->type.dtype, dims, scale));
-      Value* sh = makeConstant(g, bn->name + "_shift", tensorFromDoubles(x->type.dtype, dims, shift));
+      Value* sc =
+          makeConstant(g, bn->name + "_scale", tensorFromDoubles(x->type.dtype, dims, scale));
+      Value* sh =
+          makeConstant(g, bn->name + "_shift", tensorFromDoubles(x->type.dtype, dims, shift));
       Node* mul = rw.add("Mul", bn->name + "_mul", {x, sc});
       rw.replace(bn, "Add", {mul->outputs[0], sh});
     }
@@ -81,7 +83,11 @@ class BatchNormToMulAdd final : public Pass {
 
 }  // namespace
 
-std::unique_ptr<Pass> createConvBnFold() { return std::make_unique<ConvBnFold>(); }
-std::unique_ptr<Pass> createBatchNormToMulAdd() { return std::make_unique<BatchNormToMulAdd>(); }
+std::unique_ptr<Pass> createConvBnFold() {
+  return std::make_unique<ConvBnFold>();
+}
+std::unique_ptr<Pass> createBatchNormToMulAdd() {
+  return std::make_unique<BatchNormToMulAdd>();
+}
 
 }  // namespace ramjet::passes

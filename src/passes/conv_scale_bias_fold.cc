@@ -29,9 +29,12 @@ class ConvScaleBiasFold final : public Pass {
       if (!(n->outputs[0]->type.shape == s)) continue;
       std::vector<double> v;
       if (!perChannel(c, s.rank(), cout, &v)) continue;
-      std::vector<double> scale(static_cast<size_t>(cout), 1.0), shift(static_cast<size_t>(cout), 0.0);
-      if (n->op_type == "Mul") scale = v;
-      else shift = v;
+      std::vector<double> scale(static_cast<size_t>(cout), 1.0),
+          shift(static_cast<size_t>(cout), 0.0);
+      if (n->op_type == "Mul")
+        scale = v;
+      else
+        shift = v;
       if (!foldIntoConvChannels(g, conv, scale, shift)) continue;
       Value* y = n->outputs[0];
       rw.remove(n);
@@ -44,6 +47,8 @@ class ConvScaleBiasFold final : public Pass {
 
 }  // namespace
 
-std::unique_ptr<Pass> createConvScaleBiasFold() { return std::make_unique<ConvScaleBiasFold>(); }
+std::unique_ptr<Pass> createConvScaleBiasFold() {
+  return std::make_unique<ConvScaleBiasFold>();
+}
 
 }  // namespace ramjet::passes

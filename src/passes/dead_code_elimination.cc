@@ -38,6 +38,8 @@ class DeadCodeElimination final : public Pass {
 
 }  // namespace
 
-std::unique_ptr<Pass> createDeadCodeElimination() { return std::make_unique<DeadCodeElimination>(); }
+std::unique_ptr<Pass> createDeadCodeElimination() {
+  return std::make_unique<DeadCodeElimination>();
+}
 
 }  // namespace ramjet::passes

@@ -31,7 +31,7 @@ Node* halfXTimes(Value* e, Value* x) {
     return isMulByConst(m2, m1->outputs[0], 0.5) ? m2 : nullptr;
   }
   if (Node* h = other->producer; isMulByConst(h, x, 0.5)) return m1;  // (x * 0.5) * e
-  if (isConstantScalar(other, 0.5)) {  // x * (e * 0.5)
+  if (isConstantScalar(other, 0.5)) {                                 // x * (e * 0.5)
     Node* m2 = soleConsumer(m1->outputs[0]);
     return isMulOf(m2, x, m1->outputs[0]) ? m2 : nullptr;
   }
@@ -75,13 +75,15 @@ class GeluFusion final : public Pass {
         Value* c = nullptr;
         Value* a = splitConstOperand(d, &c);
         if (!a) continue;
-        if ((d->op_type == "Div" && d->inputs[0] == a && isConstantScalar(c, std::sqrt(2.0), 1e-4)) ||
+        if ((d->op_type == "Div" && d->inputs[0] == a &&
+             isConstantScalar(c, std::sqrt(2.0), 1e-4)) ||
             (d->op_type == "Mul" && isConstantScalar(c, std::sqrt(0.5), 1e-4)))
           x = a, approx = "none";
       } else if (f->op_type == "Tanh") {
         Node* s = f->inputs[0]->producer;  // sqrt(2/pi) * inner
         Value* c = nullptr;
-        Value* inner = s && s->op_type == "Mul" && s->domain.empty() ? splitConstOperand(s, &c) : nullptr;
+        Value* inner =
+            s && s->op_type == "Mul" && s->domain.empty() ? splitConstOperand(s, &c) : nullptr;
         if (!inner || !isConstantScalar(c, std::sqrt(2.0 / M_PI), 1e-4)) continue;
         Node* add = producerOf(inner, "Add");  // x + 0.044715 x^3
         if (!add || add->inputs.size() != 2) continue;
@@ -89,7 +91,8 @@ class GeluFusion final : public Pass {
           Value* cand = add->inputs[static_cast<size_t>(side)];
           Node* k = add->inputs[static_cast<size_t>(1 - side)]->producer;
           Value* kc = nullptr;
-          Value* cube = k && k->op_type == "Mul" && k->domain.empty() ? splitConstOperand(k, &kc) : nullptr;
+          Value* cube =
+              k && k->op_type == "Mul" && k->domain.empty() ? splitConstOperand(k, &kc) : nullptr;
           if (cube && isConstantScalar(kc, 0.044715, 1e-6) && isCube(cube, cand)) x = cand;
         }
         approx = "tanh";
@@ -108,6 +111,8 @@ class GeluFusion final : public Pass {
 
 }  // namespace
 
-std::unique_ptr<Pass> createGeluFusion() { return std::make_unique<GeluFusion>(); }
+std::unique_ptr<Pass> createGeluFusion() {
+  return std::make_unique<GeluFusion>();
+}
 
 }  // namespace ramjet::passes

@@ -37,7 +37,8 @@ bool replaceAllUses(Graph& g, Value* from, Value* to) {
   }
   if (from->is_graph_output) {
     // Keep the output's name: make to's producer write `from` directly.
-    if (to->is_graph_output || to->is_graph_input || to->constant || to->is_outer_scope) return false;
+    if (to->is_graph_output || to->is_graph_input || to->constant || to->is_outer_scope)
+      return false;
     Node* p = to->producer;
     if (!p) return false;
     if (hasSubgraphs(g) && outerScopeNames(g).count(to->name)) return false;
@@ -63,7 +64,9 @@ bool replaceAllUses(Graph& g, Value* from, Value* to) {
   return true;
 }
 
-size_t useCount(const Value* v) { return v->consumers.size() + (v->is_graph_output ? 1 : 0); }
+size_t useCount(const Value* v) {
+  return v->consumers.size() + (v->is_graph_output ? 1 : 0);
+}
 
 Node* soleConsumer(const Value* v) {
   if (v->is_graph_output || v->consumers.size() != 1) return nullptr;
@@ -209,7 +212,8 @@ int64_t convOutChannels(const Node* conv) {
   if (!conv->hasInput(1) || !conv->inputs[1]->constant) return 0;
   const Tensor& w = *conv->inputs[1]->constant;
   if (!isFloatType(w.dtype()) || w.rank() < 3) return 0;
-  if (conv->hasInput(2) && (!conv->inputs[2]->constant || conv->inputs[2]->constant->dtype() != w.dtype()))
+  if (conv->hasInput(2) &&
+      (!conv->inputs[2]->constant || conv->inputs[2]->constant->dtype() != w.dtype()))
     return 0;
   if (conv->op_type == "Conv") return w.dim(0);
   const int64_t group = conv->attrInt("group", 1);
@@ -239,7 +243,8 @@ bool foldIntoConvChannels(Graph& g, Node* conv, const std::vector<double>& scale
       const int64_t gi = i / (cin / group);
       for (int64_t j = 0; j < cog; ++j)
         for (int64_t k = 0; k < inner; ++k)
-          wv[static_cast<size_t>((i * cog + j) * inner + k)] *= scale[static_cast<size_t>(gi * cog + j)];
+          wv[static_cast<size_t>((i * cog + j) * inner + k)] *=
+              scale[static_cast<size_t>(gi * cog + j)];
     }
   }
   std::vector<double> bv(static_cast<size_t>(cout), 0.0);
@@ -248,7 +253,8 @@ bool foldIntoConvChannels(Graph& g, Node* conv, const std::vector<double>& scale
     if (static_cast<int64_t>(bv.size()) != cout) return false;
   }
   for (int64_t o = 0; o < cout; ++o)
-    bv[static_cast<size_t>(o)] = bv[static_cast<size_t>(o)] * scale[static_cast<size_t>(o)] + shift[static_cast<size_t>(o)];
+    bv[static_cast<size_t>(o)] =
+        bv[static_cast<size_t>(o)] * scale[static_cast<size_t>(o)] + shift[static_cast<size_t>(o)];
   Value* nw = makeConstant(g, conv->name + "_folded_W", tensorFromDoubles(w.dtype(), w.dims(), wv));
   Value* nb = makeConstant(g, conv->name + "_folded_B", tensorFromDoubles(w.dtype(), {cout}, bv));
   setInput(conv, 1, nw);
@@ -276,7 +282,8 @@ bool perChannel(const Value* c, size_t rank, int64_t channels, std::vector<doubl
   }
   std::vector<double> v = toDoubles(t);
   out->assign(static_cast<size_t>(channels), 0.0);
-  for (int64_t i = 0; i < channels; ++i) (*out)[static_cast<size_t>(i)] = v[static_cast<size_t>(along == 1 ? 0 : i)];
+  for (int64_t i = 0; i < channels; ++i)
+    (*out)[static_cast<size_t>(i)] = v[static_cast<size_t>(along == 1 ? 0 : i)];
   return true;
 }
 

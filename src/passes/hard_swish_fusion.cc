@@ -23,8 +23,8 @@ Value* dividedBySix(const Value* v) {
 // v == Clip(x + 3, 0, 6): returns x.
 Value* relu6OfXPlus3(const Value* v) {
   Node* clip = producerOf(v, "Clip");
-  if (!clip || !clip->hasInput(1) || !clip->hasInput(2) || !isConstantScalar(clip->inputs[1], 0.0) ||
-      !isConstantScalar(clip->inputs[2], 6.0))
+  if (!clip || !clip->hasInput(1) || !clip->hasInput(2) ||
+      !isConstantScalar(clip->inputs[1], 0.0) || !isConstantScalar(clip->inputs[2], 6.0))
     return nullptr;
   Node* add = producerOf(clip->inputs[0], "Add");
   if (!add) return nullptr;
@@ -89,6 +89,8 @@ class HardSwishFusion final : public Pass {
 
 }  // namespace
 
-std::unique_ptr<Pass> createHardSwishFusion() { return std::make_unique<HardSwishFusion>(); }
+std::unique_ptr<Pass> createHardSwishFusion() {
+  return std::make_unique<HardSwishFusion>();
+}
 
 }  // namespace ramjet::passes

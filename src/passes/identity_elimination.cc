@@ -45,6 +45,8 @@ class IdentityElimination final : public Pass {
 
 }  // namespace
 
-std::unique_ptr<Pass> createIdentityElimination() { return std::make_unique<IdentityElimination>(); }
+std::unique_ptr<Pass> createIdentityElimination() {
+  return std::make_unique<IdentityElimination>();
+}
 
 }  // namespace ramjet::passes

@@ -80,9 +80,13 @@ class LayerNormFusion final : public Pass {
       Node* sq = nullptr;
       Node* div = nullptr;
       for (Node* c : dc) {
-        if (c->op_type == "Pow" && c->inputs[0] == d && isConstantScalar(c->inputs[1], 2.0)) sq = c;
-        else if (c->op_type == "Mul" && c->inputs.size() == 2 && c->inputs[0] == d && c->inputs[1] == d) sq = c;
-        else if (c->op_type == "Div" && c->inputs[0] == d) div = c;
+        if (c->op_type == "Pow" && c->inputs[0] == d && isConstantScalar(c->inputs[1], 2.0))
+          sq = c;
+        else if (c->op_type == "Mul" && c->inputs.size() == 2 && c->inputs[0] == d &&
+                 c->inputs[1] == d)
+          sq = c;
+        else if (c->op_type == "Div" && c->inputs[0] == d)
+          div = c;
       }
       if (!sq || !div) continue;
       Node* rm2 = soleConsumer(sq->outputs[0]);
@@ -90,7 +94,8 @@ class LayerNormFusion final : public Pass {
       if (!reduceMeanAxes(rm2, r, &axes2) || axes2 != axes) continue;
       Node* add = soleConsumer(rm2->outputs[0]);
       Value* epsv = nullptr;
-      if (!add || add->op_type != "Add" || splitConstOperand(add, &epsv) != rm2->outputs[0]) continue;
+      if (!add || add->op_type != "Add" || splitConstOperand(add, &epsv) != rm2->outputs[0])
+        continue;
       double eps = 0;
       if (!scalarValue(epsv, &eps)) continue;
       Node* sqrt = soleConsumer(add->outputs[0]);
@@ -108,8 +113,8 @@ class LayerNormFusion final : public Pass {
           last = badd;
       }
       if (!scale)
-        scale = makeConstant(g, rm1->name + "_ln_scale",
-                             tensorFromDoubles(x->type.dtype, {1}, {1.0}));
+        scale =
+            makeConstant(g, rm1->name + "_ln_scale", tensorFromDoubles(x->type.dtype, {1}, {1.0}));
       std::vector<Value*> ins = {x, scale};
       if (bias) ins.push_back(bias);
       Node* ln = rw.replace(last, "LayerNormalization", ins);
@@ -122,6 +127,8 @@ class LayerNormFusion final : public Pass {
 
 }  // namespace
 
-std::unique_ptr<Pass> createLayerNormFusion() { return std::make_unique<LayerNormFusion>(); }
+std::unique_ptr<Pass> createLayerNormFusion() {
+  return std::make_unique<LayerNormFusion>();
+}
 
 }  // namespace ramjet::passes

@@ -28,7 +28,8 @@ class MatMulAddToGemm final : public Pass {
   Status run(Graph& g, const PassConfig&, PassStats* stats) override {
     Rewriter rw{g, stats, {}};
     for (Node* add : nodeList(g)) {
-      if (!rw.alive(add) || add->op_type != "Add" || !add->domain.empty() || add->inputs.size() != 2)
+      if (!rw.alive(add) || add->op_type != "Add" || !add->domain.empty() ||
+          add->inputs.size() != 2)
         continue;
       for (int side = 0; side < 2; ++side) {
         Value* y = add->inputs[static_cast<size_t>(side)];
@@ -71,6 +72,8 @@ class MatMulAddToGemm final : public Pass {
 
 }  // namespace
 
-std::unique_ptr<Pass> createMatMulAddToGemm() { return std::make_unique<MatMulAddToGemm>(); }
+std::unique_ptr<Pass> createMatMulAddToGemm() {
+  return std::make_unique<MatMulAddToGemm>();
+}
 
 }  // namespace ramjet::passes

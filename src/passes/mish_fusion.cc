@@ -28,6 +28,8 @@ class MishFusion final : public Pass {
 
 }  // namespace
 
-std::unique_ptr<Pass> createMishFusion() { return std::make_unique<MishFusion>(); }
+std::unique_ptr<Pass> createMishFusion() {
+  return std::make_unique<MishFusion>();
+}
 
 }  // namespace ramjet::passes

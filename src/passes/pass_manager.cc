@@ -88,7 +88,8 @@ std::string PassReport::toString() const {
   os << "nodes: " << nodes_before << " -> " << nodes_after << "\n";
   os << std::left << std::setw(34) << "pass" << std::right << std::setw(6) << "level"
      << std::setw(6) << "runs" << std::setw(9) << "removed" << std::setw(7) << "added"
-     << std::setw(10) << "rewrites" << "\n";
+     << std::setw(10) << "rewrites"
+     << "\n";
   for (const auto& e : passes) {
     os << std::left << std::setw(34) << e.name << std::right << std::setw(6) << e.level;
     if (e.disabled) {
@@ -116,9 +117,9 @@ Status PassManager::run(Graph& g, const PassOptions& opts, PassReport* report) c
     if (!known) {
       std::string list;
       for (const auto& n : names) list += (list.empty() ? "" : ", ") + n;
-      return makeError(StatusCode::kInvalidArgument, "unknown pass '", d,
-                       "' in the disabled list (RAMJET_DISABLE_PASSES or --disable); passes: ",
-                       list);
+      return makeError(
+          StatusCode::kInvalidArgument, "unknown pass '", d,
+          "' in the disabled list (RAMJET_DISABLE_PASSES or --disable); passes: ", list);
     }
   }
   PassReport local;

@@ -100,8 +100,9 @@ class ReshapeChainSimplification final : public Pass {
       Value* shape = nullptr;
       const Shape& os = out->type.shape;
       if (out->type.dtype != DataType::kUndefined && os.rank_known && os.fullyKnown()) {
-        shape = makeConstant(g, out->name + "_shape",
-                             Tensor::fromVector<int64_t>(os.concrete(), {static_cast<int64_t>(os.rank())}));
+        shape = makeConstant(
+            g, out->name + "_shape",
+            Tensor::fromVector<int64_t>(os.concrete(), {static_cast<int64_t>(os.rank())}));
       } else if (n->op_type == "Reshape" && n->hasInput(1) && n->inputs[1]->constant) {
         // Reshape(Reshape(x, a), b) == Reshape(x, b) unless b copies dims (0) from the middle.
         std::vector<int64_t> b = n->inputs[1]->constant->toInt64Vector();

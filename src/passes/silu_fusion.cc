@@ -29,6 +29,8 @@ class SiluFusion final : public Pass {
 
 }  // namespace
 
-std::unique_ptr<Pass> createSiluFusion() { return std::make_unique<SiluFusion>(); }
+std::unique_ptr<Pass> createSiluFusion() {
+  return std::make_unique<SiluFusion>();
+}
 
 }  // namespace ramjet::passes

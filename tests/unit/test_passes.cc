@@ -23,7 +23,8 @@ using passes::PassReport;
 struct GB {
   Graph g;
   int counter = 0;
-  Value* input(const std::string& name, std::vector<int64_t> dims, DataType dt = DataType::kFloat32) {
+  Value* input(const std::string& name, std::vector<int64_t> dims,
+               DataType dt = DataType::kFloat32) {
     Value* v = g.addValue(name);
     v->type = TensorType{dt, Shape::fromDims(dims)};
     v->is_graph_input = true;
@@ -37,7 +38,9 @@ struct GB {
     return v;
   }
   Value* scalar(float f) { return cst(Tensor::scalar<float>(f)); }
-  Value* ints(std::vector<int64_t> v) { return cst(Tensor::fromVector<int64_t>(v, {static_cast<int64_t>(v.size())})); }
+  Value* ints(std::vector<int64_t> v) {
+    return cst(Tensor::fromVector<int64_t>(v, {static_cast<int64_t>(v.size())}));
+  }
   Value* randn(std::vector<int64_t> dims, uint32_t seed, float lo = -1, float hi = 1) {
     std::mt19937 rng(seed);
     std::uniform_real_distribution<float> u(lo, hi);
@@ -51,7 +54,8 @@ struct GB {
     for (int i = 0; i < nout; ++i) outs.push_back(g.addValue(name + "_out" + std::to_string(i)));
     return g.addNode(op, name, std::move(ins), std::move(outs));
   }
-  Value* op(const std::string& op, std::vector<Value*> ins, std::map<std::string, Attribute> attrs = {}) {
+  Value* op(const std::string& op, std::vector<Value*> ins,
+            std::map<std::string, Attribute> attrs = {}) {
     Node* n = node(op, std::move(ins));
     n->attrs = std::move(attrs);
     return n->outputs[0];
@@ -118,7 +122,8 @@ Outcome optimizeAndCompare(const std::function<void(GB&)>& build, const PassOpti
     EXPECT_EQ(ra->size(), rb->size());
     for (size_t i = 0; i < ra->size() && i < rb->size(); ++i) {
       CompareResult c = compareTensors((*rb)[i], (*ra)[i], tol, tol);
-      EXPECT_TRUE(c.shape_match) << dimsToString((*rb)[i].dims()) << " vs " << dimsToString((*ra)[i].dims());
+      EXPECT_TRUE(c.shape_match) << dimsToString((*rb)[i].dims()) << " vs "
+                                 << dimsToString((*ra)[i].dims());
       o.max_abs = std::max(o.max_abs, c.max_abs);
     }
   }
@@ -128,7 +133,9 @@ Outcome optimizeAndCompare(const std::function<void(GB&)>& build, const PassOpti
   return o;
 }
 
-Attribute ints(std::vector<int64_t> v) { return Attribute::fromInts(std::move(v)); }
+Attribute ints(std::vector<int64_t> v) {
+  return Attribute::fromInts(std::move(v));
+}
 
 TEST(Passes, IdentityAndDropoutElimination) {
   auto o = optimizeAndCompare([](GB& b) {
@@ -161,7 +168,8 @@ TEST(Passes, ConstantFoldingIncludingShapeSubgraph) {
     Value* m = b.op("Mul", {x, b.op("Sqrt", {b.op("Abs", {c})})});
     // Shape -> Gather -> Unsqueeze -> Concat -> Reshape: static dims fold to a constant shape.
     Value* s = b.op("Shape", {x});
-    Value* d0 = b.op("Gather", {s, b.cst(Tensor::scalar<int64_t>(0))}, {{"axis", Attribute::fromInt(0)}});
+    Value* d0 =
+        b.op("Gather", {s, b.cst(Tensor::scalar<int64_t>(0))}, {{"axis", Attribute::fromInt(0)}});
     Value* u = b.op("Unsqueeze", {d0, b.ints({0})});
     Value* shape = b.op("Concat", {u, b.ints({-1})}, {{"axis", Attribute::fromInt(0)}});
     b.output(b.op("Reshape", {m, shape}));
@@ -220,7 +228,7 @@ TEST(Passes, ReshapeSqueezeChains) {
     Value* r1 = b.op("Reshape", {x, b.ints({6, 4})});
     Value* r2 = b.op("Reshape", {r1, b.ints({4, -1})});  // Reshape∘Reshape
     Value* u = b.op("Unsqueeze", {r2, b.ints({0})});
-    Value* s = b.op("Squeeze", {u, b.ints({0})});  // Unsqueeze∘Squeeze: no-op
+    Value* s = b.op("Squeeze", {u, b.ints({0})});     // Unsqueeze∘Squeeze: no-op
     Value* n = b.op("Reshape", {s, b.ints({4, 6})});  // no-op reshape
     b.output(b.op("Relu", {n}));
   });
@@ -240,8 +248,10 @@ TEST(Passes, ConvBatchNormFold) {
     Value* x = b.input("x", {1, 4, 6, 6});
     std::vector<Value*> bn;
     bnParams(b, 8, &bn);
-    Value* c = b.op("Conv", {x, b.randn({8, 4, 3, 3}, 3), b.randn({8}, 4)}, {{"pads", ints({1, 1, 1, 1})}});
-    Value* y = b.op("BatchNormalization", {c, bn[0], bn[1], bn[2], bn[3]}, {{"epsilon", Attribute::fromFloat(1e-3f)}});
+    Value* c = b.op("Conv", {x, b.randn({8, 4, 3, 3}, 3), b.randn({8}, 4)},
+                    {{"pads", ints({1, 1, 1, 1})}});
+    Value* y = b.op("BatchNormalization", {c, bn[0], bn[1], bn[2], bn[3]},
+                    {{"epsilon", Attribute::fromFloat(1e-3f)}});
     // ConvTranspose with groups and no bias, then BN.
     std::vector<Value*> bn2;
     bnParams(b, 6, &bn2);
@@ -303,7 +313,8 @@ TEST(Passes, GeluErfAndTanhForms) {
     Value* e = b.op("Add", {b.op("Erf", {b.op("Div", {x, b.scalar(1.4142135f)})}), b.scalar(1.f)});
     Value* g1 = b.op("Mul", {b.op("Mul", {x, e}), b.scalar(0.5f)});
     // (x * 0.5) * (1 + erf(x * 0.7071))
-    Value* e2 = b.op("Add", {b.scalar(1.f), b.op("Erf", {b.op("Mul", {g1, b.scalar(0.70710677f)})})});
+    Value* e2 =
+        b.op("Add", {b.scalar(1.f), b.op("Erf", {b.op("Mul", {g1, b.scalar(0.70710677f)})})});
     Value* g2 = b.op("Mul", {b.op("Mul", {g1, b.scalar(0.5f)}), e2});
     // tanh form: x * ((1 + tanh(0.79788 * (x + 0.044715 * x^3))) * 0.5)
     Value* cube = b.op("Pow", {g2, b.scalar(3.f)});
@@ -319,7 +330,8 @@ TEST(Passes, GeluErfAndTanhForms) {
 TEST(Passes, HardSwishForms) {
   auto o = optimizeAndCompare([](GB& b) {
     Value* x = b.input("x", {2, 10});
-    Value* h1 = b.op("Mul", {x, b.op("HardSigmoid", {x}, {{"alpha", Attribute::fromFloat(1.f / 6)}})});
+    Value* h1 =
+        b.op("Mul", {x, b.op("HardSigmoid", {x}, {{"alpha", Attribute::fromFloat(1.f / 6)}})});
     Value* r6 = b.op("Clip", {b.op("Add", {h1, b.scalar(3.f)}), b.scalar(0.f), b.scalar(6.f)});
     Value* h2 = b.op("Div", {b.op("Mul", {h1, r6}), b.scalar(6.f)});  // (x * relu6(x+3)) / 6
     Value* r6b = b.op("Clip", {b.op("Add", {h2, b.scalar(3.f)}), b.scalar(0.f), b.scalar(6.f)});
@@ -355,8 +367,8 @@ TEST(Passes, AttentionFusion) {
   // The ViT (torch MultiheadAttention) export: Q / sqrt(d), K already transposed by a
   // 3-D Transpose, then MatMul -> Softmax -> MatMul; a second block with a scale and a mask.
   auto o = optimizeAndCompare([](GB& b) {
-    Value* q = b.input("q", {6, 5, 8});   // [B*H, S, D]
-    Value* k = b.input("k", {5, 6, 8});   // [S, B*H, D]
+    Value* q = b.input("q", {6, 5, 8});  // [B*H, S, D]
+    Value* k = b.input("k", {5, 6, 8});  // [S, B*H, D]
     Value* v = b.input("v", {6, 5, 8});
     Value* mask = b.input("mask", {1, 5, 5});
     Value* qs = b.op("Div", {q, b.scalar(std::sqrt(8.f))});
@@ -460,11 +472,14 @@ void wholeModel(const std::string& path, double tol, std::map<std::string, int>*
     CompareResult c = compareTensors((*rb)[i], (*ra)[i], tol, tol);
     EXPECT_TRUE(c.shape_match);
     max_abs = std::max(max_abs, c.max_abs);
-    for (int64_t j = 0; j < (*ra)[i].numel(); ++j) ref_max = std::max(ref_max, std::fabs((*ra)[i].getDouble(j)));
+    for (int64_t j = 0; j < (*ra)[i].numel(); ++j)
+      ref_max = std::max(ref_max, std::fabs((*ra)[i].getDouble(j)));
   }
   *after_ops = opCounts(*b);
-  std::printf("  %s\n%s  ops before: %s\n  ops after:  %s\n  max abs error %.3g (output max |y| %.3g)\n",
-              path.c_str(), report.toString().c_str(), opList(*a).c_str(), opList(*b).c_str(), max_abs, ref_max);
+  std::printf(
+      "  %s\n%s  ops before: %s\n  ops after:  %s\n  max abs error %.3g (output max |y| %.3g)\n",
+      path.c_str(), report.toString().c_str(), opList(*a).c_str(), opList(*b).c_str(), max_abs,
+      ref_max);
   EXPECT_LE(max_abs, tol * std::max(1.0, ref_max));
 }
 
@@ -483,7 +498,8 @@ TEST(PassesModels, ZooResNet50) {
 // torch already); docs/PASSES.md gives the export command. Path from RAMJET_TEST_BN_RESNET50.
 TEST(PassesModels, ResNet50WithBatchNorm) {
   const char* path = std::getenv("RAMJET_TEST_BN_RESNET50");
-  if (!path) GTEST_SKIP() << "set RAMJET_TEST_BN_RESNET50 to a ResNet-50 exported with BatchNormalization";
+  if (!path)
+    GTEST_SKIP() << "set RAMJET_TEST_BN_RESNET50 to a ResNet-50 exported with BatchNormalization";
   std::map<std::string, int> ops;
   wholeModel(path, 1e-4, &ops);
   EXPECT_EQ(ops.count("BatchNormalization"), 0u);

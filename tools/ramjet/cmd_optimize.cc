@@ -19,7 +19,8 @@ Result<std::map<std::string, Tensor>> randomFeeds(const Graph& g, uint32_t seed)
   std::map<std::string, Tensor> feeds;
   for (Value* v : g.inputs) {
     if (!v->type.shape.rank_known)
-      return makeError(StatusCode::kUnsupported, "input '", v->name, "' has an unknown rank; --compare needs shapes");
+      return makeError(StatusCode::kUnsupported, "input '", v->name,
+                       "' has an unknown rank; --compare needs shapes");
     std::vector<int64_t> dims;
     for (const Dim& d : v->type.shape.dims) dims.push_back(d.known() ? d.value : 1);
     Tensor t(DataType::kFloat32, dims);
@@ -40,20 +41,23 @@ Result<std::map<std::string, Tensor>> randomFeeds(const Graph& g, uint32_t seed)
 }  // namespace
 
 void addOptimizeCommand(CLI::App& app, Action* action) {
-  auto* cmd = app.add_subcommand("optimize", "Run the graph passes on a model and report what they did");
+  auto* cmd =
+      app.add_subcommand("optimize", "Run the graph passes on a model and report what they did");
   auto model = std::make_shared<std::string>();
   auto disable = std::make_shared<std::string>();
   auto list = std::make_shared<bool>(false);
   auto dump = std::make_shared<bool>(false);
   auto compare = std::make_shared<bool>(false);
   cmd->add_option("model", *model, "ONNX model file");
-  cmd->add_option("--disable", *disable,
-                  "Comma-separated pass names to skip ('all' for every pass); also RAMJET_DISABLE_PASSES");
+  cmd->add_option(
+      "--disable", *disable,
+      "Comma-separated pass names to skip ('all' for every pass); also RAMJET_DISABLE_PASSES");
   cmd->add_flag("--list-passes", *list, "List the passes in run order and exit");
   cmd->add_flag("--dump", *dump, "Print the optimized graph");
-  cmd->add_flag("--compare", *compare,
-                "Run original and optimized graphs on the CPU reference (random inputs, symbolic dims = 1) "
-                "and print the max abs difference per output");
+  cmd->add_flag(
+      "--compare", *compare,
+      "Run original and optimized graphs on the CPU reference (random inputs, symbolic dims = 1) "
+      "and print the max abs difference per output");
   cmd->callback([=] {
     *action = [=] {
       const passes::PassManager pm = passes::PassManager::createDefault();
@@ -81,7 +85,8 @@ void addOptimizeCommand(CLI::App& app, Action* action) {
         feeds = std::move(f).value();
         auto r = reference::run(*g, feeds);
         if (!r.ok()) {
-          std::cerr << "error: the original graph failed on the reference: " << r.status().message() << "\n";
+          std::cerr << "error: the original graph failed on the reference: " << r.status().message()
+                    << "\n";
           return 1;
         }
         before = std::move(r).value();
@@ -103,13 +108,15 @@ void addOptimizeCommand(CLI::App& app, Action* action) {
       if (*compare) {
         auto r = reference::run(*g, feeds);
         if (!r.ok()) {
-          std::cerr << "error: the optimized graph failed on the reference: " << r.status().message() << "\n";
+          std::cerr << "error: the optimized graph failed on the reference: "
+                    << r.status().message() << "\n";
           return 1;
         }
         for (size_t i = 0; i < before.size(); ++i) {
           CompareResult c = compareTensors((*r)[i], before[i], 1e-4, 1e-3);
-          std::cout << "output '" << g->outputs[i]->name << "': max abs diff " << c.max_abs << ", max rel "
-                    << c.max_rel << ", cosine " << c.cosine << (c.shape_match ? "" : " SHAPE MISMATCH") << "\n";
+          std::cout << "output '" << g->outputs[i]->name << "': max abs diff " << c.max_abs
+                    << ", max rel " << c.max_rel << ", cosine " << c.cosine
+                    << (c.shape_match ? "" : " SHAPE MISMATCH") << "\n";
         }
       }
       if (*dump) std::cout << g->dump();

@@ -55,7 +55,8 @@ Status refAttention(KernelContext& ctx) {
   const int64_t batch = sq > 0 && d > 0 ? q.numel() / (sq * d) : 0;
   std::vector<int64_t> odims = q.dims();
   odims[r - 1] = dv;
-  if (!ctx.output(0).defined() || ctx.output(0).dims() != odims) ctx.allocOutput(0, q.dtype(), odims);
+  if (!ctx.output(0).defined() || ctx.output(0).dims() != odims)
+    ctx.allocOutput(0, q.dtype(), odims);
   Tensor& out = ctx.output(0);
   const double scale = ctx.node.hasAttr("scale") ? ctx.node.attrFloat("scale", 1.f)
                                                  : 1.0 / std::sqrt(static_cast<double>(d));
@@ -65,13 +66,15 @@ Status refAttention(KernelContext& ctx) {
     const Tensor& m = ctx.input(3);
     std::vector<int64_t> full(q.dims().begin(), q.dims().end() - 1);
     full.push_back(sk);
-    if (m.rank() > full.size()) return ctx.error("mask ", dimsToString(m.dims()), " has too many dims");
+    if (m.rank() > full.size())
+      return ctx.error("mask ", dimsToString(m.dims()), " has too many dims");
     std::vector<int64_t> mstr(full.size(), 0);
     const auto ms = stridesOf(m.dims());
     const size_t off = full.size() - m.rank();
     for (size_t i = 0; i < m.rank(); ++i) {
       if (m.dims()[i] != 1 && m.dims()[i] != full[off + i])
-        return ctx.error("mask ", dimsToString(m.dims()), " does not broadcast to ", dimsToString(full));
+        return ctx.error("mask ", dimsToString(m.dims()), " does not broadcast to ",
+                         dimsToString(full));
       mstr[off + i] = m.dims()[i] == 1 ? 0 : ms[i];
     }
     const int64_t total = numElements(full);
@@ -85,8 +88,9 @@ Status refAttention(KernelContext& ctx) {
         rem %= fs[a];
       }
       const double mv = m.getDouble(src);
-      mask[static_cast<size_t>(i)] =
-          is_bool ? (mv != 0 ? 0.f : -std::numeric_limits<float>::infinity()) : static_cast<float>(mv);
+      mask[static_cast<size_t>(i)] = is_bool
+                                         ? (mv != 0 ? 0.f : -std::numeric_limits<float>::infinity())
+                                         : static_cast<float>(mv);
     }
   }
   bool ok = visitFloatType(q.dtype(), [&](auto tag) {
@@ -106,7 +110,8 @@ Status refAttention(KernelContext& ctx) {
           A dot = 0;
           for (int64_t c = 0; c < d; ++c) dot += static_cast<A>(qi[c]) * static_cast<A>(kj[c]);
           A val = dot * static_cast<A>(scale);
-          if (!mask.empty()) val += static_cast<A>(mask[static_cast<size_t>((b * sq + i) * sk + j)]);
+          if (!mask.empty())
+            val += static_cast<A>(mask[static_cast<size_t>((b * sq + i) * sk + j)]);
           s[static_cast<size_t>(j)] = val;
           if (val > mx) mx = val;
         }
