@@ -64,6 +64,7 @@ Result<std::unique_ptr<Detector>> Detector::open(const std::string& model_path, 
   det->opt_ = opt;
   LoadOptions lo;
   lo.logger = opt.logger;
+  std::unique_ptr<Plan> fresh_plan;
   if (endsWith(model_path, ".plan")) {
     RJ_ASSIGN_OR_RETURN(det->engine_, Engine::load(model_path, lo));
     det->plan_path_ = model_path;
@@ -117,19 +118,10 @@ Result<std::unique_ptr<Detector>> Detector::open(const std::string& model_path, 
       if (!plan.ok())
         return plan.status().withContext("building '" + model_path + "' for " + dev + " at " + std::to_string(w) +
                                          "x" + std::to_string(h));
-      if (opt.cache_plan) {
-        Status st = plan->save(det->plan_path_);
-        if (!st.ok()) {
-          if (opt.logger) opt.logger->log(Severity::kWarning, "plan not cached: " + st.message());
-          det->plan_path_.clear();
-        } else if (!det->names_.empty()) {
-          std::ofstream nf(det->plan_path_ + ".names");
-          for (auto& n : det->names_) nf << n << "\n";
-        }
-      } else {
-        det->plan_path_.clear();
-      }
       RJ_ASSIGN_OR_RETURN(det->engine_, Engine::loadFromMemory(plan->bytes().data(), plan->bytes().size(), lo));
+      // Cached only once the outputs are known to be a detector's (below).
+      if (opt.cache_plan) fresh_plan = std::make_unique<Plan>(std::move(*plan));
+      else det->plan_path_.clear();
     }
   }
   Engine& e = *det->engine_;
@@ -166,6 +158,16 @@ Result<std::unique_ptr<Detector>> Detector::open(const std::string& model_path, 
       det->output_name_ = on;
       det->format_ = *f;
       det->num_classes_ = *f == YoloFormat::kV8 ? int(od[1] - 4) : *f == YoloFormat::kV5 ? int(od[2] - 5) : 0;
+      if (fresh_plan) {
+        Status st = fresh_plan->save(det->plan_path_);
+        if (!st.ok()) {
+          if (opt.logger) opt.logger->log(Severity::kWarning, "plan not cached: " + st.message());
+          det->plan_path_.clear();
+        } else if (!det->names_.empty()) {
+          std::ofstream nf(det->plan_path_ + ".names");
+          for (auto& n : det->names_) nf << n << "\n";
+        }
+      }
       return det;
     }
     why += (why.empty() ? "" : "; ") + f.status().message();

@@ -46,8 +46,9 @@ Result<Image> plotCurves(const std::vector<Curve>& curves, const PlotOptions& op
   int ly = top;
   for (size_t k = 0; k < curves.size(); ++k) {
     const Curve& c = curves[k];
-    Rgb col = c.bold ? Rgb{20, 60, 200} : classColor(int(k));
-    int th = c.bold ? 3 : 1;
+    // Palette steps of 7 keep neighbouring curves in clearly different hues.
+    Rgb col = c.bold ? Rgb{20, 60, 200} : classColor(int(k) * 7);
+    int th = c.bold ? 3 : 2;
     for (size_t i = 1; i < c.x.size(); ++i)
       if (std::isfinite(c.x[i - 1]) && std::isfinite(c.y[i - 1]) && std::isfinite(c.x[i]) && std::isfinite(c.y[i]))
         drawLine(&img, px(c.x[i - 1]), py(c.y[i - 1]), px(c.x[i]), py(c.y[i]), col, th);
