@@ -90,7 +90,7 @@ int drawLabel(Image* img, int x, int y, const std::string& text, Rgb fg, Rgb bg,
 void drawDetections(Image* img, const std::vector<Detection>& dets, const std::vector<std::string>& names,
                     const DrawOptions& opt) {
   const int side = std::min(img->width, img->height);
-  const int t = opt.thickness > 0 ? opt.thickness : std::max(1, side / 320);
+  const int t = opt.thickness > 0 ? opt.thickness : std::max(2, side / 300);
   const int s = opt.font_scale > 0 ? opt.font_scale : std::max(1, side / 480);
   // Lowest score first, so the most confident boxes and labels end up on top.
   std::vector<const Detection*> order;
