@@ -32,6 +32,10 @@ struct Tactic {
   // Input-0 dims the variant won its timing at (empty: not timed). Kernels fall back to their
   // heuristic choice for other shapes: an algorithm tuned for batch 64 can be slow at batch 1.
   std::vector<int64_t> tuned_dims;
+
+  Tactic() = default;
+  Tactic(std::string n, int32_t i, std::vector<int64_t> dims = {})
+      : name(std::move(n)), id(i), tuned_dims(std::move(dims)) {}
 };
 
 // A tensor as a kernel sees it: memory on the backend's device and concrete dims.

@@ -317,7 +317,7 @@ class GraphDecoder {
         return makeError(StatusCode::kInvalidPlan, "value name '", name, "' appears twice in graph '", g->name, "'");
       Value* v = g->addValue(name);
       values.push_back(v);
-      DataType dt;
+      DataType dt = DataType::kUndefined;
       if (!validDataType(r_.i32(), &dt)) r_.fail("value '" + name + "' has a bad dtype");
       v->type.dtype = dt;
       v->type.shape.rank_known = r_.u8() != 0;
