@@ -2,6 +2,8 @@
 // on small hand-checked cases, and the errors bad inputs must produce.
 #include <gtest/gtest.h>
 
+#include "graph_builder.h"
+
 #include <cmath>
 #include <map>
 
@@ -13,59 +15,15 @@ using namespace ramjet;
 
 namespace {
 
-// Small graph builder over the IR.
-struct Builder {
-  std::unique_ptr<Graph> owned = std::make_unique<Graph>();
-  Graph& g = *owned;
-  Value* input(const std::string& name, DataType dt, std::vector<int64_t> dims) {
-    Value* v = g.addValue(name);
-    v->type = TensorType{dt, Shape::fromDims(dims)};
-    v->is_graph_input = true;
-    g.inputs.push_back(v);
-    return v;
-  }
-  Value* constant(const std::string& name, Tensor t) {
-    Value* v = g.addValue(name);
-    v->type = t.type();
-    v->constant = std::make_shared<Tensor>(std::move(t));
-    return v;
-  }
-  Value* value(const std::string& name) {
-    Value* v = g.findValue(name);
-    return v ? v : g.addValue(name);
-  }
-  Node* node(const std::string& op, std::vector<Value*> ins, std::vector<std::string> outs,
-             std::map<std::string, Attribute> attrs = {}) {
-    std::vector<Value*> ov;
-    for (auto& o : outs) ov.push_back(o.empty() ? nullptr : value(o));
-    Node* n = g.addNode(op, op + "_" + std::to_string(g.nodes().size()), ins, ov);
-    n->attrs = std::move(attrs);
-    return n;
-  }
-  void output(const std::string& name) {
-    Value* v = g.findValue(name);
-    v->is_graph_output = true;
-    g.outputs.push_back(v);
-  }
-};
-
-Result<std::vector<Tensor>> runGraph(Graph& g, const std::map<std::string, Tensor>& in = {}) {
-  RJ_RETURN_IF_ERROR(g.verify());
-  RJ_RETURN_IF_ERROR(g.inferShapes());
-  return reference::run(g, in);
-}
+using rjtest::Builder;
+using rjtest::graphAttr;
+using rjtest::runGraph;
 
 template <typename T>
 std::vector<T> vec(const Tensor& t) {
   return std::vector<T>(t.data<T>(), t.data<T>() + t.numel());
 }
 
-Attribute graphAttr(std::unique_ptr<Graph> g) {
-  Attribute a;
-  a.kind = Attribute::Kind::kGraph;
-  a.g = std::shared_ptr<Graph>(std::move(g));
-  return a;
-}
 
 }  // namespace
 

@@ -2,6 +2,8 @@
 // inference + reference kernels on hand-checked cases, and the errors bad inputs must produce.
 #include <gtest/gtest.h>
 
+#include "graph_builder.h"
+
 #include <cmath>
 #include <map>
 
@@ -13,46 +15,9 @@ using namespace ramjet;
 
 namespace {
 
-struct Builder {
-  std::shared_ptr<Graph> owned = std::make_shared<Graph>();
-  Graph& g = *owned;
-  Value* input(const std::string& name, TensorType t) {
-    Value* v = g.addValue(name);
-    v->type = std::move(t);
-    v->is_graph_input = true;
-    g.inputs.push_back(v);
-    return v;
-  }
-  Value* constant(const std::string& name, Tensor t) {
-    Value* v = g.addValue(name);
-    v->type = t.type();
-    v->constant = std::make_shared<Tensor>(std::move(t));
-    return v;
-  }
-  Value* value(const std::string& name) {
-    Value* v = g.findValue(name);
-    return v ? v : g.addValue(name);
-  }
-  Node* node(const std::string& op, std::vector<Value*> ins, std::vector<std::string> outs,
-             std::map<std::string, Attribute> attrs = {}) {
-    std::vector<Value*> ov;
-    for (auto& o : outs) ov.push_back(value(o));
-    Node* n = g.addNode(op, op + "_" + std::to_string(g.nodes().size()), ins, ov);
-    n->attrs = std::move(attrs);
-    return n;
-  }
-  void output(const std::string& name) {
-    Value* v = g.findValue(name);
-    v->is_graph_output = true;
-    g.outputs.push_back(v);
-  }
-};
-
-Result<std::vector<Tensor>> runGraph(Graph& g, const std::map<std::string, Tensor>& in = {}) {
-  RJ_RETURN_IF_ERROR(g.verify());
-  RJ_RETURN_IF_ERROR(g.inferShapes());
-  return reference::run(g, in);
-}
+using rjtest::Builder;
+using rjtest::graphAttr;
+using rjtest::runGraph;
 
 std::vector<float> floats(const Tensor& t) { return std::vector<float>(t.data<float>(), t.data<float>() + t.numel()); }
 
