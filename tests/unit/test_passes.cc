@@ -486,6 +486,8 @@ void wholeModel(const std::string& path, double tol, std::map<std::string, int>*
 TEST(PassesModels, TinyCnn) {
   std::map<std::string, int> ops;
   wholeModel(std::string(RAMJET_SOURCE_DIR) + "/models/tiny_cnn.onnx", 1e-4, &ops);
+  EXPECT_EQ(ops.count("BatchNormalization"), 0u);  // conv1 -> bn1 folds into conv1
+  EXPECT_EQ(ops["Conv"], 2);
 }
 
 TEST(PassesModels, ZooResNet50) {

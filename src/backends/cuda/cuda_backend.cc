@@ -500,6 +500,9 @@ class ConvKernel final : public Kernel {
     auto e = std::make_unique<Entry>();
     RJ_ASSIGN_OR_RETURN(e->conv, CudnnConv::create(h_->cudnn->get(), d));
     RJ_ASSIGN_OR_RETURN(auto cands, e->conv->candidates(size_t{1} << 30));
+    if (cands.empty())
+      return makeError(StatusCode::kUnsupported, n_.describe(), ": cuDNN offers no convolution algorithm for input ",
+                       dimsToString(key), " within a 1 GiB workspace");
     e->algo = cands[0];
     if (tuned_.empty() || tuned_ == key)
       for (const auto& c : cands)
