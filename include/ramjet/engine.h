@@ -74,6 +74,10 @@ struct BuildOptions {
   bool allow_cpu_fallback = false;
   // Evaluate nodes whose inputs are all constant (incl. Shape of static shapes) at build time.
   bool fold_constants = true;
+  // Run the graph optimizer (src/passes: folding, CSE, BN folding, pattern fusions) before
+  // lowering. Passes named here (or in RAMJET_DISABLE_PASSES) are skipped; "all" skips every one.
+  bool optimize = true;
+  std::vector<std::string> disabled_passes;
   int timing_iterations = 10;
   size_t max_workspace_bytes = size_t{1} << 30;
   Logger* logger = nullptr;
@@ -93,6 +97,8 @@ struct MemoryReport {
 
 struct BuildReport {
   size_t nodes_in = 0, nodes_folded = 0, nodes_removed = 0, nodes_out = 0;
+  size_t nodes_after_passes = 0;  // after the graph optimizer (== nodes_in when it is off)
+  std::string passes;             // the optimizer's per-pass table (empty when off)
   size_t host_nodes = 0;      // shape computations evaluated on the host per input signature
   size_t fallback_nodes = 0;  // nodes placed on the CPU backend in a device build
   size_t weight_bytes = 0;    // as stored in the plan

@@ -102,6 +102,9 @@ class Backend {
   // True when the kernel reads input `i` only through TensorRef::host (shape, axes, scales...):
   // such host values then need no device copy.
   virtual bool readsOnHost(const Node& node, size_t i) const { return false; }
+  // Whether the backend has any kernel for this op type (supports() then decides per node).
+  // Graph passes emit fused ops only where this is true.
+  virtual bool hasKernelFor(const std::string& op_type) const { return true; }
   // `node` outlives the kernel (the engine owns the graph).
   virtual Result<std::unique_ptr<Kernel>> createKernel(const Node& node, const Tactic& tactic) = 0;
 

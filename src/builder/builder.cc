@@ -23,6 +23,7 @@
 #include "backends/backend.h"
 #include "builder/timing_cache.h"
 #include "ops/op_registry.h"
+#include "passes/pass_manager.h"
 #include "plan/plan_format.h"
 #include "ramjet/engine.h"
 #include "runtime/program.h"
@@ -289,7 +290,7 @@ std::string attrsKey(const Node& n) {
 
 std::string BuildReport::toString() const {
   std::ostringstream os;
-  os << "nodes: " << nodes_in << " in, " << nodes_folded << " folded, " << nodes_removed << " dead, " << nodes_out
+  os << "nodes: " << nodes_in << " in, " << nodes_after_passes << " after graph passes, " << nodes_folded << " folded, " << nodes_removed << " dead, " << nodes_out
      << " in the plan (" << host_nodes << " host shape nodes, " << fallback_nodes << " on CPU fallback)\n";
   os << "weights: " << weight_bytes << " bytes\n";
   os << "tactics:";
@@ -347,6 +348,21 @@ Result<Plan> build(const Graph& input, const BuildOptions& opt) {
   RJ_RETURN_IF_ERROR(resolveProfiles(*g, opt, &profiles, log));
   specializeStaticInputs(*g, profiles);
   RJ_RETURN_IF_ERROR(g->inferShapes());
+
+  if (opt.optimize) {
+    progress(0, 1, "optimize graph");
+    passes::PassOptions po;
+    for (const std::string& d : opt.disabled_passes) po.disabled.insert(d);
+    const backend::Backend* devp = dev.get();
+    po.config.can_emit = [devp](const std::string& op) { return devp->hasKernelFor(op); };
+    passes::PassReport pr;
+    Status st = passes::PassManager::createDefault().run(*g, po, &pr);
+    if (!st.ok()) return makeError(st.code(), "graph optimizer: ", st.message());
+    report.passes = pr.toString();
+    log(Severity::kVerbose, "graph optimizer: ", pr.nodes_before, " -> ", pr.nodes_after, " nodes\n", report.passes);
+    RJ_RETURN_IF_ERROR(g->inferShapes());
+  }
+  report.nodes_after_passes = g->nodes().size();
 
   if (opt.precision == Precision::kFP16) {
     progress(0, 1, "fp16");

@@ -34,7 +34,8 @@ class AttentionFusion final : public Pass {
  public:
   const char* name() const override { return "AttentionFusion"; }
   const char* description() const override { return "softmax(Q·Kᵀ·scale [+ mask])·V -> Attention"; }
-  Status run(Graph& g, const PassConfig&, PassStats* stats) override {
+  Status run(Graph& g, const PassConfig& cfg, PassStats* stats) override {
+    if (!cfg.canEmit("Attention")) return Status::Ok();
     Rewriter rw{g, stats, {}};
     for (Node* sm : nodeList(g)) {
       if (!rw.alive(sm) || sm->op_type != "Softmax" || !sm->domain.empty()) continue;

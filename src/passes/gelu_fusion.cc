@@ -63,7 +63,8 @@ class GeluFusion final : public Pass {
  public:
   const char* name() const override { return "GeluFusion"; }
   const char* description() const override { return "erf and tanh GELU decompositions -> Gelu"; }
-  Status run(Graph& g, const PassConfig&, PassStats* stats) override {
+  Status run(Graph& g, const PassConfig& cfg, PassStats* stats) override {
+    if (!cfg.canEmit("Gelu")) return Status::Ok();
     Rewriter rw{g, stats, {}};
     for (Node* f : nodeList(g)) {
       if (!rw.alive(f) || !f->domain.empty()) continue;

@@ -39,7 +39,8 @@ class HardSwishFusion final : public Pass {
   const char* description() const override {
     return "x * HardSigmoid(x) and x * Relu6(x + 3) / 6 -> HardSwish";
   }
-  Status run(Graph& g, const PassConfig&, PassStats* stats) override {
+  Status run(Graph& g, const PassConfig& cfg, PassStats* stats) override {
+    if (!cfg.canEmit("HardSwish")) return Status::Ok();
     Rewriter rw{g, stats, {}};
     for (Node* n : nodeList(g)) {
       if (!rw.alive(n) || !n->domain.empty() || n->inputs.size() != 2) continue;

@@ -57,7 +57,8 @@ class LayerNormFusion final : public Pass {
   const char* description() const override {
     return "ReduceMean/Sub/Pow/ReduceMean/Add/Sqrt/Div[/Mul/Add] -> LayerNormalization";
   }
-  Status run(Graph& g, const PassConfig&, PassStats* stats) override {
+  Status run(Graph& g, const PassConfig& cfg, PassStats* stats) override {
+    if (!cfg.canEmit("LayerNormalization")) return Status::Ok();
     Rewriter rw{g, stats, {}};
     for (Node* rm1 : nodeList(g)) {
       if (!rw.alive(rm1) || rm1->op_type != "ReduceMean" || !rm1->domain.empty()) continue;

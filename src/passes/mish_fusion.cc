@@ -8,7 +8,8 @@ class MishFusion final : public Pass {
  public:
   const char* name() const override { return "MishFusion"; }
   const char* description() const override { return "x * Tanh(Softplus(x)) -> Mish"; }
-  Status run(Graph& g, const PassConfig&, PassStats* stats) override {
+  Status run(Graph& g, const PassConfig& cfg, PassStats* stats) override {
+    if (!cfg.canEmit("Mish")) return Status::Ok();
     Rewriter rw{g, stats, {}};
     for (Node* th : nodeList(g)) {
       if (!rw.alive(th) || th->op_type != "Tanh" || !th->domain.empty()) continue;

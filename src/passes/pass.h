@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -33,6 +34,11 @@ struct PassConfig {
   // Constant folding leaves a node alone when its outputs would exceed this many bytes (a
   // folded Expand/ConstantOfShape can be far larger than the graph that computes it).
   int64_t fold_max_bytes = 16 << 20;
+  // Which op types a fusion may emit (the target backend has a kernel for). Null: any. The
+  // builder sets it from the device backend, so a fusion never produces a node the backend
+  // would have to reject (e.g. no `Attention` for a backend without an attention kernel).
+  std::function<bool(const std::string& op_type)> can_emit;
+  bool canEmit(const std::string& op_type) const { return !can_emit || can_emit(op_type); }
 };
 
 class Pass {

@@ -9,7 +9,8 @@ class SiluFusion final : public Pass {
  public:
   const char* name() const override { return "SiluFusion"; }
   const char* description() const override { return "x * Sigmoid(x) -> Silu"; }
-  Status run(Graph& g, const PassConfig&, PassStats* stats) override {
+  Status run(Graph& g, const PassConfig& cfg, PassStats* stats) override {
+    if (!cfg.canEmit("Silu")) return Status::Ok();
     Rewriter rw{g, stats, {}};
     for (Node* sig : nodeList(g)) {
       if (!rw.alive(sig) || sig->op_type != "Sigmoid" || !sig->domain.empty()) continue;

@@ -6,6 +6,7 @@
 
 #include "commands.h"
 #include "ramjet/engine.h"
+#include "passes/pass_manager.h"
 #include "ramjet/graph.h"
 
 namespace ramjet::cli {
@@ -99,7 +100,8 @@ void addBuildCommand(CLI::App& app, Action* action) {
   struct Opts {
     std::string model, output, device = "cuda", timing_cache;
     std::vector<std::string> shapes, min, opt, max;
-    bool fp16 = false, verbose = false, fallback = false, no_fold = false;
+    bool fp16 = false, verbose = false, fallback = false, no_fold = false, no_optimize = false;
+    std::string disable_passes;
     int device_index = 0;
   };
   auto o = std::make_shared<Opts>();
@@ -116,6 +118,9 @@ void addBuildCommand(CLI::App& app, Action* action) {
   cmd->add_option("--timing-cache", o->timing_cache, "tactic timing cache file (read and updated)");
   cmd->add_flag("--allow-cpu-fallback", o->fallback, "run nodes the GPU backend lacks on the CPU");
   cmd->add_flag("--no-fold", o->no_fold, "skip constant folding");
+  cmd->add_flag("--no-optimize", o->no_optimize, "skip the graph optimizer (all passes)");
+  cmd->add_option("--disable-passes", o->disable_passes,
+                  "comma-separated pass names to skip (see `ramjet optimize --list-passes`); also RAMJET_DISABLE_PASSES");
   cmd->add_flag("-v,--verbose", o->verbose, "log every build decision");
   cmd->callback([=] {
     *action = [=]() -> int {
@@ -132,6 +137,8 @@ void addBuildCommand(CLI::App& app, Action* action) {
       opt.timing_cache_path = o->timing_cache;
       opt.allow_cpu_fallback = o->fallback;
       opt.fold_constants = !o->no_fold;
+      opt.optimize = !o->no_optimize;
+      for (const std::string& p : passes::parsePassList(o->disable_passes)) opt.disabled_passes.push_back(p);
       opt.logger = &logger;
       std::string err;
       if (!parseProfiles(o->shapes, o->min, o->opt, o->max, &opt.profiles, &err)) return fail(err);

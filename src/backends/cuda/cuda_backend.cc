@@ -18,6 +18,7 @@
 #include "backends/cuda/cublaslt_gemm.h"
 #include "backends/cuda/cuda_check.h"
 #include "backends/cuda/cuda_ops.h"
+#include "backends/cuda/cuda_op_table.h"
 #include "backends/cuda/cudnn_conv.h"
 #include "ops/op_registry.h"
 
@@ -34,11 +35,6 @@ using backend::TensorRef;
 cudaStream_t S(const RunArgs& a) { return static_cast<cudaStream_t>(a.stream); }
 bool isF(DataType d) { return d == DataType::kFloat32 || d == DataType::kFloat16; }
 
-struct Handles {
-  std::unique_ptr<CudnnHandle> cudnn;
-  std::unique_ptr<CublasLtHandle> lt;
-  std::mutex cudnn_mu;  // one cuDNN handle: its stream is set per run
-};
 
 // ---------------------------------------------------------------- unary / binary / misc
 const std::map<std::string, UnaryOp>& unaryOps() {
@@ -50,7 +46,7 @@ const std::map<std::string, UnaryOp>& unaryOps() {
       {"Clip", UnaryOp::kClip}, {"LeakyRelu", UnaryOp::kLeakyRelu}, {"Elu", UnaryOp::kElu},
       {"Selu", UnaryOp::kSelu}, {"Mish", UnaryOp::kMish}, {"Softplus", UnaryOp::kSoftplus},
       {"Floor", UnaryOp::kFloor}, {"Ceil", UnaryOp::kCeil}, {"Round", UnaryOp::kRound}, {"Sin", UnaryOp::kSin},
-      {"Cos", UnaryOp::kCos}, {"Sign", UnaryOp::kSign}};
+      {"Cos", UnaryOp::kCos}, {"Sign", UnaryOp::kSign}, {"Silu", UnaryOp::kSilu}};
   return m;
 }
 const std::map<std::string, BinaryOp>& binaryOps() {
@@ -665,6 +661,8 @@ class CudaBackend final : public backend::Backend {
     b->info_.cc_major = prop.major;
     b->info_.cc_minor = prop.minor;
     b->info_.total_memory = prop.totalGlobalMem;
+    b->h_.cc_major = prop.major;
+    b->h_.cc_minor = prop.minor;
     cudaRuntimeGetVersion(&b->info_.cuda_runtime_version);
     b->info_.cudnn_version = static_cast<int>(CudnnHandle::version());
     b->info_.cublas_version = static_cast<int>(CublasLtHandle::version());
@@ -678,6 +676,7 @@ class CudaBackend final : public backend::Backend {
   Status supports(const Node& n, const std::vector<TensorType>& in, const std::vector<TensorType>& out) const override {
     auto no = [&](auto&&... why) { return makeError(StatusCode::kUnsupported, n.describe(), ": ", why...); };
     const std::string& op = n.op_type;
+    if (const CudaOpHandler* x = cudaOpTable().find(op)) return x->supports(n, in, out);
     DataType dt = in.empty() ? DataType::kUndefined : in[0].dtype;
     if (unaryOps().count(op)) return isF(dt) || op == "Relu" || op == "Neg" || op == "Abs" || op == "Sign" ? Status::Ok() : no(dataTypeName(dt), " input");
     if (binaryOps().count(op)) {
@@ -713,8 +712,18 @@ class CudaBackend final : public backend::Backend {
     return no("no CUDA kernel for ", op, " yet");
   }
 
+  bool hasKernelFor(const std::string& op) const override {
+    static const std::set<std::string> builtin = {
+        "Cast", "Where", "Expand", "Transpose", "Concat", "Split", "Slice", "Gather", "Softmax", "LogSoftmax",
+        "BatchNormalization", "LayerNormalization", "MaxPool", "AveragePool", "GlobalAveragePool",
+        "GlobalMaxPool", "ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "Resize", "Conv", "Gemm", "MatMul"};
+    return cudaOpTable().find(op) || unaryOps().count(op) || binaryOps().count(op) || backend::isAliasOp(op) ||
+           builtin.count(op);
+  }
+
   bool readsOnHost(const Node& n, size_t i) const override {
     const std::string& op = n.op_type;
+    if (const CudaOpHandler* x = cudaOpTable().find(op)) return x->reads_on_host && x->reads_on_host(n, i);
     if (i == 0) return false;
     return backend::isAliasOp(op) || op == "Slice" || op == "Resize" || op == "Clip" || op == "Expand" ||
            op.rfind("Reduce", 0) == 0;
@@ -723,6 +732,8 @@ class CudaBackend final : public backend::Backend {
   std::vector<Tactic> tactics(const Node& n, const std::vector<TensorType>& in,
                               const std::vector<TensorType>& out) const override {
     const std::string& op = n.op_type;
+    if (const CudaOpHandler* x = cudaOpTable().find(op))
+      return x->tactics ? x->tactics(n, in, out, h_) : std::vector<Tactic>{Tactic{"cuda." + op, 0}};
     if (op == "Conv" && in.size() >= 2 && in[0].shape.fullyKnown() && in[1].shape.fullyKnown() && out[0].shape.fullyKnown()) {
       auto d = convDesc(n, in[0].shape.concrete(), in[1].shape.concrete(), out[0].shape.concrete(), in[0].dtype,
                         in.size() > 2 && in[2].dtype != DataType::kUndefined);
@@ -747,6 +758,7 @@ class CudaBackend final : public backend::Backend {
   Result<std::unique_ptr<Kernel>> createKernel(const Node& n, const Tactic& t) override {
     const std::string& op = n.op_type;
     auto mk = [](Kernel* k) { return Result<std::unique_ptr<Kernel>>(std::unique_ptr<Kernel>(k)); };
+    if (const CudaOpHandler* x = cudaOpTable().find(op)) return x->create(n, t, h_);
     auto u = unaryOps().find(op);
     if (u != unaryOps().end()) return mk(new UnaryKernel(n, u->second));
     auto b = binaryOps().find(op);

@@ -1,0 +1,14 @@
+#include "backends/cuda/cuda_op_table.h"
+
+namespace ramjet::cuda {
+
+const CudaOpTable& cudaOpTable() {
+  static const CudaOpTable table = [] {
+    CudaOpTable t;
+    // One line per family file (declared in cuda_op_table.h). Later lines override earlier ones.
+    return t;
+  }();
+  return table;
+}
+
+}  // namespace ramjet::cuda
