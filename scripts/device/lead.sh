@@ -7,7 +7,7 @@ echo "tools: $(command -v nsys ncu compute-sanitizer | tr '\n' ' ')"; python3 --
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm --format=csv,noheader
 for t in build/bin/ramjet_gpu_tests build/bin/ramjet_engine_gpu_tests; do
   [ -x "$t" ] || continue
-  timeout 60 "$t" 2>&1 | grep -E "^\[  (PASSED|FAILED|SKIPPED) |^\[==========\]|Failure|error" | head -20
+  RAMJET_ZOO_DIR=models/zoo timeout 100 "$t" 2>&1 | grep -E "^\[  (PASSED|FAILED|SKIPPED) |^\[==========\]|Failure|error" | head -20
 done
 FP16=${LEAD_FP16---fp16}
 MODELS=${LEAD_MODELS:-resnet50,mobilenet_v3_large,efficientnet_b0,vit_b_16,yolov8n}
@@ -28,3 +28,16 @@ except Exception: print("FAILED:", t[-400:].replace("\n"," "))')
   done
 done
 unset RAMJET_DISABLE_PASSES
+
+# Batch-1 diagnosis on ResNet-50: static plan, without CUDA graphs, and a dynamic 1..64 plan.
+f=models/zoo/resnet50.onnx
+if [ -f $f ]; then
+  p() { python3 -c 'import sys,json
+t=sys.stdin.read()
+try:
+  for r in json.loads(t[t.index("{"):])["results"]: print("  b%d median_ms %.4f p90 %.4f" % (r["batch"], r["compute_ms"]["median"], r["compute_ms"]["p90"]))
+except Exception: print("FAILED:", t[-400:].replace("\n"," "))'; }
+  echo "DIAG resnet50 static b1:"; build/bin/ramjet bench $f --device cuda --fp16 --batch 1 --duration 0.5 --json 2>&1 | p
+  echo "DIAG resnet50 static b1, RAMJET_NO_CUDA_GRAPHS=1:"; RAMJET_NO_CUDA_GRAPHS=1 build/bin/ramjet bench $f --device cuda --fp16 --batch 1 --duration 0.5 --json 2>&1 | p
+  echo "DIAG resnet50 dynamic 1..64 plan at b1 and b64:"; build/bin/ramjet bench $f --device cuda --fp16 --batch 1,64 --duration 0.5 --json 2>&1 | p
+fi
