@@ -7,7 +7,7 @@ echo "tools: $(command -v nsys ncu compute-sanitizer | tr '\n' ' ')"; python3 --
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm --format=csv,noheader
 for t in build/bin/ramjet_gpu_tests build/bin/ramjet_engine_gpu_tests; do
   [ -x "$t" ] || continue
-  RAMJET_ZOO_DIR=models/zoo timeout 100 "$t" 2>&1 | grep -E "^\[  (PASSED|FAILED|SKIPPED) |^\[==========\]|Failure|error" | head -20
+  RAMJET_ZOO_DIR=models/zoo timeout 100 "$t" 2>&1 | grep -E "^\[zoo\]|^\[  (PASSED|FAILED|SKIPPED) |^\[==========\]|Failure|error" | head -40
 done
 FP16=${LEAD_FP16---fp16}
 MODELS=${LEAD_MODELS:-resnet50,mobilenet_v3_large,efficientnet_b0,vit_b_16,yolov8n}
