@@ -12,8 +12,11 @@
 //   6. memory plan at the profiles' max shapes; 7. encode the plan.
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <ctime>
 #include <fstream>
 #include <map>
@@ -311,17 +314,24 @@ std::string BuildReport::toString() const {
 Status Plan::save(const std::string& path) const {
   std::string tmp = path + ".tmp." + std::to_string(::getpid());
   FILE* f = std::fopen(tmp.c_str(), "wb");
-  if (!f) return makeError(StatusCode::kIoError, "cannot write plan '", tmp, "'");
+  if (!f) return makeError(StatusCode::kIoError, "cannot write plan '", tmp, "': ", std::strerror(errno));
+  // Keep the first failure's errno (EFBIG/ENOSPC/EIO) for the message.
+  errno = 0;
+  int err = 0;
   size_t w = bytes_.empty() ? 0 : std::fwrite(bytes_.data(), 1, bytes_.size(), f);
-  bool ok = w == bytes_.size() && std::fflush(f) == 0 && ::fsync(::fileno(f)) == 0;
-  ok = std::fclose(f) == 0 && ok;
-  if (!ok) {
+  if (w != bytes_.size()) err = errno ? errno : EIO;
+  if (!err && std::fflush(f) != 0) err = errno ? errno : EIO;
+  if (!err && ::fsync(::fileno(f)) != 0) err = errno;
+  if (std::fclose(f) != 0 && !err) err = errno ? errno : EIO;
+  if (err) {
     std::remove(tmp.c_str());
-    return makeError(StatusCode::kIoError, "writing plan '", tmp, "' failed (disk full?)");
+    return makeError(StatusCode::kIoError, "writing plan '", tmp, "' failed: ", std::strerror(err),
+                     "; '", path, "' was left as it was");
   }
   if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    int e = errno;
     std::remove(tmp.c_str());
-    return makeError(StatusCode::kIoError, "cannot rename '", tmp, "' to '", path, "'");
+    return makeError(StatusCode::kIoError, "cannot rename '", tmp, "' to '", path, "': ", std::strerror(e));
   }
   return Status::Ok();
 }

@@ -3,7 +3,8 @@
 #
 #   tests/fuzz/run_fuzzers.sh SECONDS [BUILD_DIR]
 #
-# SECONDS is the total budget, split evenly between the fuzzers. BUILD_DIR defaults to
+# SECONDS is the total budget, split evenly between the fuzzers (FUZZERS="a_fuzzer b_fuzzer" to
+# pick some; default: every *_fuzzer in BUILD_DIR/bin). BUILD_DIR defaults to
 # build-fuzz next to this checkout, configured with
 #   CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DRAMJET_FUZZ=ON -DRAMJET_CUDA=OFF
 # First each fuzzer replays its saved crash regressions (tests/fuzz/regressions/<fuzzer>/), then
@@ -14,8 +15,17 @@ here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 total="${1:-60}"
 build="${2:-$root/build-fuzz}"
-declare -A corpus=([onnx_import_fuzzer]=onnx_import [npy_fuzzer]=npy)
-fuzzers=(onnx_import_fuzzer npy_fuzzer)
+# Every libFuzzer binary built in BUILD_DIR/bin (X_fuzzer seeds from corpus/X), or FUZZERS="a b".
+if [[ -n "${FUZZERS:-}" ]]; then
+  read -r -a fuzzers <<< "$FUZZERS"
+else
+  fuzzers=()
+  for b in "$build"/bin/*_fuzzer; do [[ -x "$b" ]] && fuzzers+=("$(basename "$b")"); done
+fi
+if (( ${#fuzzers[@]} == 0 )); then
+  echo "run_fuzzers: no *_fuzzer binaries in $build/bin (configure with -DRAMJET_FUZZ=ON, clang)" >&2
+  exit 1
+fi
 per=$(( total / ${#fuzzers[@]} ))
 (( per < 1 )) && per=1
 status=0
@@ -41,7 +51,7 @@ for f in "${fuzzers[@]}"; do
   log="$build/fuzz-$f.log"
   start=$(date +%s)
   "$bin" -max_total_time="$per" -timeout=10 -rss_limit_mb=2048 -max_len=65536 -print_final_stats=1 \
-    -artifact_prefix="$art" "$work" "$here/corpus/${corpus[$f]}" > "$log" 2>&1
+    -artifact_prefix="$art" "$work" "$here/corpus/${f%_fuzzer}" > "$log" 2>&1
   rc=$?
   end=$(date +%s)
   execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1)

@@ -8,7 +8,10 @@
 #include <cuda_runtime_api.h>
 #include <cudnn.h>
 
+#include <cerrno>
 #include <chrono>
+#include <cstdint>
+#include <cstdlib>
 #include <cmath>
 #include <cstring>
 #include <map>
@@ -33,6 +36,12 @@ using backend::Tactic;
 using backend::TensorRef;
 
 cudaStream_t S(const RunArgs& a) { return static_cast<cudaStream_t>(a.stream); }
+
+// Bookkeeping for the RAMJET_FAULT_DEVICE_ALLOC_LIMIT_BYTES knob (CudaBackend::allocate):
+// allocations made while it is set, process-wide, under one lock (leaked on purpose: no exit order).
+std::mutex& faultMutex() { static auto* m = new std::mutex; return *m; }
+std::map<void*, size_t>& faultLive() { static auto* m = new std::map<void*, size_t>; return *m; }
+size_t& faultHeld() { static size_t held = 0; return held; }
 bool isF(DataType d) { return d == DataType::kFloat32 || d == DataType::kFloat16; }
 
 
@@ -789,17 +798,49 @@ class CudaBackend final : public backend::Backend {
   }
 
   Result<void*> allocate(size_t bytes) override {
+    // Fault injection (docs/HARDENING.md): RAMJET_FAULT_DEVICE_ALLOC_LIMIT_BYTES=N refuses, as a
+    // full device would, any allocation that would take the bytes held through allocate() while
+    // the variable is set above N. Read on every call so a test can move the budget.
+    const char* fault = std::getenv("RAMJET_FAULT_DEVICE_ALLOC_LIMIT_BYTES");
+    size_t budget = SIZE_MAX;
+    if (fault && *fault) {
+      char* end = nullptr;
+      errno = 0;
+      unsigned long long v = std::strtoull(fault, &end, 10);
+      if (*end || errno || fault[0] == '-')
+        return makeError(StatusCode::kInvalidArgument, "RAMJET_FAULT_DEVICE_ALLOC_LIMIT_BYTES='", fault,
+                         "' is not a byte count");
+      budget = static_cast<size_t>(v);
+    }
+    size_t take = std::max<size_t>(bytes, 256);
+    std::lock_guard<std::mutex> lock(faultMutex());
+    if (budget != SIZE_MAX && (take > budget || faultHeld() > budget - take))
+      return makeError(StatusCode::kOutOfMemory, "cudaMalloc(", bytes, " bytes) refused by fault injection: ",
+                       faultHeld(), " bytes held, RAMJET_FAULT_DEVICE_ALLOC_LIMIT_BYTES=", budget);
     void* p = nullptr;
-    cudaError_t e = cudaMalloc(&p, std::max<size_t>(bytes, 256));
+    cudaError_t e = cudaMalloc(&p, take);
     if (e != cudaSuccess) {
       cudaGetLastError();
       return makeError(e == cudaErrorMemoryAllocation ? StatusCode::kOutOfMemory : StatusCode::kDeviceError,
                        "cudaMalloc(", bytes, " bytes) failed: ", cudaGetErrorString(e));
     }
+    if (budget != SIZE_MAX) {
+      faultLive()[p] = take;
+      faultHeld() += take;
+    }
     return p;
   }
   void release(void* p) override {
-    if (p) cudaFree(p);
+    if (!p) return;
+    {
+      std::lock_guard<std::mutex> lock(faultMutex());
+      auto it = faultLive().find(p);
+      if (it != faultLive().end()) {
+        faultHeld() -= it->second;
+        faultLive().erase(it);
+      }
+    }
+    cudaFree(p);
   }
   Status copy(void* dst, const void* src, size_t bytes, Copy dir, void* stream) override {
     if (!bytes) return Status::Ok();
