@@ -154,8 +154,14 @@ std::string TensorType::toString() const {
 }
 
 int64_t numElements(const std::vector<int64_t>& dims) {
+  // A zero dim makes the product 0 even when the others multiply past int64 (a hostile .npy or
+  // model shape such as (2^40, 2^40, 0) was signed-overflow UB here): check zeros first, and
+  // saturate instead of overflowing (callers size-check products that large anyway).
+  for (auto d : dims)
+    if (d == 0) return 0;
   int64_t n = 1;
-  for (auto d : dims) n *= d;
+  for (auto d : dims)
+    if (__builtin_mul_overflow(n, d, &n)) return INT64_MAX;
   return n;
 }
 
