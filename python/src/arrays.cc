@@ -1,5 +1,6 @@
 // dtype mapping, __cuda_array_interface__ / DLPack import and export, CUDA stream handles.
 #include <cstring>
+#include <map>
 
 #include "common.h"
 
@@ -170,7 +171,72 @@ uintptr_t parseStream(py::handle s) {
        "__cuda_stream__, .cuda_stream or .ptr; got ", py::str(py::type::of(s)).cast<std::string>());
 }
 
+namespace {
+// PyTorch fast path: the same facts __cuda_array_interface__ gives, read with C-level calls
+// (torch builds that dict in Python, ~10 us a tensor, which would dominate the per-call cost).
+struct TorchTypes {
+  py::object tensor_type;
+  std::map<PyObject*, DataType> dtypes;
+};
+TorchTypes* torchTypes() {
+  static TorchTypes* t = nullptr;
+  if (t) return t;
+  py::dict modules = py::module_::import("sys").attr("modules");
+  if (!modules.contains("torch")) return nullptr;  // torch not imported: no torch tensors exist
+  py::object torch = modules["torch"];
+  auto* tt = new TorchTypes();  // lives as long as the process (torch is never unloaded)
+  tt->tensor_type = torch.attr("Tensor");
+  const std::pair<const char*, DataType> names[] = {
+      {"float32", DataType::kFloat32}, {"float16", DataType::kFloat16}, {"bfloat16", DataType::kBFloat16},
+      {"float64", DataType::kFloat64}, {"int8", DataType::kInt8},       {"uint8", DataType::kUInt8},
+      {"int16", DataType::kInt16},     {"int32", DataType::kInt32},     {"int64", DataType::kInt64},
+      {"bool", DataType::kBool}};
+  for (const auto& [n, dt] : names)
+    if (py::hasattr(torch, n)) tt->dtypes[torch.attr(n).ptr()] = dt;
+  t = tt;
+  return t;
+}
+
+bool viewTorch(py::handle obj, const std::string& what, ArrayView* out) {
+  TorchTypes* tt = torchTypes();
+  if (!tt || !PyObject_IsInstance(obj.ptr(), tt->tensor_type.ptr())) return false;
+  static const py::str kIsCuda("is_cuda"), kContig("is_contiguous"), kPtr("data_ptr"), kDtype("dtype"),
+      kShape("shape"), kDev("get_device");
+  if (!obj.attr(kIsCuda).cast<bool>()) return false;
+  py::object dt = obj.attr(kDtype);
+  auto it = tt->dtypes.find(dt.ptr());
+  if (it == tt->dtypes.end())
+    fail(StatusCode::kInvalidArgument, what, ": unsupported torch dtype ", py::str(dt).cast<std::string>());
+  if (!obj.attr(kContig)().cast<bool>())
+    fail(StatusCode::kInvalidArgument, what, ": the tensor is not C-contiguous (call .contiguous() first)");
+  out->dtype = it->second;
+  out->ptr = reinterpret_cast<void*>(obj.attr(kPtr)().cast<uintptr_t>());
+  out->shape.clear();
+  for (auto v : obj.attr(kShape)) out->shape.push_back(v.cast<int64_t>());
+  out->device = true;
+  out->device_id = obj.attr(kDev)().cast<int>();
+  out->readonly = false;
+  out->source = py::reinterpret_borrow<py::object>(obj);
+  out->keepalive = out->source;
+  return true;
+}
+}  // namespace
+
 bool viewDeviceArray(py::handle obj, uintptr_t consumer_stream, const std::string& what, ArrayView* out) {
+  if (viewTorch(obj, what, out)) return true;
+  if (py::isinstance<DeviceArray>(obj)) {
+    const DeviceArray& a = obj.cast<const DeviceArray&>();
+    if (!a.cuda) return false;
+    out->ptr = a.buf->ptr;
+    out->dtype = a.dtype;
+    out->shape = a.shape;
+    out->device = true;
+    out->device_id = a.device_id;
+    out->readonly = false;
+    out->source = py::reinterpret_borrow<py::object>(obj);
+    out->keepalive = out->source;
+    return true;
+  }
   static const py::str kCai("__cuda_array_interface__");
   if (py::hasattr(obj, kCai)) {
     py::dict d = obj.attr(kCai).cast<py::dict>();
@@ -231,6 +297,19 @@ bool viewDeviceArray(py::handle obj, uintptr_t consumer_stream, const std::strin
     if (!cContiguous(out->shape, t.strides))
       fail(StatusCode::kInvalidArgument, what, ": the DLPack tensor is not C-contiguous (call .contiguous() first)");
     return true;
+  }
+  return false;
+}
+
+bool isDeviceArray(py::handle obj) {
+  if (py::isinstance<py::array>(obj)) return false;
+  if (TorchTypes* tt = torchTypes(); tt && PyObject_IsInstance(obj.ptr(), tt->tensor_type.ptr()))
+    return obj.attr("is_cuda").cast<bool>();
+  if (py::isinstance<DeviceArray>(obj)) return obj.cast<const DeviceArray&>().cuda;
+  if (py::hasattr(obj, "__cuda_array_interface__")) return true;
+  if (py::hasattr(obj, "__dlpack_device__")) {
+    int type = obj.attr("__dlpack_device__")().cast<py::tuple>()[0].cast<int>();
+    return type == kDLCUDA || type == kDLCUDAManaged;
   }
   return false;
 }

@@ -105,6 +105,8 @@ struct ArrayView {
 // without copying. Returns false when `obj` is not a CUDA array. `what` names it in errors.
 bool viewDeviceArray(py::handle obj, uintptr_t consumer_stream, const std::string& what,
                      ArrayView* out);
+// True for CUDA arrays (torch CUDA tensors, DeviceArrays, __cuda_array_interface__, CUDA DLPack).
+bool isDeviceArray(py::handle obj);
 // A CUDA stream from None, an int handle, or an object with __cuda_stream__ / .cuda_stream / .ptr.
 uintptr_t parseStream(py::handle s);
 

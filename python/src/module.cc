@@ -115,16 +115,22 @@ std::map<std::string, Tensor> feedsFromPy(py::handle batch, const std::string& w
 
 Tensor tensorFromNumpy(py::handle obj, const std::string& what, DataType expect) {
   if (!py::isinstance<py::array>(obj)) {
-    if (py::hasattr(obj, "__cuda_array_interface__") || py::hasattr(obj, "__dlpack_device__"))
+    if (isDeviceArray(obj))
       fail(StatusCode::kInvalidArgument, what, ": a device array cannot be mixed with host arrays in one call");
-    if (!py::isinstance<py::list>(obj) && !py::isinstance<py::tuple>(obj) && !py::isinstance<py::int_>(obj) &&
-        !py::isinstance<py::float_>(obj))
+    py::module_ np = py::module_::import("numpy");
+    py::object arr;
+    if (py::isinstance<py::list>(obj) || py::isinstance<py::tuple>(obj) || py::isinstance<py::int_>(obj) ||
+        py::isinstance<py::float_>(obj)) {
+      // Plain Python numbers/lists take the input's dtype (arrays must match exactly).
+      if (expect == DataType::kUndefined) fail(StatusCode::kInvalidArgument, what, ": expected a numpy array");
+      arr = np.attr("asarray")(obj, numpyDtype(expect));
+    } else if (py::hasattr(obj, "__array__") || PyObject_CheckBuffer(obj.ptr())) {
+      arr = np.attr("asarray")(obj);  // e.g. a CPU torch tensor, a memoryview
+    } else {
       fail(StatusCode::kInvalidArgument, what, ": expected a numpy array, got ",
            py::str(py::type::of(obj)).cast<std::string>());
-    // Plain Python numbers/lists take the input's dtype (numpy arrays must match exactly).
-    obj = py::array(py::module_::import("numpy").attr("asarray")(obj, numpyDtype(expect))).release();
-    py::object owned = py::reinterpret_steal<py::object>(obj);
-    return tensorFromNumpy(owned, what, expect);
+    }
+    return tensorFromNumpy(arr, what, expect);
   }
   py::array a = py::reinterpret_borrow<py::array>(obj);
   DataType dt = fromNumpyDtype(a.dtype());
@@ -655,10 +661,10 @@ Raw path:    ctx.set_input_shape / set_tensor_address / execute_async(stream))do
         }
         bool device = false;
         for (auto kv : in)
-          if (py::hasattr(kv.second, "__cuda_array_interface__") ||
-              (py::hasattr(kv.second, "__dlpack_device__") && !py::isinstance<py::array>(kv.second) &&
-               kv.second.attr("__dlpack_device__")().cast<py::tuple>()[0].cast<int>() != 1))
+          if (isDeviceArray(kv.second)) {
             device = true;
+            break;
+          }
         if (device) {
           if (!c.st->eng->cuda)
             fail(StatusCode::kInvalidArgument, "device arrays were passed to a CPU engine; pass numpy arrays");
