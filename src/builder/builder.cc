@@ -645,7 +645,9 @@ Result<Plan> build(const Graph& input, const BuildOptions& opt) {
   pc.meta.device_info = dev->device();
   pc.meta.profiles = profiles;
   pc.meta.allow_cpu_fallback = opt.allow_cpu_fallback;
-  pc.meta.created_unix = static_cast<int64_t>(std::time(nullptr));
+  // No wall-clock time in the plan, so a rebuild with the same timing cache gives the same bytes;
+  // SOURCE_DATE_EPOCH (the reproducible-builds convention) stamps one when wanted.
+  if (const char* sde = std::getenv("SOURCE_DATE_EPOCH")) pc.meta.created_unix = std::atoll(sde);
   pc.exec = std::move(exec);
   report.nodes_out = order.size();
   report.weight_bytes = g->weightBytes();
