@@ -79,6 +79,8 @@ def main():
     ap.add_argument("--timeout", type=float, default=300, help="seconds per ramjet bench call")
     ap.add_argument("--time-budget", type=float, default=1e9)
     ap.add_argument("--out", default="ramjet.json")
+    ap.add_argument("--per-batch", action="store_true",
+                    help="one static build per batch size (as a deployment would), instead of one dynamic plan")
     args = ap.parse_args()
 
     deadline = time.time() + args.time_budget
@@ -106,37 +108,38 @@ def main():
                 res += [{"model": name, "batch": b, "runtime": "ramjet", "mode": mode, "precision": prec,
                          "status": "skipped", "note": f"{path} not found"} for b in bs]
                 continue
-            cmd = [args.ramjet, "bench", path, "--device", args.device, "--batch", ",".join(map(str, bs)),
-                   "--duration", str(args.duration), "--warmup", str(args.warmup), "--json"]
-            if prec == "fp16":
-                cmd.append("--fp16")
-            elif prec != "fp32":
-                log(f"{name}: precision {prec} not supported by this script")
-                continue
-            t0 = time.time()
-            try:
-                p = subprocess.run(cmd, capture_output=True, text=True,
-                                   timeout=min(args.timeout, max(deadline - time.time(), 10)))
-                err = None if p.returncode == 0 else f"exit {p.returncode}: {(p.stderr or p.stdout).strip()[:800]}"
-                data = parse_json(p.stdout) if p.returncode == 0 else None
-                if p.returncode == 0 and data is None:
-                    err = f"no JSON in output: {p.stdout.strip()[:300]}"
-            except subprocess.TimeoutExpired:
-                err, data = "timeout", None
-            wall = time.time() - t0
-            if data is not None:
-                out["env"].setdefault("gpu", data.get("gpu"))
-                got = rows_from(name, prec, data, wall)
-                res += got
-                seen = {r["batch"] for r in got}
-                res += [{"model": name, "batch": b, "runtime": "ramjet", "mode": mode, "precision": prec,
-                         "status": "error", "error": "no result for this batch"} for b in bs if b not in seen]
-                log(f"{name} {prec}: " + ", ".join(f"b{r['batch']} {r['latency_ms']['median']:.3f} ms" for r in got)
-                    + f" ({wall:.0f} s)")
-            else:
-                res += [{"model": name, "batch": b, "runtime": "ramjet", "mode": mode, "precision": prec,
-                         "status": "error", "error": err} for b in bs]
-                log(f"{name} {prec}: ERROR {err}")
+            for group in ([[b] for b in bs] if args.per_batch else [bs]):
+                cmd = [args.ramjet, "bench", path, "--device", args.device, "--batch", ",".join(map(str, group)),
+                       "--duration", str(args.duration), "--warmup", str(args.warmup), "--json"]
+                if prec == "fp16":
+                    cmd.append("--fp16")
+                elif prec != "fp32":
+                    log(f"{name}: precision {prec} not supported by this script")
+                    continue
+                t0 = time.time()
+                try:
+                    p = subprocess.run(cmd, capture_output=True, text=True,
+                                       timeout=min(args.timeout, max(deadline - time.time(), 10)))
+                    err = None if p.returncode == 0 else f"exit {p.returncode}: {(p.stderr or p.stdout).strip()[:800]}"
+                    data = parse_json(p.stdout) if p.returncode == 0 else None
+                    if p.returncode == 0 and data is None:
+                        err = f"no JSON in output: {p.stdout.strip()[:300]}"
+                except subprocess.TimeoutExpired:
+                    err, data = "timeout", None
+                wall = time.time() - t0
+                if data is not None:
+                    out["env"].setdefault("gpu", data.get("gpu"))
+                    got = rows_from(name, prec, data, wall)
+                    res += got
+                    seen = {r["batch"] for r in got}
+                    res += [{"model": name, "batch": b, "runtime": "ramjet", "mode": mode, "precision": prec,
+                             "status": "error", "error": "no result for this batch"} for b in group if b not in seen]
+                    log(f"{name} {prec}: " + ", ".join(f"b{r['batch']} {r['latency_ms']['median']:.3f} ms" for r in got)
+                        + f" ({wall:.0f} s)")
+                else:
+                    res += [{"model": name, "batch": b, "runtime": "ramjet", "mode": mode, "precision": prec,
+                             "status": "error", "error": err} for b in group]
+                    log(f"{name} {prec}: ERROR {err}")
             with open(args.out, "w") as f:
                 json.dump(out, f, indent=1)
     with open(args.out, "w") as f:
