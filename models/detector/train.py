@@ -126,6 +126,161 @@ def build_model(scale, nc, imgsz):
     return model
 
 
+def _onnx_scope_to_module(node_name):
+    """'/detect/cv3.2/cv3.2.0/conv/Conv' -> 'detect.cv3.2.0.conv': the TorchScript exporter names
+    each node by its module scopes, where a container's child repeats its parent's name."""
+    path = []
+    for part in node_name.strip("/").split("/")[:-1]:
+        if path and part.startswith(path[-1] + "."):
+            path[-1] = part
+        else:
+            path.append(part)
+    return ".".join(path)
+
+
+# Decode constants that yolo.py rebuilds for the model's own input size (not weights).
+_DECODE_BUFFERS = ("detect.anchors", "detect.strides")
+
+
+def read_onnx_weights(path):
+    """(initializers {name: array}, Conv nodes [(name, inputs)]) of an ONNX file."""
+    try:
+        import onnx
+        from onnx import numpy_helper
+    except ImportError as e:
+        raise ImportError(f"--init-onnx needs the onnx package ({e})") from e
+    m = onnx.load(path)
+    inits = {i.name: numpy_helper.to_array(i) for i in m.graph.initializer}
+    convs = [(n.name, list(n.input)) for n in m.graph.node if n.op_type == "Conv"]
+    return inits, convs
+
+
+def load_onnx_weights(model, path, weights=None):
+    """Loads an exported detector.onnx into a yolo.YOLOv8 by initializer name. The exporter folds
+    each BatchNorm into its convolution (weights 'onnx::Conv_N', named through the Conv node's
+    module scope); those load as the conv weight plus a BN that adds the folded bias (gamma 1,
+    mean 0, var 1 - eps), so the eval-mode network computes exactly what the ONNX does.
+    Every initializer must land in exactly one tensor of matching shape and every Conv2d of
+    the model must be loaded, else ValueError. `weights`: read_onnx_weights(path) already done.
+    Returns a one-line report."""
+    import torch
+
+    inits, convs = weights if weights is not None else read_onnx_weights(path)
+    modules = dict(model.named_modules())
+    sd = model.state_dict()
+    used, loaded_convs, problems = set(), set(), []
+    n_fused = 0
+
+    def take(name, shape, what):
+        if name not in inits:
+            problems.append(f"{what}: initializer '{name}' missing")
+            return None
+        a = inits[name]
+        if tuple(a.shape) != tuple(shape):
+            problems.append(f"{what}: '{name}' has shape {list(a.shape)}, the model wants {list(shape)}")
+            return None
+        if name in used:
+            problems.append(f"{what}: '{name}' used twice")
+        used.add(name)
+        return torch.from_numpy(a.copy())
+
+    with torch.no_grad():
+        for node_name, node_inputs in convs:
+            path_ = _onnx_scope_to_module(node_name)
+            conv = modules.get(path_)
+            if not isinstance(conv, torch.nn.Conv2d):
+                problems.append(f"Conv node '{node_name}' -> '{path_}' is not a Conv2d of the model")
+                continue
+            w = take(node_inputs[1], conv.weight.shape, path_ + ".weight")
+            if w is not None:
+                conv.weight.copy_(w)
+            bias_name = node_inputs[2] if len(node_inputs) > 2 and node_inputs[2] else None
+            if conv.bias is not None:
+                b = take(bias_name or "", conv.bias.shape, path_ + ".bias")
+                if b is not None:
+                    conv.bias.copy_(b)
+            elif bias_name:
+                parent = modules.get(path_.rsplit(".", 1)[0]) if "." in path_ else None
+                bn = getattr(parent, "bn", None)
+                if not isinstance(bn, torch.nn.BatchNorm2d):
+                    problems.append(f"'{path_}': ONNX has a bias but the model has neither a conv bias nor a BN")
+                    continue
+                b = take(bias_name, bn.bias.shape, path_ + " folded BN bias")
+                if b is not None:
+                    bn.weight.fill_(1.0)
+                    bn.bias.copy_(b)
+                    bn.running_mean.zero_()
+                    bn.running_var.fill_(1.0 - bn.eps)
+                    n_fused += 1
+            loaded_convs.add(path_)
+        for name, a in inits.items():
+            if name in used:
+                continue
+            if name in sd and tuple(sd[name].shape) == tuple(a.shape):
+                if name in _DECODE_BUFFERS:
+                    if not np.allclose(sd[name].cpu().numpy(), a, atol=1e-4):
+                        problems.append(f"decode constant '{name}' differs from the model's")
+                else:
+                    sd[name].copy_(torch.from_numpy(a.copy()))
+                used.add(name)
+            elif name in _DECODE_BUFFERS and name in sd:
+                used.add(name)  # built for another input size; the model keeps its own
+            else:
+                problems.append(f"initializer '{name}' {list(a.shape)} matches no tensor of the model")
+    missing = [n for n, mod in modules.items() if isinstance(mod, torch.nn.Conv2d) and n not in loaded_convs]
+    if missing:
+        problems.append(f"{len(missing)} Conv2d of the model not in the ONNX: {missing[:4]}")
+    if problems:
+        raise ValueError(f"{path}: " + "; ".join(problems[:8]) + (f" (+{len(problems) - 8} more)" if len(problems) > 8 else ""))
+    return (f"{len(loaded_convs)} convolutions ({n_fused} with folded BN), {len(inits)} initializers, "
+            f"every one matched")
+
+
+def rebalance_folded_bn(model, batches, amp=False):
+    """After load_onnx_weights the BNs are identities plus a bias, so train-mode BN (batch
+    statistics) would compute something else than the loaded network. Measure each such BN's
+    input mean/var over `batches` (eval mode: the output does not depend on them) and set
+    running stats to them with gamma = sqrt(var + eps), beta = bias + mean: eval output is
+    unchanged (x + bias) and train mode now starts where eval is."""
+    import torch
+
+    bns = [mod for mod in model.modules() if isinstance(mod, torch.nn.BatchNorm2d)]
+    sums = {id(b): [0.0, 0.0, 0] for b in bns}
+
+    def hook(mod, inp, out):
+        x = inp[0].detach().float()
+        s = sums[id(mod)]
+        s[0] = s[0] + x.sum((0, 2, 3))
+        s[1] = s[1] + (x * x).sum((0, 2, 3))
+        s[2] += x.numel() // x.shape[1]
+
+    hs = [b.register_forward_hook(hook) for b in bns]
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        for x in batches:
+            with torch.autocast(device_type=x.device.type, dtype=torch.bfloat16, enabled=amp):
+                model(x)
+    for h in hs:
+        h.remove()
+    with torch.no_grad():
+        for b in bns:
+            s0, s1, n = sums[id(b)]
+            if n == 0:
+                continue
+            mean = s0 / n
+            var = (s1 / n - mean * mean).clamp(min=0)
+            bias = b.bias - b.weight * b.running_mean / torch.sqrt(b.running_var + b.eps)  # current x -> x + bias
+            scale = b.weight / torch.sqrt(b.running_var + b.eps)
+            # eval: gamma (x - mean) / sqrt(var + eps) + beta == scale * x + bias
+            gamma = scale * torch.sqrt(var + b.eps)
+            b.weight.copy_(gamma)
+            b.bias.copy_(bias + scale * mean)
+            b.running_mean.copy_(mean)
+            b.running_var.copy_(var)
+    model.train(was_training)
+
+
 def init_head_biases(model, strides=(8, 16, 32), imgsz=640):
     """Box logits start at 1.0, class logits at log(5 / nc / cells): the usual YOLOv8 prior
     (about 5 objects per image), which keeps the early class loss from being swamped."""
@@ -219,11 +374,12 @@ def tal_assign(pd_scores, pd_boxes, anchors, gt_labels, gt_boxes, gt_mask, topk=
     mask_top = torch.zeros_like(align).scatter_(-1, top_idx, 1.0)
     mask_pos = mask_top * mask  # [B, M, A]
     fg = mask_pos.sum(1)
-    if (fg > 1).any():  # an anchor claimed by several gts keeps the one it overlaps most
-        multi = (fg > 1)[:, None].expand(-1, M, -1)
-        best = F.one_hot(overlaps.argmax(1), M).permute(0, 2, 1).to(mask_pos.dtype)
-        mask_pos = torch.where(multi, best, mask_pos)
-        fg = mask_pos.sum(1)
+    # An anchor claimed by several gts keeps the one it overlaps most. Computed unconditionally:
+    # `if (fg > 1).any()` would stall the CPU until the GPU caught up, every step.
+    multi = (fg > 1)[:, None].expand(-1, M, -1)
+    best = F.one_hot(overlaps.argmax(1), M).permute(0, 2, 1).to(mask_pos.dtype)
+    mask_pos = torch.where(multi, best, mask_pos)
+    fg = mask_pos.sum(1)
     gt_idx = mask_pos.argmax(1)  # [B, A]
     flat = gt_idx + torch.arange(B, device=dev)[:, None] * M
     t_labels = gt_labels.flatten()[flat]
@@ -264,23 +420,23 @@ class DetectionLoss:
                 gt_labels, gt_boxes, gt_mask)
         tss = t_scores.sum().clamp(min=1)
         loss_cls = F.binary_cross_entropy_with_logits(pd_logits, t_scores, reduction="sum") / tss
-        loss_box = torch.zeros((), device=dev)
-        loss_dfl = torch.zeros((), device=dev)
-        if fg.any():
-            w = t_scores.sum(-1)[fg][:, None]
-            tb = t_boxes / stride_t  # grid units
-            ciou = bbox_ciou(pd_boxes[fg], tb[fg])
-            loss_box = ((1 - ciou)[:, None] * w).sum() / tss
-            anc = anchors[None].expand(B, -1, -1)[fg]
-            t_ltrb = torch.cat((anc - tb[fg][:, :2], tb[fg][:, 2:] - anc), -1)
-            t_ltrb = t_ltrb.clamp(0, self.reg_max - 1 - 0.01)
-            tl = t_ltrb.long()
-            wl = (tl + 1).float() - t_ltrb
-            logits = pd_dist[fg].view(-1, self.reg_max)
-            ce_l = F.cross_entropy(logits, tl.view(-1), reduction="none").view(tl.shape)
-            ce_r = F.cross_entropy(logits, (tl + 1).view(-1), reduction="none").view(tl.shape)
-            dfl = (ce_l * wl + ce_r * (1 - wl)).mean(-1, keepdim=True)
-            loss_dfl = (dfl * w).sum() / tss
+        # Box and DFL losses over every anchor, kept where fg: the same sums as indexing with
+        # [fg], without the data-dependent shapes that make the CPU wait for the GPU each step.
+        zero = torch.zeros((), device=dev)
+        w = t_scores.sum(-1)  # [B, A]
+        tb = t_boxes / stride_t  # grid units
+        ciou = bbox_ciou(pd_boxes, tb)
+        loss_box = torch.where(fg, (1 - ciou) * w, zero).sum() / tss
+        anc = anchors[None].expand(B, -1, -1)
+        t_ltrb = torch.cat((anc - tb[..., :2], tb[..., 2:] - anc), -1)
+        t_ltrb = t_ltrb.clamp(0, self.reg_max - 1 - 0.01)
+        tl = t_ltrb.long()
+        wl = (tl + 1).float() - t_ltrb
+        logits = pd_dist.view(-1, self.reg_max)
+        ce_l = F.cross_entropy(logits, tl.view(-1), reduction="none").view(tl.shape)
+        ce_r = F.cross_entropy(logits, (tl + 1).view(-1), reduction="none").view(tl.shape)
+        dfl = (ce_l * wl + ce_r * (1 - wl)).mean(-1)  # [B, A]
+        loss_dfl = torch.where(fg, dfl * w, zero).sum() / tss
         gb, gc, gd = self.gains
         total = gb * loss_box + gc * loss_cls + gd * loss_dfl
         return total, torch.stack((loss_box, loss_cls, loss_dfl)).detach()
@@ -528,16 +684,22 @@ def recalibrate_bn(model, batches, amp):
     model.eval()
 
 
-def make_optimizer(model, lr, wd):
+def make_optimizer(model, lr, wd, fused=False):
     import torch
     decay, no_decay = [], []
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
         (decay if p.ndim > 1 else no_decay).append(p)
-    return torch.optim.AdamW([{"params": decay, "weight_decay": wd},
-                              {"params": no_decay, "weight_decay": 0.0}],
-                             lr=lr, betas=(0.937, 0.999))
+    # fused (CUDA): one kernel for the whole update, and it takes the scaler's on-device
+    # found-inf flag, so a non-finite step is skipped without a host round trip.
+    groups = [{"params": decay, "weight_decay": wd}, {"params": no_decay, "weight_decay": 0.0}]
+    if fused:
+        try:
+            return torch.optim.AdamW(groups, lr=lr, betas=(0.937, 0.999), fused=True)
+        except (TypeError, RuntimeError):
+            pass
+    return torch.optim.AdamW(groups, lr=lr, betas=(0.937, 0.999))
 
 
 class GpuCache:
@@ -558,8 +720,16 @@ class GpuCache:
         lab = np.full((len(indices), MAX_BOXES, 5), -1.0, np.float32)
         for k, l in enumerate(labels):
             lab[k, :len(l)] = l[:MAX_BOXES]
-        self.imgs[slots.to(self.device)] = torch.from_numpy(imgs).to(self.device)
-        self.labels[slots.to(self.device)] = torch.from_numpy(lab).to(self.device)
+        # Pinned + non_blocking: a pageable .to(cuda) synchronizes the stream, so every cache
+        # write used to stall the training loop until the GPU had drained its queue.
+        pin = self.device.type == "cuda"
+        slots_d = (slots.pin_memory() if pin else slots).to(self.device, non_blocking=pin)
+        imgs_t = torch.from_numpy(imgs)
+        lab_t = torch.from_numpy(lab)
+        if pin:
+            imgs_t, lab_t = imgs_t.pin_memory(), lab_t.pin_memory()
+        self.imgs[slots_d] = imgs_t.to(self.device, non_blocking=pin)
+        self.labels[slots_d] = lab_t.to(self.device, non_blocking=pin)
         self.filled[slots] = True
         self.count += len(indices)
 
@@ -571,28 +741,40 @@ class GpuCache:
 def make_batch(cache, slots, img_size, gen, flip_p=0.5):
     """Batch of images [B, 3, s, s] float and padded labels from cache slots: random
     horizontal flip, random native-scale crop to img_size; boxes clipped to the crop and kept
-    if >= 30% of their area and >= 2 px on each side remain."""
+    if >= 30% of their area and >= 2 px on each side remain.
+
+    Free of host synchronization (the randoms go to the device in one pinned, non-blocking
+    copy; flip + crop are one gather; labels keep their fixed MAX_BOXES padding instead of
+    being cut to the batch's longest list), so the CPU keeps queueing work ahead of the GPU.
+    Draws the same random numbers in the same order as before, so batches are unchanged."""
     import torch
 
     dev = cache.device
     B, S = len(slots), cache.size
-    idx = slots.to(dev)
-    imgs = cache.imgs[idx]  # [B, S, S, 3]
-    lab = cache.labels[idx].clone()  # [B, M, 5]
-    valid = lab[..., 0] >= 0
     flip = torch.rand(B, generator=gen) < flip_p
-    if flip.any():
-        f = flip.to(dev)
-        imgs[f] = imgs[f].flip(2)
-        x1 = lab[..., 1].clone()
-        lab[..., 1] = torch.where(f[:, None], S - lab[..., 3], lab[..., 1])
-        lab[..., 3] = torch.where(f[:, None], S - x1, lab[..., 3])
     if img_size < S:
         ox = torch.randint(0, S - img_size + 1, (B,), generator=gen)
         oy = torch.randint(0, S - img_size + 1, (B,), generator=gen)
-        imgs = torch.stack([imgs[b, oy[b]:oy[b] + img_size, ox[b]:ox[b] + img_size]
-                            for b in range(B)])
-        off = torch.stack((ox, oy, ox, oy), 1).to(dev).float()[:, None]
+    else:
+        ox = oy = torch.zeros(B, dtype=torch.long)
+    meta = torch.stack((slots.long(), flip.long(), ox, oy), 1)
+    if dev.type == "cuda":
+        meta = meta.pin_memory().to(dev, non_blocking=True)
+    idx, f, ox_d, oy_d = meta.unbind(1)
+    f = f.bool()
+    lab = cache.labels[idx].clone()  # [B, M, 5]
+    valid = lab[..., 0] >= 0
+    # flip (of the whole scene) then crop, as one gather
+    r = torch.arange(img_size, device=dev)
+    rows = oy_d[:, None] + r
+    cols = ox_d[:, None] + r
+    cols = torch.where(f[:, None], S - 1 - cols, cols)
+    imgs = cache.imgs[idx[:, None, None], rows[:, :, None], cols[:, None, :]]  # [B, s, s, 3]
+    x1 = lab[..., 1].clone()
+    lab[..., 1] = torch.where(f[:, None], S - lab[..., 3], lab[..., 1])
+    lab[..., 3] = torch.where(f[:, None], S - x1, lab[..., 3])
+    if img_size < S:
+        off = torch.stack((ox_d, oy_d, ox_d, oy_d), 1).float()[:, None]
         area0 = (lab[..., 3] - lab[..., 1]) * (lab[..., 4] - lab[..., 2])
         bx = (lab[..., 1:5] - off).clamp(0, img_size)
         w, h = bx[..., 2] - bx[..., 0], bx[..., 3] - bx[..., 1]
@@ -602,12 +784,10 @@ def make_batch(cache, slots, img_size, gen, flip_p=0.5):
     x = imgs.permute(0, 3, 1, 2).float().div_(255)
     if dev.type == "cuda":
         x = x.contiguous(memory_format=torch.channels_last)
-    # compact the valid boxes to the front of each row
+    # compact the valid boxes to the front of each row (padding rows are masked everywhere)
     order = torch.sort((~valid).to(torch.int32), dim=1, stable=True).indices
     lab = torch.gather(lab, 1, order[..., None].expand(-1, -1, 5))
     valid = torch.gather(valid, 1, order)
-    m = max(int(valid.sum(1).max()), 1)
-    lab, valid = lab[:, :m], valid[:, :m]
     gt_labels = lab[..., 0].clamp(min=0).long()
     return x, gt_labels, lab[..., 1:5], valid
 
@@ -681,7 +861,12 @@ def main(argv=None):
     ap.add_argument("--min-fill", type=int, default=2048, help="scenes in cache before step 1")
     ap.add_argument("--no-refresh", action="store_true",
                     help="fixed training set: indices 0..cache-1 only")
-    ap.add_argument("--workers", type=int, default=0, help="generator processes (0 = cpus-2)")
+    ap.add_argument("--workers", type=int, default=0,
+                    help="generator processes (0 = cpus-4: the training loop needs a free core "
+                         "to queue its kernels)")
+    ap.add_argument("--init-onnx", default="",
+                    help="start from this exported detector (e.g. models/detector/detector.onnx): "
+                         "its weights are loaded by initializer name, every tensor checked")
     ap.add_argument("--train-seed", type=int, default=1)
     ap.add_argument("--val-seed", type=int, default=2)
     ap.add_argument("--val-count", type=int, default=500)
@@ -714,7 +899,7 @@ def main(argv=None):
         log_f.flush()
 
     # Fork the generator workers before CUDA is initialized in this process.
-    workers = a.workers or max(1, (os.cpu_count() or 2) - 2)
+    workers = a.workers or max(1, (os.cpu_count() or 2) - 4)
     stream = SceneStream(workers, a.scene_size)
     stream.start(a.val_seed, a.val_count, a.train_seed,
                  train_limit=a.cache if a.no_refresh else None)
@@ -738,7 +923,17 @@ def main(argv=None):
         + f"; {workers} generator workers; args {vars(a)}")
 
     model = build_model(a.scale, nc, a.img_size)
-    init_head_biases(model, imgsz=a.img_size)
+    if a.init_onnx:
+        if a.scale != "n" or nc != 6:
+            log("warning: --init-onnx expects the committed YOLOv8-n with 6 classes")
+        try:
+            log(f"init from {a.init_onnx}: {load_onnx_weights(model, a.init_onnx)}")
+        except Exception as e:
+            log(f"error: --init-onnx {a.init_onnx}: {e}")
+            stream.close()
+            return 2
+    else:
+        init_head_biases(model, imgsz=a.img_size)
     model.to(device)
     ema_model = build_model(a.scale, nc, a.img_size).to(device)
     if amp:
@@ -746,7 +941,10 @@ def main(argv=None):
         ema_model.to(memory_format=torch.channels_last)
     ema = EMA(model, ema_model, a.ema_decay, a.ema_tau)
     fwd = torch.compile(model) if a.compile else model
-    opt = make_optimizer(model, a.lr, a.wd)
+    opt = make_optimizer(model, a.lr, a.wd, fused=amp)
+    # On CUDA a GradScaler (scale 1, never grown: bf16 needs no loss scaling) supplies the
+    # on-device found-inf flag the fused optimizer skips non-finite steps with.
+    scaler = torch.amp.GradScaler("cuda", init_scale=1.0, growth_interval=10 ** 9) if amp else None
     loss_fn = DetectionLoss(nc)
     n_params = sum(p.numel() for p in model.parameters())
     log(f"YOLOv8-{a.scale}: {n_params / 1e6:.2f} M parameters")
@@ -761,6 +959,16 @@ def main(argv=None):
         seed, idx, imgs, labels = stream.get(timeout=600)
         cache.put(idx, imgs, labels)
     gen_rate = cache.count / max(time.time() - t0, 1e-9)
+    if a.init_onnx:
+        gen0 = torch.Generator().manual_seed(a.seed + 1)
+        fs = cache.filled_slots()
+        rebalance_folded_bn(model, [make_batch(cache, fs[torch.randint(0, len(fs), (a.batch,), generator=gen0)],
+                                               a.img_size, gen0)[0] for _ in range(8)], amp)
+        ema.ema.load_state_dict(model.state_dict())
+        res0, _ = evaluate(model, val_imgs, val_labels, nc, device, amp=False)
+        log(f"val of the loaded weights (seed {a.val_seed}, {len(val_imgs)} images @ {a.export_size}): "
+            f"mAP@0.5 {res0['map50']:.4f}  mAP@0.5:0.95 {res0['map']:.4f}")
+        model.train()
     log(f"cache: {int(cache.filled.sum())} scenes ready; generation "
         f"~{(cache.count + len(val_imgs)) / max(time.time() - t0, 1e-9):.0f} images/s")
 
@@ -773,6 +981,7 @@ def main(argv=None):
     gen = torch.Generator().manual_seed(a.seed)
     history, step, seen = [], 0, 0
     loss_acc, loss_n, t_log, seen_log = torch.zeros(3, device=device), 0, time.time(), 0
+    bad_acc = torch.zeros((), device=device)  # non-finite steps, read only when logging
     model.train()
     stop_reason = "epochs"
     bad_steps = 0
@@ -805,22 +1014,39 @@ def main(argv=None):
                 feats = fwd(x)
             loss, parts = loss_fn(feats, gl, gb, gm)
             opt.zero_grad(set_to_none=True)
-            if not bool(torch.isfinite(loss)):  # skip the step rather than poison the weights
-                bad_steps += 1
-                log(f"step {step}: non-finite loss {parts.tolist()}, skipped ({bad_steps} so far)")
-                if bad_steps >= 50:
-                    stop_reason = "non-finite losses"
-                    break
-                continue
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
-            opt.step()
+            if scaler is None:
+                if not bool(torch.isfinite(loss)):  # skip the step rather than poison the weights
+                    bad_steps += 1
+                    log(f"step {step}: non-finite loss {parts.tolist()}, skipped ({bad_steps} so far)")
+                    if bad_steps >= 50:
+                        stop_reason = "non-finite losses"
+                        break
+                    continue
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
+                opt.step()
+            else:
+                # The same skip without a host sync: the scaler's found-inf flag (non-finite
+                # gradients, which a non-finite loss produces) makes the fused step a no-op.
+                bad_acc += (~torch.isfinite(loss)).float()
+                scaler.scale(loss).backward()
+                scaler.unscale_(opt)
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
+                scaler.step(opt)
+                scaler.update()
             ema.update()
             step += 1
             seen += a.batch
             loss_acc += parts
             loss_n += 1
             if step % a.log_every == 0 or step == 1:
+                if scaler is not None:
+                    bad_steps = int(bad_acc)
+                    if bad_steps:
+                        log(f"step {step}: {bad_steps} non-finite steps skipped so far")
+                    if bad_steps >= 50:
+                        stop_reason = "non-finite losses"
+                        break
                 lb, lc, ld = (loss_acc / loss_n).tolist()
                 dt = time.time() - t_log
                 rate = (seen - seen_log) / max(dt, 1e-9)

@@ -31,7 +31,13 @@ std::vector<std::string> readLines(const std::string& path) {
   return out;
 }
 
+DevicePipelineFactory g_cuda_pipeline = nullptr;
+
 }  // namespace
+
+void setDevicePipelineFactory(DeviceKind device, DevicePipelineFactory factory) {
+  if (device == DeviceKind::kCuda) g_cuda_pipeline = factory;
+}
 
 std::vector<std::string> parseNamesMetadata(const std::string& value) {
   std::vector<std::string> names;
@@ -60,8 +66,11 @@ Result<std::unique_ptr<Detector>> Detector::open(const std::string& model_path, 
   std::error_code ec;
   if (!fs::is_regular_file(model_path, ec))
     return makeError(StatusCode::kNotFound, "model '", model_path, "' does not exist or is not a file");
+  if (opt.max_batch < 1 || opt.max_batch > 1024)
+    return makeError(StatusCode::kInvalidArgument, "detector batch ", opt.max_batch, " is outside 1..1024");
   auto det = std::unique_ptr<Detector>(new Detector());
   det->opt_ = opt;
+  det->max_batch_ = opt.max_batch;
   LoadOptions lo;
   lo.logger = opt.logger;
   std::unique_ptr<Plan> fresh_plan;
@@ -93,9 +102,15 @@ Result<std::unique_ptr<Detector>> Detector::open(const std::string& model_path, 
     }
     if (!h) h = w ? w : 640;
     if (!w) w = h;
+    if (opt.max_batch > 1 && s.dims[0].known() && s.dims[0].value != opt.max_batch)
+      return makeError(StatusCode::kInvalidModel, "model '", model_path, "' input '", in->name, "' has a fixed batch of ",
+                       s.dims[0].value, "; batching ", opt.max_batch,
+                       " frames per call needs a model exported with a dynamic batch dim");
     std::string dev = deviceKindName(opt.device);
-    det->plan_path_ = fs::path(model_path).replace_extension("").string() + "." + dev + "-" + std::to_string(w) +
-                      (w == h ? "" : "x" + std::to_string(h)) + ".plan";
+    det->plan_path_ = fs::path(model_path).replace_extension("").string() + "." + dev +
+                      (opt.precision == Precision::kFP16 ? "-fp16" : "") + "-" + std::to_string(w) +
+                      (w == h ? "" : "x" + std::to_string(h)) +
+                      (opt.max_batch > 1 ? "-b" + std::to_string(opt.max_batch) : "") + ".plan";
     bool loaded = false;
     if (opt.cache_plan && fs::exists(det->plan_path_, ec) &&
         fs::last_write_time(det->plan_path_, ec) >= fs::last_write_time(model_path, ec)) {
@@ -113,7 +128,9 @@ Result<std::unique_ptr<Detector>> Detector::open(const std::string& model_path, 
       bo.device = opt.device;
       bo.logger = opt.logger;
       bo.timing_iterations = 3;
-      bo.profiles.push_back(ShapeProfile{in->name, {1, 3, h, w}, {1, 3, h, w}, {1, 3, h, w}});
+      bo.precision = opt.precision;
+      const int64_t b = opt.max_batch;
+      bo.profiles.push_back(ShapeProfile{in->name, {1, 3, h, w}, {b, 3, h, w}, {b, 3, h, w}});
       auto plan = build(g, bo);
       if (!plan.ok())
         return plan.status().withContext("building '" + model_path + "' for " + dev + " at " + std::to_string(w) +
@@ -138,6 +155,13 @@ Result<std::unique_ptr<Detector>> Detector::open(const std::string& model_path, 
   if (dims.size() != 4 || dims[1] != 3)
     return makeError(StatusCode::kInvalidModel, "model '", model_path, "' input '", ti.name, "' has shape ",
                      ti.shape.toString(), "; a detector takes an image tensor [N, 3, H, W]");
+  if (dims[0] < det->max_batch_) {
+    // A plan made for smaller batches: use what it allows.
+    if (opt.logger)
+      opt.logger->log(Severity::kWarning, "plan '" + model_path + "' allows batches up to " + std::to_string(dims[0]) +
+                                              "; using that instead of " + std::to_string(det->max_batch_));
+    det->max_batch_ = int(std::max<int64_t>(1, dims[0]));
+  }
   det->pre_ = opt.pre;
   det->pre_.height = int(dims[2]);
   det->pre_.width = int(dims[3]);
@@ -168,6 +192,20 @@ Result<std::unique_ptr<Detector>> Detector::open(const std::string& model_path, 
           for (auto& n : det->names_) nf << n << "\n";
         }
       }
+      if (e.info().device == DeviceKind::kCuda && g_cuda_pipeline && opt.gpu_pipeline) {
+        DevicePipelineConfig pc;
+        pc.engine = det->engine_.get();
+        pc.ctx = det->ctx_.get();
+        pc.input_name = det->input_name_;
+        pc.output_name = det->output_name_;
+        pc.max_batch = det->max_batch_;
+        pc.pre = det->pre_;
+        pc.format = det->format_;
+        pc.decode = opt.decode;
+        pc.decode.format = det->format_;
+        pc.nms = opt.nms;
+        RJ_ASSIGN_OR_RETURN(det->device_pipe_, g_cuda_pipeline(pc));
+      }
       return det;
     }
     why += (why.empty() ? "" : "; ") + f.status().message();
@@ -176,9 +214,23 @@ Result<std::unique_ptr<Detector>> Detector::open(const std::string& model_path, 
 }
 
 Result<std::vector<Detection>> Detector::detect(const Image& frame, StageTimes* times) {
+  RJ_ASSIGN_OR_RETURN(auto all, detectBatch({&frame}, times));
+  return std::move(all[0]);
+}
+
+Result<std::vector<std::vector<Detection>>> Detector::detectBatch(const std::vector<const Image*>& frames,
+                                                                  StageTimes* times) {
+  const int n = int(frames.size());
+  if (n < 1 || n > max_batch_)
+    return makeError(StatusCode::kInvalidArgument, "detectBatch: ", n, " frames; this detector takes 1..", max_batch_);
+  for (const Image* f : frames)
+    if (!f || f->empty() || f->pixels.size() != size_t(f->width) * f->height * 3)
+      return makeError(StatusCode::kInvalidArgument, "detectBatch: an empty or inconsistent frame");
+  if (device_pipe_) return device_pipe_->run(frames, times);
   auto t0 = std::chrono::steady_clock::now();
-  Letterbox lb;
-  RJ_ASSIGN_OR_RETURN(Tensor input, preprocess(frame, pre_, &lb));
+  std::vector<Letterbox> lbs(n);
+  Tensor input(pre_.fp16 ? DataType::kFloat16 : DataType::kFloat32, {n, 3, pre_.height, pre_.width});
+  for (int i = 0; i < n; ++i) RJ_RETURN_IF_ERROR(preprocessInto(*frames[i], pre_, &input, i, &lbs[i]));
   double pre = msSince(t0);
   t0 = std::chrono::steady_clock::now();
   RJ_ASSIGN_OR_RETURN(auto outs, ctx_->infer({{input_name_, input}}));
@@ -190,20 +242,26 @@ Result<std::vector<Detection>> Detector::detect(const Image& frame, StageTimes* 
   DecodeOptions dopt = opt_.decode;
   dopt.format = format_;
   RJ_ASSIGN_OR_RETURN(auto dec, decodeYolo(outs[output_index_], output_name_, dopt));
-  std::vector<Detection> dets;
-  // End-to-end models already removed duplicates.
-  if (format_ == YoloFormat::kE2E) {
-    dets = std::move(dec.per_image[0]);
-    std::stable_sort(dets.begin(), dets.end(), [](const Detection& a, const Detection& b) { return a.score > b.score; });
-    if (opt_.nms.max_detections > 0 && dets.size() > size_t(opt_.nms.max_detections))
-      dets.resize(opt_.nms.max_detections);
-  } else {
-    dets = nms(std::move(dec.per_image[0]), opt_.nms);
+  if (dec.per_image.size() != size_t(n))
+    return makeError(StatusCode::kInternal, "engine output '", output_name_, "' has batch ", dec.per_image.size(),
+                     ", expected ", n);
+  std::vector<std::vector<Detection>> result(n);
+  for (int i = 0; i < n; ++i) {
+    std::vector<Detection>& dets = result[i];
+    // End-to-end models already removed duplicates.
+    if (format_ == YoloFormat::kE2E) {
+      dets = std::move(dec.per_image[i]);
+      std::stable_sort(dets.begin(), dets.end(), [](const Detection& a, const Detection& b) { return a.score > b.score; });
+      if (opt_.nms.max_detections > 0 && dets.size() > size_t(opt_.nms.max_detections))
+        dets.resize(opt_.nms.max_detections);
+    } else {
+      dets = nms(std::move(dec.per_image[i]), opt_.nms);
+    }
+    for (auto& d : dets) lbs[i].toFrame(&d.x1, &d.y1, &d.x2, &d.y2);
   }
-  for (auto& d : dets) lb.toFrame(&d.x1, &d.y1, &d.x2, &d.y2);
   double post = msSince(t0);
   if (times) *times = {pre, inf, post};
-  return dets;
+  return result;
 }
 
 }  // namespace ramjet::vision

@@ -23,11 +23,39 @@ struct DetectorOptions {
   NmsOptions nms;
   PreprocessOptions pre;     // mean/std/bgr; size is set from the engine
   Logger* logger = nullptr;
+  Precision precision = Precision::kFP32;  // FP16: half weights/activations (CUDA builds)
+  int max_batch = 1;         // frames per engine call; > 1 builds a dynamic-batch plan 1..max_batch
+  bool gpu_pipeline = true;  // CUDA engines: pre/post-processing on the GPU when it is registered
 };
 
 struct StageTimes {
   double pre_ms = 0, infer_ms = 0, post_ms = 0;
 };
+
+// Pre-processing + inference + decode + NMS on a device, batch at a time: the CUDA one lives
+// in ramjet_cuda (gpu_pipeline.cc) and registers its factory, so the core needs no CUDA.
+class DevicePipeline {
+ public:
+  virtual ~DevicePipeline() = default;
+  // frames.size() in 1..max batch; one list of boxes (frame coordinates) per frame.
+  virtual Result<std::vector<std::vector<Detection>>> run(const std::vector<const Image*>& frames,
+                                                          StageTimes* times) = 0;
+  virtual const char* name() const = 0;
+};
+
+struct DevicePipelineConfig {
+  Engine* engine = nullptr;
+  ExecutionContext* ctx = nullptr;
+  std::string input_name, output_name;
+  int max_batch = 1;
+  PreprocessOptions pre;
+  YoloFormat format = YoloFormat::kV8;
+  DecodeOptions decode;
+  NmsOptions nms;
+};
+using DevicePipelineFactory = Result<std::unique_ptr<DevicePipeline>> (*)(const DevicePipelineConfig&);
+// Factory for engines on `device` (kCuda); the Detector uses it when set.
+void setDevicePipelineFactory(DeviceKind device, DevicePipelineFactory factory);
 
 class Detector {
  public:
@@ -35,6 +63,12 @@ class Detector {
   static Result<std::unique_ptr<Detector>> open(const std::string& model_path, const DetectorOptions& opt);
 
   Result<std::vector<Detection>> detect(const Image& frame, StageTimes* times = nullptr);
+  // Up to maxBatch() frames in one engine call; one list per frame.
+  Result<std::vector<std::vector<Detection>>> detectBatch(const std::vector<const Image*>& frames,
+                                                          StageTimes* times = nullptr);
+  int maxBatch() const { return max_batch_; }
+  // "gpu" when pre/post-processing run on the device, else "cpu".
+  const char* pipelineName() const { return device_pipe_ ? device_pipe_->name() : "cpu"; }
 
   int inputWidth() const { return pre_.width; }
   int inputHeight() const { return pre_.height; }
@@ -57,6 +91,8 @@ class Detector {
   int num_classes_ = 0;
   bool plan_cached_ = false;
   std::vector<std::string> names_;
+  int max_batch_ = 1;
+  std::unique_ptr<DevicePipeline> device_pipe_;
 };
 
 // Parses ultralytics' metadata value "{0: 'person', 1: 'bicycle'}" (or a JSON list/object).

@@ -1,5 +1,6 @@
 // `ramjet eval --model m --images DIR --labels DIR|coco.json`: COCO-style mAP@0.5 and
 // mAP@0.5:0.95, per-class AP, precision/recall curves as a PNG (issue #8).
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -8,6 +9,9 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
+#ifdef RAMJET_HAVE_CUDA
+#include "vision/gpu_pipeline.h"
+#endif
 #include "vision/detector.h"
 #include "vision/map.h"
 #include "vision/pr_curve.h"
@@ -22,10 +26,11 @@ namespace fs = std::filesystem;
 
 void addEvalCommand(CLI::App& app, Action* action) {
   struct Opts {
-    std::string model, images, labels, names, device = "cpu", format = "auto", pr_png, detections, save_dets;
+    std::string model, images, labels, names, device = "cpu", format = "auto", pr_png, detections, save_dets,
+        precision = "fp32";
     float conf = 0.001f, iou = 0.6f;
-    int imgsz = 0, max_det = 300;
-    bool json = false, no_cache = false;
+    int imgsz = 0, max_det = 300, batch = 1;
+    bool json = false, no_cache = false, cpu_post = false;
   };
   auto o = std::make_shared<Opts>();
   auto* cmd = app.add_subcommand("eval", "Accuracy of a YOLO model: COCO-style mAP@0.5, mAP@0.5:0.95, per-class AP");
@@ -40,6 +45,11 @@ void addEvalCommand(CLI::App& app, Action* action) {
   cmd->add_option("--names", o->names, "class names file, one per line");
   cmd->add_option("--imgsz", o->imgsz, "network input size (default: the model's)");
   cmd->add_option("--device", o->device, "cpu (default) or cuda")->check(CLI::IsMember({"cpu", "cuda"}));
+  cmd->add_option("--precision", o->precision, "fp32 (default) or fp16 (CUDA)")->check(CLI::IsMember({"fp32", "fp16"}));
+  cmd->add_flag("--fp16", [o](int64_t) { o->precision = "fp16"; }, "same as --precision fp16");
+  cmd->add_option("--batch", o->batch, "images per engine call (dynamic-batch plan 1..N; default 1)")
+      ->check(CLI::Range(1, 256));
+  cmd->add_flag("--cpu-post", o->cpu_post, "CUDA engines: pre/post-processing on the CPU instead of the GPU");
   cmd->add_option("--format", o->format, "output format: auto (default), v5, v8, v11, v10/e2e");
   cmd->add_option("--pr-png", o->pr_png, "write precision/recall curves (IoU 0.5, per class + mean) to this PNG");
   cmd->add_option("--save-detections", o->save_dets, "write the model's detections as COCO results JSON");
@@ -76,10 +86,16 @@ void addEvalCommand(CLI::App& app, Action* action) {
         if (!s.ok()) return fail(s);
       } else {
         registerBackends();
+#ifdef RAMJET_HAVE_CUDA
+        vision::registerGpuPipeline();
+#endif
         StderrLogger logger(Severity::kWarning);
         vision::DetectorOptions dopt;
         dopt.device = o->device == "cuda" ? DeviceKind::kCuda : DeviceKind::kCpu;
         dopt.imgsz = o->imgsz;
+        dopt.precision = o->precision == "fp16" ? Precision::kFP16 : Precision::kFP32;
+        dopt.max_batch = o->batch;
+        dopt.gpu_pipeline = !o->cpu_post;
         dopt.cache_plan = !o->no_cache;
         dopt.format = *fmt;
         dopt.decode.conf_threshold = o->conf;
@@ -89,13 +105,21 @@ void addEvalCommand(CLI::App& app, Action* action) {
         auto det = vision::Detector::open(o->model, dopt);
         if (!det.ok()) return fail(det.status());
         if (names.empty()) names = (*det)->names();
-        for (auto& im : ds->images) {
-          auto img = vision::loadImage(im.path);
-          if (!img.ok()) return fail(img.status());
+        const size_t B = size_t((*det)->maxBatch());
+        for (size_t i0 = 0; i0 < ds->images.size(); i0 += B) {
+          const size_t n = std::min(B, ds->images.size() - i0);
+          std::vector<vision::Image> imgs;
+          for (size_t i = i0; i < i0 + n; ++i) {
+            auto img = vision::loadImage(ds->images[i].path);
+            if (!img.ok()) return fail(img.status());
+            imgs.push_back(std::move(*img));
+          }
+          std::vector<const vision::Image*> ptrs;
+          for (auto& im : imgs) ptrs.push_back(&im);
           vision::StageTimes tm;
-          auto d = (*det)->detect(*img, &tm);
-          if (!d.ok()) return fail(d.status().withContext("image '" + im.path + "'"));
-          im.detections = std::move(*d);
+          auto d = (*det)->detectBatch(ptrs, &tm);
+          if (!d.ok()) return fail(d.status().withContext("image '" + ds->images[i0].path + "'"));
+          for (size_t i = 0; i < n; ++i) ds->images[i0 + i].detections = std::move((*d)[i]);
           infer_ms += tm.pre_ms + tm.infer_ms + tm.post_ms;
         }
       }

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# detect engineer's GPU round (issue #8): the GPU vision tests; `ramjet detect` FP16 on CUDA over
+# 64 generated 384x640 scenes at batch 1 (GPU and CPU pre/post-processing) and batched; the
+# PyTorch peer pipeline on the same frames. Writes $OUT/detect/results.jsonl. Never modifies
+# the tree: the model is copied to a temp dir, so the cached plans land there.
+set -u
+T=$(mktemp -d)
+R="$OUT/detect"
+mkdir -p "$R"
+log() { echo "[detect $(date -u +%T)] $*"; }
+log "ldd build/bin/ramjet | grep libav: $(ldd build/bin/ramjet 2>/dev/null | grep -c libav) (0 = FFmpeg is not a link-time dependency)"
+
+log "GPU vision tests"
+timeout 70 build/bin/ramjet_vision_gpu_tests 2>&1 | grep -E "^\[vision-gpu\]|^\[  (PASSED|FAILED|SKIPPED) |^\[       OK|^\[  FAILED|Failure|error|Expected|Which is|actual" | head -60
+echo "GPU_TESTS rc=${PIPESTATUS[0]}"
+
+log "64 scenes, seed 2, 384x640"
+python3 models/detector/scenes.py --out "$T/scenes" --count 64 --seed 2 --size 384x640 >/dev/null 2>&1 || log "scene generation FAILED"
+cp models/detector/detector.onnx "$T/det.onnx"
+RJ=build/bin/ramjet
+summ() {  # prints the summary line of a JSON-lines file and the median per-frame pre+infer+post
+  python3 - "$1" "$2" <<'EOF'
+import json, sys
+lines = [json.loads(x) for x in open(sys.argv[1])]
+frames = [l for l in lines if "frame" in l]
+s = [l["summary"] for l in lines if "summary" in l][0]
+# per-frame share of its batch's pre+infer+post, skipping the first batch (CUDA graph capture)
+ms = sorted(l["ms"]["pre"] + l["ms"]["infer"] + l["ms"]["post"] for l in frames[max(1, s["batch"]):])
+med = ms[len(ms) // 2] if ms else float("nan")
+m = s["ms_per_frame"]
+print(f"RESULT {sys.argv[2]}: frames {s['frames']} batch {s['batch']} {s['pipeline']} pre/post | mean ms/frame "
+      f"decode {m['decode']:.3f} pre {m['pre']:.3f} infer {m['infer']:.3f} post {m['post']:.3f} encode {m['encode']:.3f} | "
+      f"median pre+infer+post {med:.3f} ms/frame = {1000 / med:.0f} frames/s | end-to-end {s['fps']:.1f} FPS "
+      f"({s['boxes']} boxes)")
+s["tag"] = sys.argv[2]; s["median_pre_infer_post_ms"] = med
+print("JSON " + json.dumps(s))
+EOF
+}
+run() {  # tag, then ramjet detect args
+  local tag=$1; shift
+  local t0=$(date +%s.%N)
+  timeout 60 $RJ detect --model "$T/det.onnx" -q --json "$T/$tag.jsonl" "$@" > "$T/$tag.out" 2>&1
+  local rc=$?
+  log "$tag: rc=$rc $(python3 -c "print(round($(date +%s.%N)-$t0,1))") s; $(grep -E "FPS|error" "$T/$tag.out" | head -3 | tr '\n' ' ')"
+  [ $rc -eq 0 ] && summ "$T/$tag.jsonl" "$tag" | tee -a "$R/results.jsonl" | grep RESULT
+}
+S="$T/scenes/images"
+# First run builds + caches the FP16 plan; the second is the timed one (plan loaded).
+run build_b1 --source "$S" --device cuda --fp16 --max-frames 4
+run gpu_b1 --source "$S" "$S" "$S" --device cuda --fp16
+run cpupost_b1 --source "$S" --device cuda --fp16 --cpu-post
+run build_b32 --source "$S" --device cuda --fp16 --batch 32 --max-frames 4
+run gpu_b32 --source "$S" "$S" "$S" "$S" --device cuda --fp16 --batch 32
+run fp32_b1 --source "$S" --device cuda
+log "annotated outputs without FFmpeg: .y4m and PNG folder"
+run y4m_out --source "$S" --device cuda --fp16 --max-frames 8 --output "$T/annot.y4m" --show-fps
+ls -la "$T/annot.y4m" 2>&1 | tail -1
+log "video source without FFmpeg (expect a clear error):"
+$RJ detect --model "$T/det.onnx" --source models/detector/video/clip.mp4 --device cuda --fp16 2>&1 | tail -2
+
+log "PyTorch peer pipeline on the same frames"
+timeout 60 python3 bench/detect_pipeline.py --frames "$S" --batch 1,32 --iters 40 --json "$T/torch.json" 2>&1 | tail -6
+[ -f "$T/torch.json" ] && python3 -c "import json;print(json.dumps(json.load(open('$T/torch.json'))))" >> "$R/results.jsonl"
+log "done"
+rm -rf "$T"
