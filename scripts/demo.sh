@@ -21,3 +21,8 @@ echo "[demo] ramjet eval (mAP against the generator's labels)"
 "$B/bin/ramjet" eval --model models/detector/detector.onnx --images "$OUT/scenes/images" \
   --labels "$OUT/scenes/labels" --device "$DEVICE" --no-plan-cache --pr-png "$OUT/pr.png"
 echo "[demo] annotated frames: $OUT/annotated  detections: $OUT/detections.jsonl  PR curves: $OUT/pr.png"
+PREC=""; [ "$DEVICE" = cuda ] && PREC=--fp16
+echo "[demo] ramjet detect on the bundled clip (120 frames, 640x384, H.264) -> annotated video, on $DEVICE $PREC"
+"$B/bin/ramjet" detect --model models/detector/detector.onnx --source models/detector/video/clip.mp4 \
+  --output "$OUT/clip_annotated.mp4" --json "$OUT/clip.jsonl" --show-fps --device "$DEVICE" $PREC -q --no-plan-cache
+echo "[demo] annotated video: $OUT/clip_annotated.mp4  per-frame boxes + summary: $OUT/clip.jsonl"
