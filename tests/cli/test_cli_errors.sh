@@ -42,5 +42,18 @@ if [ -f "$T/wrong_shape.npy" ]; then
   expect_error "wrong input dtype" "must be f32" "$RJ" run "$M" -i images="$T/wrong_dtype.npy" -o "$T/o"
 fi
 expect_error "inspect garbage" "not a valid ONNX" "$RJ" inspect "$T/garbage.onnx"
+# detect (issue #8): corrupt image, unreadable video, non-detector model, bad flags.
+D=$SRC/models/detector/detector.onnx
+mkdir -p "$T/imgs" && printf '\x89PNG\r\n\x1a\nbroken' > "$T/imgs/corrupt.png"
+head -c 3000 /dev/urandom > "$T/noise.mp4"
+expect_error "detect corrupt image" "corrupt.png" "$RJ" detect --model "$D" --source "$T/imgs/corrupt.png" --no-plan-cache
+expect_error "detect unreadable video" "noise.mp4" "$RJ" detect --model "$D" --source "$T/noise.mp4" --no-plan-cache
+expect_error "detect video without FFmpeg" "FFmpeg" env RAMJET_NO_FFMPEG=1 "$RJ" detect --model "$D" --source "$T/noise.mp4"
+expect_error "detect missing video" "does not exist" "$RJ" detect --model "$D" --source "$T/none.mp4"
+expect_error "detect non-detector model" "not a YOLO detector" "$RJ" detect --model "$M" --source "$T/imgs" --no-plan-cache
+mkdir -p "$T/emptydir"
+expect_error "detect empty folder" "no .jpg/.png/.bmp" "$RJ" detect --model "$D" --source "$T/emptydir"
+expect_error "detect bad --batch" "--batch" "$RJ" detect --model "$D" --source "$T/imgs" --batch 0
+expect_error "detect bad --source-size" "--source-size" "$RJ" detect --model "$D" --source "$T/x.rgb" --source-size 12by4
 echo "cli error tests: $passes ok, $fails wrong"
 [ $fails -eq 0 ]

@@ -165,7 +165,7 @@ void addDetectCommand(CLI::App& app, Action* action) {
   cmd->add_option("--imgsz", o->imgsz, "network input size (default: the model's)");
   cmd->add_option("--device", o->device, "cpu (default) or cuda")->check(CLI::IsMember({"cpu", "cuda"}));
   cmd->add_option("--precision", o->precision, "fp32 (default) or fp16 (CUDA)")->check(CLI::IsMember({"fp32", "fp16"}));
-  cmd->add_flag("--fp16", [o](int64_t) { o->precision = "fp16"; }, "same as --precision fp16");
+  cmd->add_flag_function("--fp16", [o](int64_t) { o->precision = "fp16"; }, "same as --precision fp16");
   cmd->add_option("--batch", o->batch, "frames per engine call (builds a dynamic-batch plan 1..N; default 1)");
   cmd->add_option("--format", o->format, "output format: auto (default), v5, v8, v11, v10/e2e");
   cmd->add_option("--max-det", o->max_det, "most boxes per image (default 300)");

@@ -46,7 +46,7 @@ void addEvalCommand(CLI::App& app, Action* action) {
   cmd->add_option("--imgsz", o->imgsz, "network input size (default: the model's)");
   cmd->add_option("--device", o->device, "cpu (default) or cuda")->check(CLI::IsMember({"cpu", "cuda"}));
   cmd->add_option("--precision", o->precision, "fp32 (default) or fp16 (CUDA)")->check(CLI::IsMember({"fp32", "fp16"}));
-  cmd->add_flag("--fp16", [o](int64_t) { o->precision = "fp16"; }, "same as --precision fp16");
+  cmd->add_flag_function("--fp16", [o](int64_t) { o->precision = "fp16"; }, "same as --precision fp16");
   cmd->add_option("--batch", o->batch, "images per engine call (dynamic-batch plan 1..N; default 1)")
       ->check(CLI::Range(1, 256));
   cmd->add_flag("--cpu-post", o->cpu_post, "CUDA engines: pre/post-processing on the CPU instead of the GPU");
