@@ -6,6 +6,7 @@ const CudaOpTable& cudaOpTable() {
   static const CudaOpTable table = [] {
     CudaOpTable t;
     // One line per family file (declared in cuda_op_table.h). Later lines override earlier ones.
+    registerMoreOps(t);
     return t;
   }();
   return table;

@@ -58,5 +58,6 @@ class CudaOpTable {
 const CudaOpTable& cudaOpTable();
 
 // One function per family file; declare it here and call it in cuda_op_table.cc.
+void registerMoreOps(CudaOpTable& t);  // more_ops.cc: the long tail of ONNX ops
 
 }  // namespace ramjet::cuda
