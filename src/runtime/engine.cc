@@ -387,14 +387,30 @@ Result<ContextImpl::Instance*> ContextImpl::instance() {
       if (grow_arena) {
         if (arena_) be.release(arena_);
         arena_ = nullptr;
+        arena_bytes_ = 0;
         size_t want = std::max(inst->layout.report.arena_bytes, e_->pc.memory.report.arena_bytes);
-        RJ_ASSIGN_OR_RETURN(arena_, be.allocate(want));
+        auto a = be.allocate(want);
+        if (!a.ok()) {
+          // The old arena is gone: drop the instances built on it, so a later call (when memory
+          // is back) re-plans instead of running on a null arena.
+          instances_.clear();
+          last_upload_inst_ = nullptr;
+          return a.status();
+        }
+        arena_ = *a;
         arena_bytes_ = want;
       }
       if (grow_ws) {
         if (workspace_) be.release(workspace_);
         workspace_ = nullptr;
-        RJ_ASSIGN_OR_RETURN(workspace_, be.allocate(inst->workspace));
+        workspace_bytes_ = 0;
+        auto w = be.allocate(inst->workspace);
+        if (!w.ok()) {
+          instances_.clear();
+          last_upload_inst_ = nullptr;
+          return w.status();
+        }
+        workspace_ = *w;
         workspace_bytes_ = inst->workspace;
       }
     }

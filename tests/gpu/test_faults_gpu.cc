@@ -43,14 +43,16 @@ size_t freeDeviceBytes() {
 
 // Two 64-channel 3x3 convolutions on 1x64x128x128 (4 MiB activations): every buffer the build
 // or the run takes is big enough that a leak shows in cudaMemGetInfo.
-Graph convNet() {
+Graph convNet(bool dynamic_batch = false) {
   Graph g;
   auto add = [&](const std::string& name, TensorType t) {
     Value* v = g.addValue(name);
     v->type = std::move(t);
     return v;
   };
-  Value* x = add("x", TensorType{DataType::kFloat32, Shape::fromDims({1, 64, 128, 128})});
+  Shape xs = Shape::fromDims({1, 64, 128, 128});
+  if (dynamic_batch) xs.dims[0] = Dim::symbolic("N");
+  Value* x = add("x", TensorType{DataType::kFloat32, xs});
   x->is_graph_input = true;
   g.inputs.push_back(x);
   std::mt19937 rng(7);
@@ -78,8 +80,8 @@ Graph convNet() {
   return g;
 }
 
-Tensor input() {
-  Tensor t(DataType::kFloat32, {1, 64, 128, 128});
+Tensor input(int64_t batch = 1) {
+  Tensor t(DataType::kFloat32, {batch, 64, 128, 128});
   std::mt19937 rng(3);
   std::uniform_real_distribution<float> u(-1.f, 1.f);
   for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = u(rng);
@@ -202,4 +204,57 @@ TEST_F(FaultsGpu, MalformedBudgetIsAnError) {
     EXPECT_EQ(e.status().code(), StatusCode::kInvalidArgument) << e.status().toString();
     EXPECT_NE(e.status().message().find(kKnob), std::string::npos) << e.status().message();
   }
+}
+
+TEST_F(FaultsGpu, RefusedGrowthForALargerShapeLeavesSmallerShapesRunning) {
+  // Dynamic batch 1..4 on caller-owned device buffers (so only the context's own arena and
+  // workspace can be refused): run batch 1, then batch 4 with nothing left to grow into, then
+  // batch 1 again with memory back. The context must not run on memory it released for the
+  // failed growth (it used to keep instances pointing at a freed arena/workspace).
+  Graph g = convNet(/*dynamic_batch=*/true);
+  BuildOptions opt = cudaOptions();
+  opt.profiles = {{"x", {1, 64, 128, 128}, {1, 64, 128, 128}, {4, 64, 128, 128}}};
+  auto plan = build(g, opt);
+  ASSERT_TRUE(plan.ok()) << plan.status().toString();
+  auto eng = Engine::loadFromMemory(plan->bytes().data(), plan->bytes().size());
+  ASSERT_TRUE(eng.ok()) << eng.status().toString();
+  Engine& e = **eng;
+  auto ctx = e.createContext().value();
+  const Tensor x1 = input(1), x4 = input(4);
+  auto want1 = reference::run(g, {{"x", x1}});
+  ASSERT_TRUE(want1.ok()) << want1.status().toString();
+  void* din = e.allocate(x4.nbytes()).value();
+  void* dout = e.allocate(x4.nbytes()).value();
+  ASSERT_TRUE(ctx->setTensorAddress("x", din).ok());
+  ASSERT_TRUE(ctx->setTensorAddress("y", dout).ok());
+  auto run = [&](const Tensor& x) -> Result<Tensor> {
+    RJ_RETURN_IF_ERROR(ctx->setInputShape("x", x.dims()));
+    RJ_RETURN_IF_ERROR(e.copyToDevice(din, x.raw(), x.nbytes()));
+    RJ_RETURN_IF_ERROR(ctx->enqueue());
+    Tensor y(DataType::kFloat32, x.dims());
+    RJ_RETURN_IF_ERROR(e.copyToHost(y.raw(), dout, y.nbytes()));
+    RJ_RETURN_IF_ERROR(e.synchronize());
+    return y;
+  };
+  auto check1 = [&](const std::string& what) {
+    auto y = run(x1);
+    ASSERT_TRUE(y.ok()) << what << ": " << y.status().toString();
+    CompareResult c = compareTensors(*y, (*want1)[0], 2e-3, 2e-3);
+    EXPECT_TRUE(c.shape_match && c.mismatches == 0) << what << ": " << c.toString();
+  };
+  check1("batch 1");
+  setBudget(0);  // nothing more may be allocated
+  auto big = run(x4);
+  ::unsetenv(kKnob);
+  if (big.ok()) {
+    std::printf("[faults-gpu] batch 4 needed no new device memory (arena and workspace sized at the profile max)\n");
+  } else {
+    expectOom(big.status(), "batch 4 with nothing left to grow into");
+  }
+  check1("batch 1 after the refused growth");
+  check1("batch 1 again");
+  auto y4 = run(x4);
+  ASSERT_TRUE(y4.ok()) << "batch 4 once memory is back: " << y4.status().toString();
+  e.release(din);
+  e.release(dout);
 }
