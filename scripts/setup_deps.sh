@@ -4,7 +4,7 @@
 set -euo pipefail
 pkgs=(cmake ninja-build g++ clang ccache protobuf-compiler libprotobuf-dev libonnx-dev libonnx-testdata
       libgtest-dev libgmock-dev libcli11-dev libflatbuffers-dev flatbuffers-compiler nlohmann-json3-dev
-      libstb-dev python3-numpy
+      libstb-dev python3-numpy libgrpc++-dev protobuf-compiler-grpc pkg-config
       libavformat-dev libavcodec-dev libswscale-dev libavutil-dev)  # video I/O: headers at build time, dlopen'ed at run time
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
@@ -29,5 +29,13 @@ if [ "${1:-}" = "--python" ]; then
   if ! $PY -c "import pybind11, pytest" 2>/dev/null; then
     echo "[setup] installing pybind11 pytest from PyPI for $PY"
     $PY -m pip install -q pybind11 pytest 2>/dev/null || $PY -m pip install -q --break-system-packages pybind11 pytest
+  fi
+fi
+# `ramjet serve` is tested with PyPI's tritonclient (tests/serve; skipped when it is absent).
+if [ "${1:-}" = "--python" ]; then
+  PY=${PYTHON:-python3}
+  if ! $PY -c "import tritonclient.http, tritonclient.grpc" 2>/dev/null; then
+    echo "[setup] installing tritonclient[http,grpc] from PyPI for $PY"
+    $PY -m pip install -q 'tritonclient[http,grpc]' 2>/dev/null || $PY -m pip install -q --break-system-packages 'tritonclient[http,grpc]'
   fi
 fi

@@ -23,6 +23,8 @@ void addDetectCommand(CLI::App& app, Action* action);  // YOLO detection on imag
 void addEvalCommand(CLI::App& app, Action* action);    // detector mAP (cmd_eval.cc)
 void addCalibrateCommand(CLI::App& app, Action* action);  // INT8 calibration cache (cmd_calibrate.cc)
 void addValidateCommand(CLI::App& app, Action* action);   // accuracy vs the FP32 reference (cmd_validate.cc)
+void addServeCommand(CLI::App& app, Action* action);     // KServe v2 server (cmd_serve.cc)
+void addLoadgenCommand(CLI::App& app, Action* action);   // HTTP load generator (cmd_loadgen.cc)
 // Builds an engine for `device` ("cpu" or "cuda") with the feeds' shapes and runs it once.
 int engineRun(const Graph& g, const std::map<std::string, Tensor>& feeds, const std::string& device,
               std::vector<Tensor>* outs, double* ms, std::string* err);

@@ -17,6 +17,8 @@ int main(int argc, char** argv) {
   ramjet::cli::addEvalCommand(app, &action);
   ramjet::cli::addCalibrateCommand(app, &action);
   ramjet::cli::addValidateCommand(app, &action);
+  ramjet::cli::addServeCommand(app, &action);
+  ramjet::cli::addLoadgenCommand(app, &action);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

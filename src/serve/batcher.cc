@@ -1,0 +1,533 @@
+// Dynamic batcher: a bounded FIFO of requests, instance threads that each take the oldest
+// request plus every queued request of the same shape signature that fits (waiting up to
+// max_queue_delay_us for more to arrive), one engine run on the merged rows, outputs split back.
+#include <algorithm>
+#include <condition_variable>
+#include <cstring>
+#include <deque>
+#include <future>
+#include <mutex>
+#include <sstream>
+#include <thread>
+
+#include "ramjet/serve.h"
+
+namespace ramjet::serve {
+
+const char* outcomeName(Outcome o) {
+  switch (o) {
+    case Outcome::kOk: return "ok";
+    case Outcome::kInvalid: return "invalid";
+    case Outcome::kQueueFull: return "queue_full";
+    case Outcome::kTimedOut: return "timeout";
+    case Outcome::kCancelled: return "cancelled";
+    case Outcome::kShuttingDown: return "shutting_down";
+    case Outcome::kFailed: return "failed";
+  }
+  return "?";
+}
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+BatcherStats::Histogram makeHistogram(std::vector<double> bounds) {
+  BatcherStats::Histogram h;
+  h.counts.assign(bounds.size() + 1, 0);
+  h.bounds = std::move(bounds);
+  return h;
+}
+
+void observe(BatcherStats::Histogram* h, double v) {
+  for (size_t i = 0; i < h->bounds.size(); ++i)
+    if (v <= h->bounds[i]) ++h->counts[i];
+  ++h->counts.back();
+  h->sum += v;
+  ++h->count;
+}
+
+std::string dimsStr(const std::vector<int64_t>& d) {
+  std::ostringstream os;
+  os << "[";
+  for (size_t i = 0; i < d.size(); ++i) os << (i ? "," : "") << d[i];
+  os << "]";
+  return os.str();
+}
+
+Response failure(Outcome o, Status st) {
+  Response r;
+  r.outcome = o;
+  r.status = std::move(st);
+  return r;
+}
+
+struct Pending {
+  Request rq;
+  Callback done;
+  Clock::time_point enqueued, deadline;  // deadline == time_point::max() when none
+  int64_t rows = 1;
+  std::string signature;  // non-batch dims of every input: requests merge only when equal
+};
+
+class BatcherImpl final : public Batcher {
+ public:
+  Status init(std::shared_ptr<Engine> engine, const BatcherOptions& o) {
+    engine_ = std::move(engine);
+    opt_ = o;
+    if (opt_.instances < 1 || opt_.instances > 256)
+      return makeError(StatusCode::kInvalidArgument, "instances must be in 1..256, got ", opt_.instances);
+    if (opt_.max_queue_size < 1) return Status(StatusCode::kInvalidArgument, "max_queue_size must be at least 1");
+    if (opt_.max_queue_delay_us < 0 || opt_.max_queue_delay_us > 10'000'000)
+      return makeError(StatusCode::kInvalidArgument, "max_queue_delay_us must be in 0..10000000, got ",
+                       opt_.max_queue_delay_us);
+    if (opt_.default_timeout_us < 0)
+      return makeError(StatusCode::kInvalidArgument, "timeout must not be negative, got ", opt_.default_timeout_us);
+    if (opt_.max_batch < 0) return makeError(StatusCode::kInvalidArgument, "max_batch must not be negative");
+    const auto& ins = engine_->inputs();
+    const auto& outs = engine_->outputs();
+    if (ins.empty()) return Status(StatusCode::kInvalidArgument, "the engine has no inputs");
+    // A batch dim: every input and output starts with the same symbolic dim.
+    std::string sym;
+    has_batch_ = true;
+    for (const auto* list : {&ins, &outs})
+      for (const TensorInfo& t : *list) {
+        if (!t.shape.rank_known || t.shape.rank() == 0 || t.shape.dims[0].known()) {
+          has_batch_ = false;
+          continue;
+        }
+        if (sym.empty()) sym = t.shape.dims[0].symbol;
+        if (t.shape.dims[0].symbol != sym) has_batch_ = false;
+      }
+    for (const TensorInfo& t : ins)
+      if (dataTypeSize(t.dtype) == 0)
+        return makeError(StatusCode::kUnsupported, "input '", t.name, "' has type ", dataTypeName(t.dtype),
+                         ", which the batcher cannot carry");
+    // Profile range of dim 0.
+    profile_min_ = 1;
+    int64_t pmax = has_batch_ ? INT64_MAX : 1;
+    for (const TensorInfo& t : ins) {
+      const ShapeProfile* p = profileOf(t.name);
+      if (!has_batch_) continue;
+      if (!p || p->max.empty()) {
+        pmax = 1;  // symbolic dims without a profile are fixed at 1
+        continue;
+      }
+      pmax = std::min(pmax, p->max[0]);
+      profile_min_ = std::max(profile_min_, p->min[0]);
+    }
+    if (!has_batch_) {
+      if (opt_.max_batch > 1)
+        return makeError(StatusCode::kInvalidArgument, "max_batch ", opt_.max_batch,
+                         " needs an engine whose inputs and outputs share a symbolic batch dim 0; this one has none");
+      opt_.dynamic_batching = false;
+      opt_.max_batch = 1;
+    } else if (opt_.max_batch == 0) {
+      opt_.max_batch = pmax;
+    } else if (opt_.max_batch > pmax) {
+      return makeError(StatusCode::kInvalidArgument, "max_batch ", opt_.max_batch,
+                       " exceeds the plan's profile maximum batch ", pmax, ": rebuild with a larger --max-shapes");
+    }
+    if (opt_.max_batch < profile_min_)
+      return makeError(StatusCode::kInvalidArgument, "max_batch ", opt_.max_batch, " is below the profile's minimum batch ",
+                       profile_min_);
+    std::sort(opt_.preferred_batch_sizes.begin(), opt_.preferred_batch_sizes.end());
+    for (int64_t b : opt_.preferred_batch_sizes)
+      if (b < 1 || b > opt_.max_batch)
+        return makeError(StatusCode::kInvalidArgument, "preferred batch size ", b, " is outside 1..max_batch (",
+                         opt_.max_batch, ")");
+    stats_.queue_seconds =
+        makeHistogram({5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 5e-2, 0.1, 0.25, 0.5, 1, 2.5, 5});
+    stats_.compute_seconds = makeHistogram(stats_.queue_seconds.bounds);
+    stats_.batch_size = makeHistogram({1, 2, 4, 8, 16, 32, 64, 128, 256, 512});
+    for (int i = 0; i < opt_.instances; ++i) {
+      RJ_ASSIGN_OR_RETURN(auto ctx, engine_->createContext());
+      contexts_.push_back(std::move(ctx));
+    }
+    for (int i = 0; i < opt_.instances; ++i) workers_.emplace_back([this, i] { workerLoop(i); });
+    reaper_ = std::thread([this] { reaperLoop(); });
+    return Status::Ok();
+  }
+
+  ~BatcherImpl() override { shutdown(); }
+
+  void submit(Request rq, Callback done) override {
+    Pending p;
+    Status st = validate(rq, &p.rows, &p.signature);
+    if (!st.ok()) return finish(done, failure(Outcome::kInvalid, st), 0);
+    p.enqueued = Clock::now();
+    int64_t to = rq.timeout_us > 0 ? rq.timeout_us : opt_.default_timeout_us;
+    p.deadline = to > 0 ? p.enqueued + std::chrono::microseconds(to) : Clock::time_point::max();
+    p.rq = std::move(rq);
+    p.done = std::move(done);
+    {
+      std::unique_lock<std::mutex> lk(mu_);
+      if (stopping_) {
+        lk.unlock();
+        return finish(p.done, failure(Outcome::kShuttingDown, Status(StatusCode::kUnsupported, "the server is shutting down")), 0);
+      }
+      if (queue_.size() >= opt_.max_queue_size) {
+        lk.unlock();
+        return finish(p.done,
+                      failure(Outcome::kQueueFull, makeError(StatusCode::kOutOfMemory, "the request queue is full (",
+                                                             opt_.max_queue_size, " requests waiting): retry later")),
+                      0);
+      }
+      queue_.push_back(std::move(p));
+    }
+    cv_.notify_all();
+  }
+
+  Response infer(Request rq) override {
+    auto prom = std::make_shared<std::promise<Response>>();
+    auto fut = prom->get_future();
+    submit(std::move(rq), [prom](Response r) { prom->set_value(std::move(r)); });
+    return fut.get();
+  }
+
+  void shutdown() override {
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      if (stopping_ && workers_.empty()) return;
+      stopping_ = true;
+    }
+    cv_.notify_all();
+    std::lock_guard<std::mutex> jl(join_mu_);
+    for (auto& t : workers_)
+      if (t.joinable()) t.join();
+    if (reaper_.joinable()) reaper_.join();
+    std::lock_guard<std::mutex> lk(mu_);
+    workers_.clear();
+  }
+
+  BatcherStats stats() const override {
+    std::lock_guard<std::mutex> lk(stats_mu_);
+    BatcherStats s = stats_;
+    std::lock_guard<std::mutex> lq(mu_);
+    s.queue_depth = queue_.size();
+    return s;
+  }
+  const Engine& engine() const override { return *engine_; }
+  const BatcherOptions& options() const override { return opt_; }
+  bool hasBatchDim() const override { return has_batch_; }
+
+ private:
+  const ShapeProfile* profileOf(const std::string& name) const {
+    for (const auto& p : engine_->info().profiles)
+      if (p.input == name) return &p;
+    return nullptr;
+  }
+
+  Status validate(const Request& rq, int64_t* rows, std::string* sig) const {
+    const auto& ins = engine_->inputs();
+    for (const auto& [name, t] : rq.inputs) {
+      bool found = false;
+      for (const auto& i : ins) found |= i.name == name;
+      if (!found) {
+        std::string names;
+        for (const auto& i : ins) names += (names.empty() ? "" : ", ") + i.name;
+        return makeError(StatusCode::kInvalidArgument, "the model has no input '", name, "' (inputs: ", names, ")");
+      }
+    }
+    *rows = -1;
+    std::ostringstream os;
+    for (const TensorInfo& info : ins) {
+      auto it = rq.inputs.find(info.name);
+      if (it == rq.inputs.end())
+        return makeError(StatusCode::kInvalidArgument, "missing input '", info.name, "' (", dataTypeName(info.dtype), " ",
+                         info.shape.toString(), ")");
+      const Tensor& t = it->second;
+      if (!t.isTensor() || t.dtype() != info.dtype)
+        return makeError(StatusCode::kInvalidArgument, "input '", info.name, "' must be ", dataTypeName(info.dtype),
+                         ", got ", dataTypeName(t.dtype()));
+      if (info.shape.rank_known && t.rank() != info.shape.rank())
+        return makeError(StatusCode::kInvalidArgument, "input '", info.name, "' must have rank ", info.shape.rank(), " ",
+                         info.shape.toString(), ", got shape ", dimsStr(t.dims()));
+      const ShapeProfile* p = profileOf(info.name);
+      for (size_t k = 0; k < t.rank(); ++k) {
+        int64_t d = t.dims()[k];
+        if (d < 0) return makeError(StatusCode::kInvalidArgument, "input '", info.name, "' has a negative dim");
+        const Dim& want = info.shape.dims[k];
+        if (want.known() && want.value != d)
+          return makeError(StatusCode::kInvalidArgument, "input '", info.name, "' dim ", k, " must be ", want.value,
+                           " ", info.shape.toString(), ", got shape ", dimsStr(t.dims()));
+        if (!want.known() && !(has_batch_ && k == 0)) {
+          int64_t lo = p && k < p->min.size() ? p->min[k] : 1, hi = p && k < p->max.size() ? p->max[k] : 1;
+          if (d < lo || d > hi)
+            return makeError(StatusCode::kInvalidArgument, "input '", info.name, "' dim ", k, " is ", d,
+                             ", outside the plan's profile range ", lo, "..", hi);
+        }
+      }
+      if (has_batch_) {
+        int64_t b = t.dims()[0];
+        if (*rows >= 0 && b != *rows)
+          return makeError(StatusCode::kInvalidArgument, "inputs disagree on the batch (dim 0): '", info.name, "' has ",
+                           b, ", others ", *rows);
+        *rows = b;
+        if (b < 1) return makeError(StatusCode::kInvalidArgument, "input '", info.name, "' has batch 0");
+        if (b > opt_.max_batch)
+          return makeError(StatusCode::kInvalidArgument, "input '", info.name, "' has batch ", b,
+                           ", more than the model's max_batch ", opt_.max_batch);
+      }
+      os << dimsStr(std::vector<int64_t>(t.dims().begin() + (has_batch_ ? 1 : 0), t.dims().end())) << ";";
+    }
+    if (!has_batch_) *rows = 1;
+    *sig = os.str();
+    return Status::Ok();
+  }
+
+  void finish(const Callback& done, Response r, int64_t) {
+    {
+      std::lock_guard<std::mutex> lk(stats_mu_);
+      if (r.outcome == Outcome::kOk) {
+        ++stats_.requests_ok;
+      } else {
+        ++stats_.requests_failed;
+        ++stats_.failures[r.outcome];
+      }
+    }
+    if (done) done(std::move(r));
+  }
+
+  bool dead(const Pending& p, Clock::time_point now, Outcome* why) const {
+    if (p.rq.cancelled && p.rq.cancelled->load()) {
+      *why = Outcome::kCancelled;
+      return true;
+    }
+    if (now >= p.deadline) {
+      *why = Outcome::kTimedOut;
+      return true;
+    }
+    return false;
+  }
+
+  // Moves cancelled / expired requests out of the queue (caller holds mu_).
+  void collectDead(Clock::time_point now, std::vector<std::pair<Pending, Outcome>>* out) {
+    for (auto it = queue_.begin(); it != queue_.end();) {
+      Outcome why;
+      if (dead(*it, now, &why)) {
+        out->emplace_back(std::move(*it), why);
+        it = queue_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+
+  void failDead(std::vector<std::pair<Pending, Outcome>>* dead_list) {
+    for (auto& [p, why] : *dead_list) {
+      double waited = std::chrono::duration<double, std::micro>(Clock::now() - p.enqueued).count();
+      Status st = why == Outcome::kCancelled
+                      ? Status(StatusCode::kUnsupported, "the request was cancelled")
+                      : makeError(StatusCode::kUnsupported, "the request timed out after ", static_cast<int64_t>(waited),
+                                  " us in the queue");
+      Response r = failure(why, st);
+      r.queue_us = waited;
+      finish(p.done, std::move(r), 0);
+    }
+    dead_list->clear();
+  }
+
+  void reaperLoop() {
+    std::unique_lock<std::mutex> lk(mu_);
+    while (!stopping_) {  // once stopping, the draining workers expire requests themselves
+      auto earliest = Clock::time_point::max();
+      bool any_cancellable = false;
+      for (const auto& p : queue_) {
+        earliest = std::min(earliest, p.deadline);
+        any_cancellable |= static_cast<bool>(p.rq.cancelled);
+      }
+      // Cancellation flags do not notify: poll them every 20 ms while such requests wait.
+      if (any_cancellable) earliest = std::min(earliest, Clock::now() + std::chrono::milliseconds(20));
+      if (earliest == Clock::time_point::max())
+        cv_.wait(lk);
+      else
+        cv_.wait_until(lk, earliest);
+      std::vector<std::pair<Pending, Outcome>> dl;
+      collectDead(Clock::now(), &dl);
+      if (!dl.empty()) {
+        lk.unlock();
+        failDead(&dl);
+        lk.lock();
+      }
+    }
+  }
+
+  // Takes the next batch (caller holds mu_). Empty when the oldest request should wait longer.
+  std::vector<Pending> takeBatch(Clock::time_point now, Clock::time_point* wake) {
+    std::vector<Pending> batch;
+    if (queue_.empty()) return batch;
+    const Pending& head = queue_.front();
+    if (!opt_.dynamic_batching) {
+      batch.push_back(std::move(queue_.front()));
+      queue_.pop_front();
+      return batch;
+    }
+    int64_t rows = 0;
+    std::vector<size_t> picks;
+    for (size_t i = 0; i < queue_.size(); ++i) {
+      const Pending& p = queue_[i];
+      if (p.signature != head.signature) continue;
+      if (rows + p.rows > opt_.max_batch) break;  // keep FIFO order within a signature
+      rows += p.rows;
+      picks.push_back(i);
+      if (rows == opt_.max_batch) break;
+    }
+    auto due = head.enqueued + std::chrono::microseconds(opt_.max_queue_delay_us);
+    if (rows < opt_.max_batch && now < due && !stopping_) {
+      *wake = due;
+      return batch;
+    }
+    for (size_t k = picks.size(); k-- > 0;) {
+      batch.push_back(std::move(queue_[picks[k]]));
+      queue_.erase(queue_.begin() + static_cast<std::ptrdiff_t>(picks[k]));
+    }
+    std::reverse(batch.begin(), batch.end());
+    return batch;
+  }
+
+  void workerLoop(int idx) {
+    std::unique_lock<std::mutex> lk(mu_);
+    while (true) {
+      if (queue_.empty()) {
+        if (stopping_) return;
+        cv_.wait(lk);
+        continue;
+      }
+      auto now = Clock::now();
+      std::vector<std::pair<Pending, Outcome>> dl;
+      collectDead(now, &dl);
+      if (!dl.empty()) {
+        lk.unlock();
+        failDead(&dl);
+        lk.lock();
+        continue;
+      }
+      Clock::time_point wake;
+      std::vector<Pending> batch = takeBatch(now, &wake);
+      if (batch.empty()) {
+        cv_.wait_until(lk, wake);
+        continue;
+      }
+      bool more = !queue_.empty();
+      lk.unlock();
+      if (more) cv_.notify_all();  // another idle instance may take the rest
+      runBatch(idx, &batch);
+      lk.lock();
+    }
+  }
+
+  int64_t paddedRows(int64_t rows) const {
+    int64_t target = std::max(rows, profile_min_);
+    for (int64_t b : opt_.preferred_batch_sizes)
+      if (b >= target) return b;
+    return target;
+  }
+
+  void runBatch(int idx, std::vector<Pending>* batch) {
+    auto t_start = Clock::now();
+    int64_t rows = 0;
+    for (const auto& p : *batch) rows += p.rows;
+    int64_t run_rows = has_batch_ ? paddedRows(rows) : 1;
+    ExecutionContext& ctx = *contexts_[idx];
+    Result<std::vector<Tensor>> outs = Status(StatusCode::kInternal, "not run");
+    bool single = batch->size() == 1 && run_rows == rows;
+    if (single) {
+      outs = ctx.infer((*batch)[0].rq.inputs);
+    } else {
+      std::map<std::string, Tensor> merged;
+      for (const TensorInfo& info : engine_->inputs()) {
+        const Tensor& first = (*batch)[0].rq.inputs.at(info.name);
+        std::vector<int64_t> dims = first.dims();
+        dims[0] = run_rows;
+        Tensor m(info.dtype, dims);  // zero-filled: padding rows stay 0
+        size_t off = 0;
+        for (const auto& p : *batch) {
+          const Tensor& t = p.rq.inputs.at(info.name);
+          if (t.nbytes()) std::memcpy(static_cast<uint8_t*>(m.raw()) + off, t.raw(), t.nbytes());
+          off += t.nbytes();
+        }
+        merged.emplace(info.name, std::move(m));
+      }
+      outs = ctx.infer(merged);
+    }
+    auto t_end = Clock::now();
+    double compute_us = std::chrono::duration<double, std::micro>(t_end - t_start).count();
+    std::vector<Response> resp(batch->size());
+    if (!outs.ok()) {
+      for (auto& r : resp) r = failure(Outcome::kFailed, outs.status());
+    } else if (single) {
+      resp[0].outputs = std::move(*outs);
+    } else {
+      // Split every output's rows back to the requests, in queue order.
+      const auto& ov = *outs;
+      Status bad;
+      for (size_t o = 0; o < ov.size() && bad.ok(); ++o)
+        if (ov[o].rank() == 0 || ov[o].dims()[0] != run_rows)
+          bad = makeError(StatusCode::kInternal, "output '", engine_->outputs()[o].name, "' has shape ",
+                          dimsStr(ov[o].dims()), ", whose dim 0 is not the batch ", run_rows, ": cannot split it");
+      if (!bad.ok()) {
+        for (auto& r : resp) r = failure(Outcome::kFailed, bad);
+      } else {
+        for (const Tensor& out : ov) {
+          size_t row_bytes = run_rows ? out.nbytes() / static_cast<size_t>(run_rows) : 0;
+          size_t off = 0;
+          for (size_t k = 0; k < batch->size(); ++k) {
+            std::vector<int64_t> dims = out.dims();
+            dims[0] = (*batch)[k].rows;
+            Tensor piece(out.dtype(), dims);
+            size_t n = row_bytes * static_cast<size_t>((*batch)[k].rows);
+            if (n) std::memcpy(piece.raw(), static_cast<const uint8_t*>(out.raw()) + off, n);
+            off += n;
+            resp[k].outputs.push_back(std::move(piece));
+          }
+        }
+      }
+    }
+    {
+      std::lock_guard<std::mutex> lk(stats_mu_);
+      ++stats_.batches;
+      stats_.rows += static_cast<uint64_t>(rows);
+      stats_.padded_rows += static_cast<uint64_t>(run_rows - (has_batch_ ? rows : 1));
+      observe(&stats_.batch_size, static_cast<double>(run_rows));
+      observe(&stats_.compute_seconds, compute_us * 1e-6);
+      for (const auto& p : *batch)
+        observe(&stats_.queue_seconds, std::chrono::duration<double>(t_start - p.enqueued).count());
+    }
+    for (size_t k = 0; k < batch->size(); ++k) {
+      Pending& p = (*batch)[k];
+      resp[k].batch_size = run_rows;
+      resp[k].compute_us = compute_us;
+      resp[k].queue_us = std::chrono::duration<double, std::micro>(t_start - p.enqueued).count();
+      finish(p.done, std::move(resp[k]), 0);
+    }
+  }
+
+  std::shared_ptr<Engine> engine_;
+  BatcherOptions opt_;
+  bool has_batch_ = false;
+  int64_t profile_min_ = 1;
+  std::vector<std::unique_ptr<ExecutionContext>> contexts_;
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Pending> queue_;
+  bool stopping_ = false;
+  std::vector<std::thread> workers_;
+  std::thread reaper_;
+  std::mutex join_mu_;
+
+  mutable std::mutex stats_mu_;
+  BatcherStats stats_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Batcher>> Batcher::create(std::shared_ptr<Engine> engine, const BatcherOptions& options) {
+  if (!engine) return Status(StatusCode::kInvalidArgument, "Batcher::create: no engine");
+  auto b = std::make_unique<BatcherImpl>();
+  Status st = b->init(std::move(engine), options);
+  if (!st.ok()) return st;
+  return std::unique_ptr<Batcher>(std::move(b));
+}
+
+}  // namespace ramjet::serve

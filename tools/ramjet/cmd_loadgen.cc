@@ -1,0 +1,319 @@
+// `ramjet loadgen`: a bounded closed-loop load generator for KServe v2 HTTP servers. Each of
+// N client threads keeps one keep-alive connection and sends binary-tensor infer requests back
+// to back for --duration seconds; reports throughput and latency percentiles per concurrency.
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstring>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <sstream>
+#include <thread>
+
+#include "commands.h"
+#include "ramjet/serve.h"
+
+namespace ramjet::cli {
+namespace {
+
+using json = nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+struct LoadArgs {
+  std::string url = "127.0.0.1:8000";
+  std::string model;
+  std::string concurrency = "1,16,64";
+  std::vector<std::string> shapes;  // name:1x3x224x224 for non-batch variable dims
+  int64_t batch = 1;
+  double duration = 5, warmup = 1;
+  int64_t max_requests = 0;
+  bool json_out = false;
+  std::string label;
+};
+
+class Conn {
+ public:
+  ~Conn() { close(); }
+  bool connect(const std::string& host, const std::string& port, std::string* err) {
+    addrinfo hints{};
+    hints.ai_socktype = SOCK_STREAM;
+    addrinfo* res = nullptr;
+    int rc = ::getaddrinfo(host.c_str(), port.c_str(), &hints, &res);
+    if (rc != 0) {
+      *err = std::string("cannot resolve ") + host + ": " + gai_strerror(rc);
+      return false;
+    }
+    for (addrinfo* a = res; a; a = a->ai_next) {
+      fd_ = ::socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
+      if (fd_ < 0) continue;
+      if (::connect(fd_, a->ai_addr, a->ai_addrlen) == 0) break;
+      ::close(fd_);
+      fd_ = -1;
+    }
+    ::freeaddrinfo(res);
+    if (fd_ < 0) {
+      *err = "cannot connect to " + host + ":" + port + ": " + std::strerror(errno);
+      return false;
+    }
+    int one = 1;
+    ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    timeval tv{60, 0};
+    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    return true;
+  }
+  void close() {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+  }
+  // One request/response on the keep-alive connection; false on a transport error.
+  bool roundTrip(const std::string& req, int* status, std::string* body, std::string* err) {
+    size_t off = 0;
+    while (off < req.size()) {
+      ssize_t n = ::send(fd_, req.data() + off, req.size() - off, MSG_NOSIGNAL);
+      if (n <= 0) {
+        *err = std::string("send: ") + std::strerror(errno);
+        return false;
+      }
+      off += static_cast<size_t>(n);
+    }
+    size_t hend;
+    while ((hend = buf_.find("\r\n\r\n")) == std::string::npos)
+      if (!fill(err)) return false;
+    std::string head = buf_.substr(0, hend);
+    if (head.compare(0, 9, "HTTP/1.1 ") != 0 && head.compare(0, 9, "HTTP/1.0 ") != 0) {
+      *err = "malformed response";
+      return false;
+    }
+    *status = std::atoi(head.c_str() + 9);
+    size_t len = 0;
+    std::string lower = head;
+    for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    size_t cl = lower.find("\r\ncontent-length:");
+    if (cl != std::string::npos) len = std::strtoull(lower.c_str() + cl + 17, nullptr, 10);
+    while (buf_.size() < hend + 4 + len)
+      if (!fill(err)) return false;
+    *body = buf_.substr(hend + 4, len);
+    buf_.erase(0, hend + 4 + len);
+    if (lower.find("\r\nconnection: close") != std::string::npos) close();
+    return true;
+  }
+  bool open() const { return fd_ >= 0; }
+
+ private:
+  bool fill(std::string* err) {
+    char tmp[65536];
+    ssize_t n = ::recv(fd_, tmp, sizeof tmp, 0);
+    if (n <= 0) {
+      *err = n == 0 ? "connection closed by the server" : std::string("recv: ") + std::strerror(errno);
+      return false;
+    }
+    buf_.append(tmp, static_cast<size_t>(n));
+    return true;
+  }
+  int fd_ = -1;
+  std::string buf_;
+};
+
+std::string httpGet(const std::string& host, const std::string& port, const std::string& path, int* status,
+                    std::string* err) {
+  Conn c;
+  if (!c.connect(host, port, err)) return "";
+  std::string body;
+  std::string req = "GET " + path + " HTTP/1.1\r\nHost: " + host + "\r\nConnection: close\r\n\r\n";
+  if (!c.roundTrip(req, status, &body, err)) return "";
+  return body;
+}
+
+double pct(std::vector<double>& v, double q) {
+  if (v.empty()) return 0;
+  return v[std::min(v.size() - 1, static_cast<size_t>(q * static_cast<double>(v.size() - 1) + 0.5))];
+}
+
+int runLoadgen(const LoadArgs& a) {
+  std::string host = a.url, port = "8000";
+  if (host.rfind("http://", 0) == 0) host = host.substr(7);
+  if (size_t s = host.find('/'); s != std::string::npos) host = host.substr(0, s);
+  if (size_t c = host.rfind(':'); c != std::string::npos) {
+    port = host.substr(c + 1);
+    host = host.substr(0, c);
+  }
+  std::vector<int> levels;
+  {
+    std::stringstream ss(a.concurrency);
+    std::string item;
+    while (std::getline(ss, item, ',')) {
+      char* end = nullptr;
+      long v = std::strtol(item.c_str(), &end, 10);
+      if (item.empty() || *end || v < 1 || v > 4096) {
+        std::cerr << "error: --concurrency: '" << item << "' must be an integer in 1..4096\n";
+        return 2;
+      }
+      levels.push_back(static_cast<int>(v));
+    }
+  }
+  std::map<std::string, std::vector<int64_t>> fixed;
+  std::string err;
+  if (!parseShapeSpecs(a.shapes, &fixed, &err)) {
+    std::cerr << "error: --shapes: " << err << "\n";
+    return 2;
+  }
+  int status = 0;
+  std::string meta = httpGet(host, port, "/v2/models/" + a.model, &status, &err);
+  if (!err.empty() || status != 200) {
+    std::cerr << "error: model metadata of '" << a.model << "' from " << host << ":" << port << ": "
+              << (err.empty() ? meta : err) << "\n";
+    return 1;
+  }
+  json m = json::parse(meta, nullptr, false);
+  if (m.is_discarded() || !m.contains("inputs")) {
+    std::cerr << "error: the server's model metadata is not valid JSON\n";
+    return 1;
+  }
+  // One request body (JSON header + binary tensors), random data at a fixed seed.
+  json hdr;
+  hdr["inputs"] = json::array();
+  std::string bin;
+  std::mt19937 rng(1234);
+  std::uniform_real_distribution<float> uni(-1.f, 1.f);
+  for (const auto& in : m["inputs"]) {
+    std::string name = in["name"].get<std::string>();
+    DataType dt;
+    if (!serve::dataTypeFromKServe(in["datatype"].get<std::string>(), &dt)) {
+      std::cerr << "error: input '" << name << "' has a datatype loadgen cannot generate\n";
+      return 1;
+    }
+    std::vector<int64_t> dims = in["shape"].get<std::vector<int64_t>>();
+    if (auto it = fixed.find(name); it != fixed.end()) dims = it->second;
+    for (size_t k = 0; k < dims.size(); ++k) {
+      if (dims[k] >= 0) continue;
+      if (k == 0) {
+        dims[k] = a.batch;
+      } else {
+        std::cerr << "error: input '" << name << "' dim " << k << " is variable: give --shapes " << name << ":...\n";
+        return 2;
+      }
+    }
+    Tensor t(dt, dims);
+    if (dt == DataType::kFloat32)
+      for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = uni(rng);
+    bin.append(static_cast<const char*>(t.raw()), t.nbytes());
+    hdr["inputs"].push_back({{"name", name},
+                             {"datatype", in["datatype"]},
+                             {"shape", dims},
+                             {"parameters", {{"binary_data_size", t.nbytes()}}}});
+  }
+  hdr["parameters"] = {{"binary_data_output", true}};
+  std::string hj = hdr.dump();
+  std::string body = hj + bin;
+  std::string req = "POST /v2/models/" + a.model + "/infer HTTP/1.1\r\nHost: " + host +
+                    "\r\nContent-Type: application/octet-stream\r\nInference-Header-Content-Length: " +
+                    std::to_string(hj.size()) + "\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+
+  json results = json::array();
+  if (!a.json_out)
+    std::cout << "| " << (a.label.empty() ? "" : a.label + " ") << "concurrency | requests | errors | req/s | rows/s | p50 ms | p90 ms | p99 ms | max ms |\n"
+              << "|---|---|---|---|---|---|---|---|---|\n";
+  for (int c : levels) {
+    std::atomic<bool> measuring{false}, stop{false};
+    std::atomic<int64_t> sent{0};
+    std::vector<std::vector<double>> lat(static_cast<size_t>(c));
+    std::vector<int64_t> errors(static_cast<size_t>(c), 0);
+    std::vector<std::string> first_error(static_cast<size_t>(c));
+    std::vector<std::thread> th;
+    for (int i = 0; i < c; ++i)
+      th.emplace_back([&, i] {
+        Conn conn;
+        std::string e, resp;
+        int st = 0;
+        while (!stop) {
+          if (!conn.open() && !conn.connect(host, port, &e)) {
+            ++errors[i];
+            if (first_error[i].empty()) first_error[i] = e;
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
+            continue;
+          }
+          if (a.max_requests > 0 && measuring && sent.fetch_add(1) >= a.max_requests) break;
+          auto t0 = Clock::now();
+          bool ok = conn.roundTrip(req, &st, &resp, &e);
+          double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+          if (!measuring) continue;
+          if (!ok || st != 200) {
+            ++errors[i];
+            if (first_error[i].empty()) first_error[i] = ok ? "HTTP " + std::to_string(st) + ": " + resp : e;
+            if (!ok) conn.close();
+            continue;
+          }
+          lat[i].push_back(ms);
+        }
+      });
+    std::this_thread::sleep_for(std::chrono::duration<double>(a.warmup));
+    measuring = true;
+    auto t0 = Clock::now();
+    while (std::chrono::duration<double>(Clock::now() - t0).count() < a.duration) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      if (a.max_requests > 0 && sent.load() >= a.max_requests) break;
+    }
+    double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+    stop = true;
+    for (auto& t : th) t.join();
+    std::vector<double> all;
+    int64_t nerr = 0;
+    std::string ferr;
+    for (int i = 0; i < c; ++i) {
+      all.insert(all.end(), lat[i].begin(), lat[i].end());
+      nerr += errors[i];
+      if (ferr.empty()) ferr = first_error[i];
+    }
+    std::sort(all.begin(), all.end());
+    double rps = static_cast<double>(all.size()) / secs;
+    json r = {{"concurrency", c},       {"requests", all.size()},        {"errors", nerr},
+              {"seconds", secs},        {"req_per_s", rps},              {"rows_per_s", rps * static_cast<double>(a.batch)},
+              {"p50_ms", pct(all, 0.5)}, {"p90_ms", pct(all, 0.9)},       {"p99_ms", pct(all, 0.99)},
+              {"max_ms", all.empty() ? 0.0 : all.back()}};
+    if (!a.label.empty()) r["label"] = a.label;
+    if (!ferr.empty()) r["first_error"] = ferr;
+    results.push_back(r);
+    if (!a.json_out) {
+      char line[256];
+      std::snprintf(line, sizeof line, "| %d | %zu | %lld | %.1f | %.1f | %.2f | %.2f | %.2f | %.2f |", c, all.size(),
+                    static_cast<long long>(nerr), rps, rps * static_cast<double>(a.batch), pct(all, 0.5),
+                    pct(all, 0.9), pct(all, 0.99), all.empty() ? 0.0 : all.back());
+      std::cout << line << "\n";
+      if (!ferr.empty()) std::cout << "  first error: " << ferr.substr(0, 300) << "\n";
+      std::cout << std::flush;
+    }
+  }
+  if (a.json_out) std::cout << results.dump(1) << "\n";
+  for (const auto& r : results)
+    if (r["errors"].get<int64_t>() > 0 || r["requests"].get<size_t>() == 0) return 1;
+  return 0;
+}
+
+}  // namespace
+
+void addLoadgenCommand(CLI::App& app, Action* action) {
+  auto* cmd = app.add_subcommand("loadgen", "closed-loop load generator for a KServe v2 HTTP server (latency percentiles, throughput)");
+  auto a = std::make_shared<LoadArgs>();
+  cmd->add_option("--url", a->url, "server host:port (default 127.0.0.1:8000)");
+  cmd->add_option("-m,--model", a->model, "model name")->required();
+  cmd->add_option("-c,--concurrency", a->concurrency, "client counts to sweep (default 1,16,64)");
+  cmd->add_option("-b,--batch", a->batch, "rows per request (default 1)")->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
+  cmd->add_option("--shapes", a->shapes, "shapes for inputs with variable non-batch dims: name:1x3x224x224");
+  cmd->add_option("-d,--duration", a->duration, "measured seconds per concurrency (default 5)")
+      ->check(CLI::Range(0.05, 3600.0));
+  cmd->add_option("--warmup", a->warmup, "unmeasured seconds first (default 1)")->check(CLI::Range(0.0, 600.0));
+  cmd->add_option("--max-requests", a->max_requests, "stop a level after this many measured requests")
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 40));
+  cmd->add_option("--label", a->label, "label printed in the table / JSON");
+  cmd->add_flag("--json", a->json_out, "print results as JSON");
+  cmd->callback([a, action] { *action = [a] { return runLoadgen(*a); }; });
+}
+
+}  // namespace ramjet::cli
