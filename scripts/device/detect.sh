@@ -48,18 +48,18 @@ S="$T/scenes/images"
 # First run builds + caches the FP16 plan; the second is the timed one (plan loaded).
 run build_b1 --source "$S" --device cuda --fp16 --max-frames 4
 run gpu_b1 --source "$S" "$S" "$S" --device cuda --fp16
-run cpupost_b1 --source "$S" --device cuda --fp16 --cpu-post
 run build_b32 --source "$S" --device cuda --fp16 --batch 32 --max-frames 4
 run gpu_b32 --source "$S" "$S" "$S" "$S" --device cuda --fp16 --batch 32
-run fp32_b1 --source "$S" --device cuda
-log "annotated outputs without FFmpeg: .y4m and PNG folder"
-run y4m_out --source "$S" --device cuda --fp16 --max-frames 8 --output "$T/annot.y4m" --show-fps
-ls -la "$T/annot.y4m" 2>&1 | tail -1
-log "video source without FFmpeg (expect a clear error):"
-$RJ detect --model "$T/det.onnx" --source models/detector/video/clip.mp4 --device cuda --fp16 2>&1 | tail -2
 
 log "PyTorch peer pipeline on the same frames"
 timeout 60 python3 bench/detect_pipeline.py --frames "$S" --batch 1,32 --iters 40 --json "$T/torch.json" 2>&1 | tail -6
 [ -f "$T/torch.json" ] && python3 -c "import json;print(json.dumps(json.load(open('$T/torch.json'))))" >> "$R/results.jsonl"
+
+run cpupost_b1 --source "$S" --device cuda --fp16 --cpu-post
+log "annotated output without FFmpeg (.y4m)"
+run y4m_out --source "$S" --device cuda --fp16 --max-frames 8 --output "$T/annot.y4m" --show-fps
+ls -la "$T/annot.y4m" 2>&1 | tail -1
+log "video source without FFmpeg (expect a clear error):"
+$RJ detect --model "$T/det.onnx" --source models/detector/video/clip.mp4 --device cuda --fp16 --max-frames 4 -q 2>&1 | tail -2
 log "done"
 rm -rf "$T"

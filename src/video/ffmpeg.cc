@@ -106,7 +106,7 @@ Status loadOnce() {
                      " (a different FFmpeg build than the headers ramjet was compiled against)");
   if (void* h = dlopen("libavdevice.so." RJ_STR(LIBAVFORMAT_VERSION_MAJOR), RTLD_NOW | RTLD_GLOBAL))
     g_av.avdevice_register_all = reinterpret_cast<void (*)()>(dlsym(h, "avdevice_register_all"));
-  g_av.av_log_set_level(AV_LOG_ERROR);
+  g_av.av_log_set_level(AV_LOG_FATAL);  // errors come back as Status messages
   g_av.avformat_network_init();
   if (g_av.avdevice_register_all) g_av.avdevice_register_all();
   return Status::Ok();
