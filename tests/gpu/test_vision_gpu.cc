@@ -85,7 +85,7 @@ TEST_F(VisionGpu, LetterboxMatchesCpu) {
     std::printf("[vision-gpu] letterbox %dx%d (+%dx%d) -> %dx%d %s%s%s%s: max abs error %.3g\n", c.w, c.h, c.h, c.w,
                 c.ow, c.oh, c.fp16 ? "fp16" : "fp32", c.bgr ? " bgr" : "", c.center ? "" : " corner",
                 c.letterbox ? "" : " stretch", err);
-    EXPECT_LE(err, c.fp16 ? 1e-3 : 1e-5);
+    EXPECT_LE(err, c.fp16 ? 2.5e-3 : 1e-5);  // fp16: one half ulp at 2.6 if a float differs by 1 ulp
   }
 }
 
