@@ -7,7 +7,7 @@
 #         libFuzzer's coverage hooks, so the same objects serve the fuzzers), then
 #         `ctest -L cpu -LE slow`: every error halts the test, leaks included.
 #   tsan  ThreadSanitizer build of the library + unit tests; runs the tests that use threads
-#         (engine contexts, thread pool, batcher) through TSAN_GTEST_FILTER.
+#         (engine contexts, thread pool, batcher, HTTP server) through TSAN_GTEST_FILTER.
 #   fuzz  replays every saved crash input, then runs each libFuzzer target for FUZZ_SECONDS
 #         (default 20) from its seed corpus (tests/fuzz/run_fuzzers.sh; longer runs: call it).
 #
@@ -38,8 +38,10 @@ done
 configure() {  # dir, extra cmake args...
   local dir=$1; shift
   if [ ! -f "$dir/build.ninja" ]; then
-    CC=clang CXX=clang++ cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=Release -DRAMJET_CUDA=OFF \
-      -DRAMJET_PYTHON=OFF "$@" >/dev/null
+    # -O1: what the sanitizers recommend, and 3-4x quicker to compile than -O3 on this code.
+    CC=clang CXX=clang++ cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+      "-DCMAKE_CXX_FLAGS_RELEASE=-O1 -DNDEBUG" "-DCMAKE_C_FLAGS_RELEASE=-O1 -DNDEBUG" \
+      -DRAMJET_CUDA=OFF -DRAMJET_PYTHON=OFF "$@" >/dev/null
   fi
 }
 
@@ -66,7 +68,7 @@ for step in "${steps[@]}"; do
       ninja -C "$dir" ramjet_unit_tests
       echo "[sanitize] tsan build: $(secs $t0) s"
       t1=$(date +%s)
-      filter=${TSAN_GTEST_FILTER:-Engine.*:Threads.*:*Batcher*:*ThreadPool*:*Parallel*:Faults.FullDisk*}
+      filter=${TSAN_GTEST_FILTER:-Engine.*:Threads.*:Batcher.*:Server.*:Http.*:*ThreadPool*:*Parallel*}
       if ! "$dir/tests/ramjet_unit_tests" --gtest_filter="$filter" --gtest_brief=1; then
         echo "[sanitize] FAIL: ThreadSanitizer run ($filter)" >&2
         status=1
