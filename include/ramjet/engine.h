@@ -173,6 +173,22 @@ class ExecutionContext {
   };
   // Phases of the last infer() (host clock around synchronized phases).
   virtual Timing lastTiming() const = 0;
+
+  // One kernel of the plan as profile() measured it (milliseconds over the iterations).
+  struct KernelTiming {
+    size_t position = 0;                  // in execution order
+    std::string node, op_type, tactic;    // tactic: "<name>#<id>"
+    std::string placement;                // "device", "cpu-fallback"
+    std::vector<std::string> fused_from;  // ONNX nodes a fusion absorbed (empty: the node itself)
+    double median_ms = 0, min_ms = 0, mean_ms = 0;
+  };
+  // Runs the engine `iterations` times (after one untimed run) kernel by kernel, without a
+  // CUDA graph, timing each kernel between two events on `stream` (host clock on CPU), with
+  // the shapes and addresses set for enqueue(). For finding where time goes: the sum is above
+  // enqueue()'s latency (no graph replay, a synchronization per kernel).
+  virtual Result<std::vector<KernelTiming>> profile(void* stream, int iterations) {
+    return Status(StatusCode::kUnsupported, "this execution context cannot profile");
+  }
 };
 
 class Engine {

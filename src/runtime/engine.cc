@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <iostream>
@@ -74,6 +75,7 @@ class ContextImpl final : public ExecutionContext {
   Status enqueue(void* stream) override;
   Result<std::vector<Tensor>> infer(const std::map<std::string, Tensor>& inputs) override;
   Timing lastTiming() const override { return timing_; }
+  Result<std::vector<KernelTiming>> profile(void* stream, int iterations) override;
 
  private:
   struct Instance {
@@ -105,6 +107,7 @@ class ContextImpl final : public ExecutionContext {
   Timing timing_;
   const Instance* last_upload_inst_ = nullptr;
   const void* last_upload_arena_ = nullptr;
+  std::vector<double>* profile_ms_ = nullptr;  // per position while profile() runs
 };
 
 class EngineImpl final : public Engine {
@@ -564,14 +567,29 @@ Status ContextImpl::enqueue(void* stream) {
       if (pl == Placement::kHost || pl == Placement::kAlias) continue;
       backend::RunArgs& a = inst->args[pos];
       a.stream = s;
-      Status st = pl == Placement::kCpuFallback && e_->pc.meta.device != DeviceKind::kCpu
-                      ? stagedCpuRun(pos, a, s)
-                      : e_->kernels[pos]->run(a);
+      auto run = [&](void*) -> Status {
+        return pl == Placement::kCpuFallback && e_->pc.meta.device != DeviceKind::kCpu ? stagedCpuRun(pos, a, s)
+                                                                                        : e_->kernels[pos]->run(a);
+      };
+      Status st;
+      if (profile_ms_) {
+        // One launch between two events; timeMs' warm-up call is skipped (profile() ran the
+        // whole program once already).
+        bool warm = true;
+        auto t = be.timeMs([&](void* x) -> Status {
+          if (warm) return warm = false, Status::Ok();
+          return run(x);
+        }, 1, s);
+        st = t.status();
+        if (t.ok()) (*profile_ms_)[pos] = *t;
+      } else {
+        st = run(s);
+      }
       if (!st.ok()) return st.withContext("running " + p.order[pos]->describe());
     }
     return Status::Ok();
   };
-  if (e_->has_fallback) {
+  if (e_->has_fallback || profile_ms_) {
     RJ_RETURN_IF_ERROR(launches(stream));
   } else {
     RJ_RETURN_IF_ERROR(be.execute(&inst->recording, changed, launches, stream));
@@ -597,6 +615,48 @@ Status ContextImpl::enqueue(void* stream) {
     }
   }
   return Status::Ok();
+}
+
+Result<std::vector<ExecutionContext::KernelTiming>> ContextImpl::profile(void* stream, int iterations) {
+  if (iterations < 1) return makeError(StatusCode::kInvalidArgument, "profile: iterations must be >= 1, got ", iterations);
+  Backend& be = *e_->dev;
+  RJ_RETURN_IF_ERROR(enqueue(stream));  // untimed: lazy library state, uploads
+  RJ_RETURN_IF_ERROR(be.synchronize(stream));
+  const runtime::Program& p = e_->prog;
+  std::vector<std::vector<double>> samples(p.order.size());
+  std::vector<double> ms(p.order.size());
+  for (int it = 0; it < iterations; ++it) {
+    std::fill(ms.begin(), ms.end(), -1.0);
+    profile_ms_ = &ms;
+    Status st = enqueue(stream);
+    profile_ms_ = nullptr;
+    RJ_RETURN_IF_ERROR(st);
+    for (size_t pos = 0; pos < ms.size(); ++pos)
+      if (ms[pos] >= 0) samples[pos].push_back(ms[pos]);
+  }
+  RJ_RETURN_IF_ERROR(be.synchronize(stream));
+  std::vector<KernelTiming> out;
+  for (size_t pos = 0; pos < p.order.size(); ++pos) {
+    std::vector<double>& v = samples[pos];
+    if (v.empty()) continue;
+    std::sort(v.begin(), v.end());
+    const Node& n = *p.order[pos];
+    KernelTiming k;
+    k.position = pos;
+    k.node = n.name;
+    k.op_type = n.op_type;
+    k.tactic = e_->pc.exec[pos].tactic.name + "#" + std::to_string(e_->pc.exec[pos].tactic.id);
+    k.placement = p.placement[pos] == Placement::kCpuFallback ? "cpu-fallback" : "device";
+    auto f = n.attrs.find("fused_from");
+    if (f != n.attrs.end()) k.fused_from = f->second.strings;
+    k.min_ms = v.front();
+    k.median_ms = v[v.size() / 2];
+    double sum = 0;
+    for (double x : v) sum += x;
+    k.mean_ms = sum / v.size();
+    out.push_back(std::move(k));
+  }
+  return out;
 }
 
 Result<std::vector<Tensor>> ContextImpl::runDynamic(const std::map<std::string, Tensor>& inputs) {

@@ -60,6 +60,96 @@ std::vector<int64_t> parseList(const std::string& s, bool* ok) {
   return out;
 }
 
+std::string jsonEscape(const std::string& s) {
+  std::string o;
+  for (char c : s) {
+    if (c == '"' || c == '\\') o += '\\', o += c;
+    else if (static_cast<unsigned char>(c) < 0x20) o += ' ';
+    else o += c;
+  }
+  return o;
+}
+
+// Per-kernel table sorted by median time, then totals per op type.
+void printProfile(const std::vector<ExecutionContext::KernelTiming>& prof, int64_t batch, int top, std::ostream* os) {
+  if (!os) return;
+  double total = 0;
+  for (const auto& k : prof) total += k.median_ms;
+  std::vector<const ExecutionContext::KernelTiming*> v;
+  for (const auto& k : prof) v.push_back(&k);
+  std::stable_sort(v.begin(), v.end(), [](auto* a, auto* b) { return a->median_ms > b->median_ms; });
+  char buf[512];
+  std::snprintf(buf, sizeof(buf), "profile batch %lld: %zu kernels, sum of medians %.4f ms (kernel by kernel, no CUDA graph)\n",
+                static_cast<long long>(batch), prof.size(), total);
+  *os << buf;
+  *os << "  rank   median_ms   min_ms     %    cum%  op                   tactic                 node (fused from)\n";
+  double cum = 0;
+  size_t n = top > 0 ? std::min<size_t>(v.size(), static_cast<size_t>(top)) : v.size();
+  for (size_t i = 0; i < n; ++i) {
+    const auto& k = *v[i];
+    cum += k.median_ms;
+    std::string name = k.node;
+    if (!k.fused_from.empty()) {
+      name += " (";
+      for (size_t j = 0; j < k.fused_from.size(); ++j) name += (j ? "," : "") + k.fused_from[j];
+      name += ")";
+    }
+    if (name.size() > 90) name = name.substr(0, 87) + "...";
+    std::snprintf(buf, sizeof(buf), "  %4zu %11.4f %8.4f %5.1f %6.1f  %-20s %-22s %s%s\n", i + 1, k.median_ms, k.min_ms,
+                  total > 0 ? 100 * k.median_ms / total : 0, total > 0 ? 100 * cum / total : 0, k.op_type.c_str(),
+                  k.tactic.c_str(), name.c_str(), k.placement == "device" ? "" : " [cpu-fallback]");
+    *os << buf;
+  }
+  if (n < v.size()) *os << "  ... " << v.size() - n << " more kernels (--top 0 lists all)\n";
+  std::map<std::string, std::pair<double, int>> by_op;
+  for (const auto& k : prof) {
+    by_op[k.op_type].first += k.median_ms;
+    by_op[k.op_type].second++;
+  }
+  std::vector<std::pair<double, std::string>> ops;
+  for (const auto& [op, t] : by_op) ops.push_back({t.first, op});
+  std::sort(ops.rbegin(), ops.rend());
+  *os << "  by op type:";
+  for (const auto& [t, op] : ops) {
+    std::snprintf(buf, sizeof(buf), " %s %.4f ms (%.1f%%, %dx);", op.c_str(), t, total > 0 ? 100 * t / total : 0,
+                  by_op[op].second);
+    *os << buf;
+  }
+  *os << "\n";
+}
+
+void appendProfileJson(const std::vector<ExecutionContext::KernelTiming>& prof, int64_t batch, std::ostringstream* js) {
+  for (const auto& k : prof) {
+    if (!js->str().empty()) *js << ",";
+    *js << "{\"batch\":" << batch << ",\"position\":" << k.position << ",\"node\":\"" << jsonEscape(k.node)
+        << "\",\"op\":\"" << jsonEscape(k.op_type) << "\",\"tactic\":\"" << jsonEscape(k.tactic)
+        << "\",\"placement\":\"" << k.placement << "\",\"median_ms\":" << k.median_ms << ",\"min_ms\":" << k.min_ms
+        << ",\"mean_ms\":" << k.mean_ms << ",\"fused_from\":[";
+    for (size_t j = 0; j < k.fused_from.size(); ++j) *js << (j ? "," : "") << "\"" << jsonEscape(k.fused_from[j]) << "\"";
+    *js << "]}";
+  }
+}
+
+// Chrome trace "complete" events laid end to end in execution order (one stream runs the
+// kernels in order), one track per batch size; durations are the medians.
+void appendTrace(const std::vector<ExecutionContext::KernelTiming>& prof, int64_t batch, int track,
+                 std::ostringstream* tr) {
+  if (!tr->str().empty()) *tr << ",";
+  *tr << "{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":1,\"tid\":" << track
+      << ",\"args\":{\"name\":\"batch " << batch << "\"}}";
+  double t_us = 0;
+  for (const auto& k : prof) {
+    double dur = k.median_ms * 1000.0;
+    *tr << ",{\"name\":\"" << jsonEscape(k.op_type + " " + k.node) << "\",\"cat\":\"" << jsonEscape(k.op_type)
+        << "\",\"ph\":\"X\",\"pid\":1,\"tid\":" << track << ",\"ts\":" << t_us << ",\"dur\":" << dur
+        << ",\"args\":{\"tactic\":\"" << jsonEscape(k.tactic) << "\",\"placement\":\"" << k.placement
+        << "\",\"min_ms\":" << k.min_ms << ",\"fused_from\":\"";
+    for (size_t j = 0; j < k.fused_from.size(); ++j) *tr << (j ? "," : "") << jsonEscape(k.fused_from[j]);
+    *tr << "\"}}";
+    t_us += dur;
+  }
+}
+
 }  // namespace
 
 void addBenchCommand(CLI::App& app, Action* action) {
@@ -69,6 +159,9 @@ void addBenchCommand(CLI::App& app, Action* action) {
     int iterations = 0, warmup = 10;
     double duration = 3.0;
     bool fp16 = false, json = false;
+    bool profile = false;
+    int profile_iterations = 20, top = 25;
+    std::string trace;
   };
   auto o = std::make_shared<Opts>();
   auto* cmd = app.add_subcommand("bench", "Measure latency and throughput of a plan (or an ONNX model built on the fly)");
@@ -81,6 +174,11 @@ void addBenchCommand(CLI::App& app, Action* action) {
   cmd->add_option("--duration", o->duration, "seconds per batch when --iterations is not given");
   cmd->add_option("--warmup", o->warmup, "untimed iterations first");
   cmd->add_flag("--json", o->json, "print the results as JSON");
+  cmd->add_flag("--profile", o->profile, "per-kernel times (kernel by kernel, no CUDA graph): table by time and op-type totals");
+  cmd->add_option("--profile-iterations", o->profile_iterations, "profiled runs per batch (median per kernel)")
+      ->check(CLI::Range(1, 100000));
+  cmd->add_option("--top", o->top, "kernels listed in the profile table (0: all)")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--trace", o->trace, "write the profile as a Chrome trace JSON (chrome://tracing, Perfetto); implies --profile");
   cmd->callback([=] {
     *action = [=]() -> int {
       auto fail = [](const std::string& m) {
@@ -163,6 +261,7 @@ void addBenchCommand(CLI::App& app, Action* action) {
         dev_bufs.clear();
       };
       int rc = 0;
+      std::ostringstream profile_json, trace_events;
       for (size_t bi = 0; bi < batches.size() && rc == 0; ++bi) {
         int64_t b = batches[bi];
         std::vector<std::vector<uint8_t>> host_in, host_out;
@@ -244,6 +343,12 @@ void addBenchCommand(CLI::App& app, Action* action) {
           if (o->iterations > 0 ? i >= o->iterations : ms(start, clock::now()) >= o->duration * 1000) break;
           st = once(true);
         }
+        std::vector<ExecutionContext::KernelTiming> prof;
+        if (st.ok() && (o->profile || !o->trace.empty())) {
+          auto pr = ctx.profile(stream, o->profile_iterations);
+          if (pr.ok()) prof = std::move(*pr);
+          else st = pr.status().withContext("profiling");
+        }
         freeBufs();
         if (!st.ok()) {
           rc = fail(st.message());
@@ -267,8 +372,22 @@ void addBenchCommand(CLI::App& app, Action* action) {
                         hs.mean, ds.mean, es.mean, thr);
           std::cout << buf;
         }
+        if (!prof.empty()) {
+          int64_t bsz = b > 0 ? b : 1;
+          printProfile(prof, bsz, o->top, o->json ? nullptr : &std::cout);
+          appendProfileJson(prof, bsz, &profile_json);
+          appendTrace(prof, bsz, static_cast<int>(bi), &trace_events);
+        }
       }
-      json << "]}";
+      json << "]";
+      if (!profile_json.str().empty()) json << ",\"profile\":[" << profile_json.str() << "]";
+      json << "}";
+      if (rc == 0 && !o->trace.empty()) {
+        std::ofstream tf(o->trace);
+        tf << "{\"displayTimeUnit\":\"ms\",\"traceEvents\":[" << trace_events.str() << "]}\n";
+        if (!tf) rc = fail("cannot write the trace to '" + o->trace + "'");
+        else if (!o->json) std::cout << "trace: " << o->trace << " (open in https://ui.perfetto.dev or chrome://tracing)\n";
+      }
       if (o->json && rc == 0) std::cout << json.str() << "\n";
       engine->destroyStream(stream);
       return rc;
