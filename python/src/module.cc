@@ -111,7 +111,7 @@ struct PyPlan {
 // ---- Calibrator bridge: calls the Python object's get_batch() under the GIL ----
 // Bound to the C++ API when it has one (see issue #6); the feeds are validated here so a
 // Python mistake names the batch and the input.
-std::map<std::string, Tensor> feedsFromPy(py::handle batch, const std::string& what);
+[[maybe_unused]] std::map<std::string, Tensor> feedsFromPy(py::handle batch, const std::string& what);
 
 Tensor tensorFromNumpy(py::handle obj, const std::string& what, DataType expect) {
   if (!py::isinstance<py::array>(obj)) {
@@ -159,7 +159,7 @@ py::array numpyFromTensor(const Tensor& t, const std::string& name) {
   return py::array(numpyDtype(t.dtype()), shape, keep->raw(), owner);
 }
 
-std::map<std::string, Tensor> feedsFromPy(py::handle batch, const std::string& what) {
+[[maybe_unused]] std::map<std::string, Tensor> feedsFromPy(py::handle batch, const std::string& what) {
   if (!py::isinstance<py::dict>(batch))
     fail(StatusCode::kInvalidArgument, what, ": get_batch() must return a dict {input name: numpy array} or None, got ",
          py::str(py::type::of(batch)).cast<std::string>());
@@ -297,6 +297,8 @@ py::dict inferDevice(ContextHandle& c, py::dict inputs, py::object outputs, uint
     }
     for (size_t o = 0; o < c.out_names.size(); ++o) out_dims[o] = unwrap(cs.ctx->tensorShape(c.out_names[o]));
   }
+  // The input addresses are bound now: keep their owners alive until they are replaced.
+  for (size_t i = 0; i < c.in_names.size(); ++i) c.bound[c.in_names[i]] = in_views[i].keepalive;
   // Outputs: the caller's arrays, or new ones from the input's library, or DeviceArrays.
   py::dict result;
   for (size_t o = 0; o < c.out_names.size(); ++o) {
@@ -344,8 +346,6 @@ py::dict inferDevice(ContextHandle& c, py::dict inputs, py::object outputs, uint
     for (size_t o = 0; o < c.out_names.size(); ++o) check(cs.ctx->setTensorAddress(c.out_names[o], out_views[o].ptr));
     check(cs.ctx->enqueue(reinterpret_cast<void*>(stream)));
   }
-  // The addresses just used stay bound; keep their owners alive until they are replaced.
-  for (size_t i = 0; i < c.in_names.size(); ++i) c.bound[c.in_names[i]] = in_views[i].keepalive;
   for (size_t o = 0; o < c.out_names.size(); ++o) c.bound[c.out_names[o]] = result[py::str(c.out_names[o])];
   return result;
 }

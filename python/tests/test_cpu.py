@@ -135,9 +135,17 @@ def test_build_logs_to_python_logging(tiny_graph, caplog):
 def test_progress_callback(tiny_graph):
     seen = []
     ramjet.build(tiny_graph, device="cpu", progress=lambda d, t, s: seen.append((d, t, s)))
-    # The builder reports progress through the callback when it has stages to report.
+    assert seen, "the builder reports its stages through the callback"
     for d, t, s in seen:
-        assert isinstance(d, int) and isinstance(t, int) and isinstance(s, str)
+        assert isinstance(d, int) and isinstance(t, int) and isinstance(s, str) and 0 <= d <= t
+    assert seen[-1] == (1, 1, "encode")
+
+    def boom(d, t, s):
+        raise RuntimeError("callback failure")
+
+    # An exception in the callback is reported (unraisable), never crashes or aborts the build.
+    plan = ramjet.build(tiny_graph, device="cpu", progress=boom)
+    assert plan.nbytes > 0
 
 
 def test_precisions_listed():
