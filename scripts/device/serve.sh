@@ -86,7 +86,10 @@ say "server up ($(el) s)"
 LD=2
 [ "$(el)" -gt 75 ] && LD=1
 for model in rn50 rn50_nobatch; do
-  $R loadgen --url 127.0.0.1:$PORT -m $model -c 1,16,64 -d $LD --warmup 0.5 --label "$model" --json > "$TMP/$model.json" 2> "$TMP/$model.err"
+  # --check: distinct input per client, every answer compared with that client's first one
+  # (FP16 engines: batch composition may pick other tactics, hence the 2% tolerance).
+  $R loadgen --url 127.0.0.1:$PORT -m $model -c 1,16,64 -d $LD --warmup 0.5 --label "$model" --check --check-tol 0.02 \
+    --json > "$TMP/$model.json" 2> "$TMP/$model.err"
   echo "loadgen $model rc=$? ($(el) s)" | tee -a "$SUM"
 done
 python3 - "$TMP/rn50.json" "$TMP/rn50_nobatch.json" <<'EOF2' | tee -a "$SUM"
@@ -108,7 +111,10 @@ if 64 in b and 64 in n and n[64]["req_per_s"]:
     sp = b[64]["req_per_s"] / n[64]["req_per_s"]
     print("%s: batching speedup at concurrency 64 = %.2fx (target >= 5x), p99 %.2f ms" % ("PASS" if sp >= 5 else "FAIL", sp, b[64]["p99_ms"]))
 errs = sum(r.get("errors", 0) for d in (b, n) for r in d.values())
+mism = sum(r.get("mismatches", 0) for d in (b, n) for r in d.values())
+chk = sum(r.get("checked", 0) for d in (b, n) for r in d.values())
 print("%s: %d failed requests under load" % ("PASS" if errs == 0 else "FAIL", errs))
+print("%s: %d of %d checked responses differ from their client's first answer by > 2%%" % ("PASS" if mism == 0 and chk > 0 else "FAIL", mism, chk))
 EOF2
 python3 -c "import urllib.request,sys; print(urllib.request.urlopen('http://127.0.0.1:$PORT/metrics', timeout=5).read().decode())" 2>&1 | grep -E '^ramjet_(requests_total|batches_total|batch_size_(sum|count))' | tee -a "$SUM"
 kill -TERM $SRV

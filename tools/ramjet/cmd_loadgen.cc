@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <cstring>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -34,7 +35,8 @@ struct LoadArgs {
   int64_t batch = 1;
   double duration = 5, warmup = 1;
   int64_t max_requests = 0;
-  bool json_out = false;
+  bool json_out = false, check = false;
+  double check_tol = 1e-4;  // max abs difference, relative to max(1, max |first answer|)
   std::string label;
 };
 
@@ -73,7 +75,7 @@ class Conn {
     fd_ = -1;
   }
   // One request/response on the keep-alive connection; false on a transport error.
-  bool roundTrip(const std::string& req, int* status, std::string* body, std::string* err) {
+  bool roundTrip(const std::string& req, int* status, std::string* body, std::string* err, int64_t* json_len = nullptr) {
     size_t off = 0;
     while (off < req.size()) {
       ssize_t n = ::send(fd_, req.data() + off, req.size() - off, MSG_NOSIGNAL);
@@ -97,6 +99,10 @@ class Conn {
     for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     size_t cl = lower.find("\r\ncontent-length:");
     if (cl != std::string::npos) len = std::strtoull(lower.c_str() + cl + 17, nullptr, 10);
+    if (json_len) {
+      size_t ih = lower.find("\r\ninference-header-content-length:");
+      *json_len = ih == std::string::npos ? -1 : std::strtoll(lower.c_str() + ih + 35, nullptr, 10);
+    }
     while (buf_.size() < hend + 4 + len)
       if (!fill(err)) return false;
     *body = buf_.substr(hend + 4, len);
@@ -176,45 +182,62 @@ int runLoadgen(const LoadArgs& a) {
     std::cerr << "error: the server's model metadata is not valid JSON\n";
     return 1;
   }
-  // One request body (JSON header + binary tensors), random data at a fixed seed.
-  json hdr;
-  hdr["inputs"] = json::array();
-  std::string bin;
-  std::mt19937 rng(1234);
-  std::uniform_real_distribution<float> uni(-1.f, 1.f);
-  for (const auto& in : m["inputs"]) {
-    std::string name = in["name"].get<std::string>();
+  // Request bodies (JSON header + binary tensors): one per client with --check (distinct data
+  // per client, so a response delivered to the wrong request is caught), else one for all.
+  struct Input {
+    std::string name, datatype;
     DataType dt;
-    if (!serve::dataTypeFromKServe(in["datatype"].get<std::string>(), &dt)) {
-      std::cerr << "error: input '" << name << "' has a datatype loadgen cannot generate\n";
+    std::vector<int64_t> dims;
+  };
+  std::vector<Input> ins;
+  for (const auto& in : m["inputs"]) {
+    Input x;
+    x.name = in["name"].get<std::string>();
+    x.datatype = in["datatype"].get<std::string>();
+    if (!serve::dataTypeFromKServe(x.datatype, &x.dt)) {
+      std::cerr << "error: input '" << x.name << "' has a datatype loadgen cannot generate\n";
       return 1;
     }
-    std::vector<int64_t> dims = in["shape"].get<std::vector<int64_t>>();
-    if (auto it = fixed.find(name); it != fixed.end()) dims = it->second;
-    for (size_t k = 0; k < dims.size(); ++k) {
-      if (dims[k] >= 0) continue;
+    x.dims = in["shape"].get<std::vector<int64_t>>();
+    if (auto it = fixed.find(x.name); it != fixed.end()) x.dims = it->second;
+    for (size_t k = 0; k < x.dims.size(); ++k) {
+      if (x.dims[k] >= 0) continue;
       if (k == 0) {
-        dims[k] = a.batch;
+        x.dims[k] = a.batch;
       } else {
-        std::cerr << "error: input '" << name << "' dim " << k << " is variable: give --shapes " << name << ":...\n";
+        std::cerr << "error: input '" << x.name << "' dim " << k << " is variable: give --shapes " << x.name << ":...\n";
         return 2;
       }
     }
-    Tensor t(dt, dims);
-    if (dt == DataType::kFloat32)
-      for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = uni(rng);
-    bin.append(static_cast<const char*>(t.raw()), t.nbytes());
-    hdr["inputs"].push_back({{"name", name},
-                             {"datatype", in["datatype"]},
-                             {"shape", dims},
-                             {"parameters", {{"binary_data_size", t.nbytes()}}}});
+    ins.push_back(x);
   }
-  hdr["parameters"] = {{"binary_data_output", true}};
-  std::string hj = hdr.dump();
-  std::string body = hj + bin;
-  std::string req = "POST /v2/models/" + a.model + "/infer HTTP/1.1\r\nHost: " + host +
-                    "\r\nContent-Type: application/octet-stream\r\nInference-Header-Content-Length: " +
-                    std::to_string(hj.size()) + "\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+  auto makeRequest = [&](uint32_t seed) {
+    json hdr;
+    hdr["inputs"] = json::array();
+    std::string bin;
+    std::mt19937 rng(seed);
+    std::uniform_real_distribution<float> uni(-1.f, 1.f);
+    for (const Input& x : ins) {
+      Tensor t(x.dt, x.dims);
+      if (x.dt == DataType::kFloat32)
+        for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = uni(rng);
+      bin.append(static_cast<const char*>(t.raw()), t.nbytes());
+      hdr["inputs"].push_back({{"name", x.name},
+                               {"datatype", x.datatype},
+                               {"shape", x.dims},
+                               {"parameters", {{"binary_data_size", t.nbytes()}}}});
+    }
+    hdr["parameters"] = {{"binary_data_output", true}};
+    std::string hj = hdr.dump();
+    std::string body = hj + bin;
+    return "POST /v2/models/" + a.model + "/infer HTTP/1.1\r\nHost: " + host +
+           "\r\nContent-Type: application/octet-stream\r\nInference-Header-Content-Length: " +
+           std::to_string(hj.size()) + "\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+  };
+  int max_c = *std::max_element(levels.begin(), levels.end());
+  std::vector<std::string> reqs;
+  for (int i = 0; i < (a.check ? max_c : 1); ++i) reqs.push_back(makeRequest(1234u + static_cast<uint32_t>(i)));
+  std::atomic<int64_t> mismatches{0}, checked{0};
 
   json results = json::array();
   if (!a.json_out)
@@ -230,8 +253,10 @@ int runLoadgen(const LoadArgs& a) {
     for (int i = 0; i < c; ++i)
       th.emplace_back([&, i] {
         Conn conn;
-        std::string e, resp;
+        std::string e, resp, first;
         int st = 0;
+        int64_t jl = -1;
+        const std::string& req = reqs[a.check ? static_cast<size_t>(i) : 0];
         while (!stop) {
           if (!conn.open() && !conn.connect(host, port, &e)) {
             ++errors[i];
@@ -241,7 +266,7 @@ int runLoadgen(const LoadArgs& a) {
           }
           if (a.max_requests > 0 && measuring && sent.fetch_add(1) >= a.max_requests) break;
           auto t0 = Clock::now();
-          bool ok = conn.roundTrip(req, &st, &resp, &e);
+          bool ok = conn.roundTrip(req, &st, &resp, &e, &jl);
           double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
           if (!measuring) continue;
           if (!ok || st != 200) {
@@ -251,6 +276,26 @@ int runLoadgen(const LoadArgs& a) {
             continue;
           }
           lat[i].push_back(ms);
+          if (a.check && jl >= 0 && static_cast<size_t>(jl) <= resp.size()) {
+            // Same input every time: the binary outputs must match this client's first answer
+            // (within FP tolerance: batch composition may change the summation order).
+            std::string out = resp.substr(static_cast<size_t>(jl));
+            if (first.empty()) {
+              first = out;
+            } else {
+              ++checked;
+              bool same = out.size() == first.size();
+              double diff = 0, scale = 1;
+              for (size_t k = 0; same && k + 4 <= out.size(); k += 4) {
+                float x, y;
+                std::memcpy(&x, out.data() + k, 4);
+                std::memcpy(&y, first.data() + k, 4);
+                diff = std::max(diff, std::isnan(x - y) ? 1e30 : static_cast<double>(std::fabs(x - y)));
+                scale = std::max(scale, static_cast<double>(std::fabs(y)));
+              }
+              if (!same || diff > a.check_tol * scale) ++mismatches;
+            }
+          }
         }
       });
     std::this_thread::sleep_for(std::chrono::duration<double>(a.warmup));
@@ -278,6 +323,10 @@ int runLoadgen(const LoadArgs& a) {
               {"p50_ms", pct(all, 0.5)}, {"p90_ms", pct(all, 0.9)},       {"p99_ms", pct(all, 0.99)},
               {"max_ms", all.empty() ? 0.0 : all.back()}};
     if (!a.label.empty()) r["label"] = a.label;
+    if (a.check) {
+      r["checked"] = checked.exchange(0);
+      r["mismatches"] = mismatches.exchange(0);
+    }
     if (!ferr.empty()) r["first_error"] = ferr;
     results.push_back(r);
     if (!a.json_out) {
@@ -287,12 +336,17 @@ int runLoadgen(const LoadArgs& a) {
                     pct(all, 0.9), pct(all, 0.99), all.empty() ? 0.0 : all.back());
       std::cout << line << "\n";
       if (!ferr.empty()) std::cout << "  first error: " << ferr.substr(0, 300) << "\n";
+      if (a.check)
+        std::cout << "  checked " << r["checked"].get<int64_t>() << " responses against each client's first: "
+                  << r["mismatches"].get<int64_t>() << " mismatched\n";
       std::cout << std::flush;
     }
   }
   if (a.json_out) std::cout << results.dump(1) << "\n";
   for (const auto& r : results)
-    if (r["errors"].get<int64_t>() > 0 || r["requests"].get<size_t>() == 0) return 1;
+    if (r["errors"].get<int64_t>() > 0 || r["requests"].get<size_t>() == 0 ||
+        (r.contains("mismatches") && r["mismatches"].get<int64_t>() > 0))
+      return 1;
   return 0;
 }
 
@@ -313,6 +367,10 @@ void addLoadgenCommand(CLI::App& app, Action* action) {
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 40));
   cmd->add_option("--label", a->label, "label printed in the table / JSON");
   cmd->add_flag("--json", a->json_out, "print results as JSON");
+  cmd->add_flag("--check", a->check,
+                "distinct inputs per client; every response must match the client's first (FP32 outputs)");
+  cmd->add_option("--check-tol", a->check_tol, "--check tolerance: max abs difference / max(1, max |output|) (default 1e-4)")
+      ->check(CLI::Range(0.0, 1.0));
   cmd->callback([a, action] { *action = [a] { return runLoadgen(*a); }; });
 }
 
