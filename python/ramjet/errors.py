@@ -73,10 +73,20 @@ _BY_CODE = {
 }
 
 
+_NAMES = {1: "kInvalidArgument", 2: "kInvalidModel", 3: "kInvalidPlan", 4: "kNotFound",
+          5: "kUnsupported", 6: "kIoError", 7: "kOutOfMemory", 8: "kDeviceError", 9: "kInternal"}
+
+
 def _make(code_value: int, code_name: str, message: str) -> RamjetError:
-    """Used by the extension to turn a C++ Status into an exception instance."""
+    """Used by the extension to turn a C++ Status into an exception instance.
+
+    ``code`` is the StatusCode enumerator name ("kNotFound"); ``status_name`` is the C++
+    statusCodeName() text ("not found").
+    """
     cls = _BY_CODE.get(code_value, RamjetError)
-    return cls(message, code_name, code_value)
+    e = cls(message, _NAMES.get(code_value, code_name), code_value)
+    e.status_name = code_name
+    return e
 
 
 __all__ = [

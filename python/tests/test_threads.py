@@ -83,14 +83,15 @@ def test_gil_released_during_build_and_infer():
     # the stalls are scheduling and GIL hand-off noise (milliseconds).
     graph = ramjet.import_onnx(str(DETECTOR))
     holder = {}
-    gap_b, dt_b = _longest_main_thread_stall(lambda: holder.setdefault("plan", ramjet.build(graph, device="cpu")))
+    gap_b, dt_b = _longest_main_thread_stall(lambda: holder.setdefault("plan", ramjet.build(
+        graph, device="cpu", profiles={"images": ((1, 3, 640, 640), (2, 3, 640, 640), (2, 3, 640, 640))})))
     engine = ramjet.Engine.from_bytes(holder["plan"].to_bytes())
     ctx = engine.create_context()
     x = np.zeros((2, 3, 640, 640), np.float32)
     ctx.infer({"images": x})
     gap_i, dt_i = _longest_main_thread_stall(lambda: [ctx.infer({"images": x}) for _ in range(2)])
     print(f"build {dt_b:.2f} s (longest stall {gap_b * 1e3:.1f} ms); infer {dt_i:.2f} s (longest stall {gap_i * 1e3:.1f} ms)")
-    assert dt_b > 0.2 and dt_i > 0.2, (dt_b, dt_i)
+    assert dt_b > 0.05 and dt_i > 0.2, (dt_b, dt_i)
     assert gap_b < 0.5 * dt_b, (gap_b, dt_b)
     assert gap_i < 0.5 * dt_i, (gap_i, dt_i)
     engine.close()
