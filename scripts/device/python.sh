@@ -26,6 +26,9 @@ timeout 75 $PY -m pytest -q -p no:cacheprovider -rs python/tests/test_cuda.py py
   python/tests/test_cpu.py -k "not detector" 2>&1 | tee "$OUT/python/pytest.txt" | tail -30
 rc=${PIPESTATUS[0]}
 if [ "$rc" = 0 ]; then echo "PASS: pytest"; else echo "FAIL: pytest (rc $rc)"; fails=$((fails+1)); fi
+if grep -q "needs a CUDA GPU\|torch has no CUDA" "$OUT/python/pytest.txt"; then
+  echo "FAIL: CUDA tests were skipped on the GPU machine"; fails=$((fails+1))
+fi
 
 echo "== overhead benchmark (python/bench/overhead.py)"
 timeout 60 $PY python/bench/overhead.py --json "$OUT/python/bench.json" 2>&1 | tail -20
