@@ -39,6 +39,9 @@ struct PassConfig {
   // would have to reject (e.g. no `Attention` for a backend without an attention kernel).
   std::function<bool(const std::string& op_type)> can_emit;
   bool canEmit(const std::string& op_type) const { return !can_emit || can_emit(op_type); }
+  // The backend runs 2-D convolutions fastest channels-last (CUDA FP16 tensor cores): NhwcLayout
+  // rewrites them to NHWC and sinks the layout conversions to the graph's boundaries.
+  bool prefer_nhwc = false;
 };
 
 class Pass {
@@ -65,5 +68,7 @@ std::unique_ptr<Pass> createHardSwishFusion();
 std::unique_ptr<Pass> createMishFusion();
 std::unique_ptr<Pass> createLayerNormFusion();
 std::unique_ptr<Pass> createAttentionFusion();
+std::unique_ptr<Pass> createConvActivationFusion();
+std::unique_ptr<Pass> createNhwcLayout();
 
 }  // namespace ramjet::passes

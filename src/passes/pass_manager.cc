@@ -21,6 +21,10 @@ namespace ramjet::passes {
 //    because their tails are all "x * f(x)" Muls and GELU's is the most specific; LayerNorm
 //    and attention last since they consume the largest subgraphs. DCE removes the matched
 //    remains.
+//  level 4, first: Conv [+ residual Add] + activation -> FusedConv once the activations are
+//    single nodes (level 3) and before generic elementwise fusion could absorb them; then
+//    NhwcLayout (only when the backend prefers channels-last), so it moves whole fused
+//    convolutions and sinks the transposes through what is left between them.
 // The whole sequence repeats until a round changes nothing (a fold can expose a pattern and a
 // fused node can make a reshape chain foldable).
 PassManager PassManager::createDefault() {
@@ -42,6 +46,9 @@ PassManager PassManager::createDefault() {
   pm.addPass(3, createLayerNormFusion());
   pm.addPass(3, createAttentionFusion());
   pm.addPass(3, createDeadCodeElimination());
+  pm.addPass(4, createConvActivationFusion());
+  pm.addPass(4, createNhwcLayout());
+  pm.addPass(4, createDeadCodeElimination());
   return pm;
 }
 
