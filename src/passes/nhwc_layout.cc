@@ -108,7 +108,7 @@ class NhwcLayout final : public Pass {
   }
   // Removes n and builds `op` over `inputs` writing fresh NHWC values; each of n's used outputs
   // is then recomputed as Transpose(fresh, to-NCHW) under its old name.
-  Node* rebuild(Graph& g, Rewriter& rw, Node* n, const std::string& op, std::vector<Value*> inputs) {
+  Node* rebuild(Graph& g, Rewriter& rw, Node* n, const std::string op, std::vector<Value*> inputs) {
     std::vector<Value*> old = n->outputs;
     auto attrs = n->attrs;
     const std::string base = n->name;
@@ -210,7 +210,7 @@ class NhwcLayout final : public Pass {
     bool any = false;
     for (Value* v : n->inputs) any |= nhwcSource(v) != nullptr;
     if (!any || !n->hasOutput(0)) return false;
-    const std::string& op = n->op_type;
+    const std::string op = n->op_type;  // a copy: rebuild() deletes n
     std::vector<Value*> in = n->inputs;
     if (unaryOps().count(op)) {
       Value* s = nhwcSource(in[0]);

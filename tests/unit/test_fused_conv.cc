@@ -274,7 +274,7 @@ void buildSmallCnn(G& b) {
   b.output(fc);
 }
 
-TEST(NhwcLayout, DISABLED_SmallCnnRunsChannelsLastEndToEnd) {
+TEST(NhwcLayout, SmallCnnRunsChannelsLastEndToEnd) {
   G a, b;
   buildSmallCnn(a);
   buildSmallCnn(b);
@@ -313,7 +313,7 @@ TEST(NhwcLayout, OffUnlessPreferred) {
   EXPECT_EQ(ops["PoolNhwc"], 0);
 }
 
-TEST(NhwcLayout, DISABLED_TinyCnnModel) {
+TEST(NhwcLayout, TinyCnnModel) {
   const std::string path = std::string(RAMJET_SOURCE_DIR) + "/models/tiny_cnn.onnx";
   if (!std::filesystem::exists(path)) GTEST_SKIP() << path << " not present";
   auto a = importOnnx(path);
