@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # conv's device check (issue #5 items 3-4): FusedConv/PoolNhwc kernels vs the CPU reference,
 # then FP16 GPU time at batch 1 and 64 of the CNN milestone models built with and without
-# ConvActivationFusion + NhwcLayout (nhwc: RAMJET_NHWC=1 turns NhwcLayout on), then the zoo models' FP16 accuracy vs the CPU FP32
+# ConvActivationFusion + NhwcLayout (nhwc: RAMJET_NHWC=1 turns NhwcLayout on), then the zoo models' FP16 accuracy
+# (fusion + NHWC) vs the CPU FP32
 # reference. Time-guarded to stay under ~90 s: later steps are skipped when time runs out.
 # Writes $OUT/conv/summary.txt. Never modifies the tree (plans go to a temp dir).
 set -u
@@ -54,7 +55,7 @@ done
 
 left=$(( 88 - $(el) ))
 if [ -x $B/ramjet_fused_conv_gpu_tests ] && [ $left -gt 10 ]; then
-  RAMJET_ZOO_DIR=models/zoo timeout $left $B/ramjet_fused_conv_gpu_tests --gtest_filter='*ZooModels*' > "$TMP/z.log" 2>&1
+  RAMJET_NHWC=1 RAMJET_ZOO_DIR=models/zoo timeout $left $B/ramjet_fused_conv_gpu_tests --gtest_filter='*ZooModels*' > "$TMP/z.log" 2>&1
   echo "zoo accuracy test rc=$? ($(el) s)" | tee -a "$SUM"
   grep -E "^\[fused-conv-gpu\]|^\[  (PASSED|FAILED) |Failure" "$TMP/z.log" | head -30 | tee -a "$SUM"
 else
