@@ -102,6 +102,11 @@ class BuildOptions:
         max_workspace_bytes: largest kernel workspace the builder may pick.
         device_index: which GPU.
         progress: ``callable(done, total, stage)`` called as the build advances.
+        precision_overrides: per-layer precision, "NAME_OR_OP:fp32|fp16|bf16|int8|fp8".
+        calibration_cache: INT8/FP8 calibration cache file (read when it matches, else written).
+        calibration_method: "entropy" (default), "minmax", "percentile" or "mse".
+        calibration_batches: batches to draw from the calibrator (0: until exhausted).
+        activation_amax: explicit activation ranges {tensor name: max |x|}.
     """
 
     def __init__(self, device: str = "cpu", precision: str = "fp32",
@@ -110,7 +115,10 @@ class BuildOptions:
                  fold_constants: bool = True, optimize: bool = True,
                  disabled_passes: Iterable[str] = (), timing_iterations: int = 10,
                  max_workspace_bytes: int = 1 << 30, device_index: int = 0,
-                 progress: Optional[Callable[[int, int, str], None]] = None):
+                 progress: Optional[Callable[[int, int, str], None]] = None,
+                 precision_overrides: Iterable[str] = (), calibration_cache: Optional[str] = None,
+                 calibration_method: str = "entropy", calibration_batches: int = 0,
+                 activation_amax: Optional[Mapping[str, float]] = None):
         self.device = device
         self.precision = precision
         self.profiles = dict(profiles or {})
@@ -124,6 +132,11 @@ class BuildOptions:
         self.max_workspace_bytes = max_workspace_bytes
         self.device_index = device_index
         self.progress = progress
+        self.precision_overrides = list(precision_overrides)
+        self.calibration_cache = calibration_cache
+        self.calibration_method = calibration_method
+        self.calibration_batches = calibration_batches
+        self.activation_amax = dict(activation_amax or {})
         self.validate()
 
     def validate(self) -> None:
@@ -152,6 +165,17 @@ class BuildOptions:
             raise bad("timing_iterations must be >= 1")
         if self.progress is not None and not callable(self.progress):
             raise bad("progress must be callable(done, total, stage)")
+        for o in self.precision_overrides:
+            if not isinstance(o, str) or ":" not in o or o.rsplit(":", 1)[1] not in PRECISIONS:
+                raise bad(f"precision_overrides entries are 'NAME_OR_OP:precision' with a precision in "
+                          f"{PRECISIONS}, got {o!r}")
+        if self.calibration_method not in ("minmax", "percentile", "entropy", "mse"):
+            raise bad(f"calibration_method must be minmax, percentile, entropy or mse, got {self.calibration_method!r}")
+        if not isinstance(self.calibration_batches, int) or self.calibration_batches < 0:
+            raise bad("calibration_batches must be a non-negative int (0: until the calibrator is exhausted)")
+        for k, v in self.activation_amax.items():
+            if not isinstance(k, str) or not isinstance(v, (int, float)) or not v > 0:
+                raise bad(f"activation_amax maps tensor names to positive floats, got {k!r}: {v!r}")
 
     def __repr__(self) -> str:
         return (f"BuildOptions(device={self.device!r}, precision={self.precision!r}, "
@@ -173,11 +197,23 @@ def build(graph: Graph, options: Optional[BuildOptions] = None, **kwargs: Any) -
                                    f"{type(graph).__name__}", "kInvalidArgument", 1)
     options.validate()
     profiles = {k: _shape3(k, v) for k, v in options.profiles.items()}
+    # Mixed-precision options travel only when set, so defaults work with any C++ API version.
+    extra: Dict[str, Any] = {}
+    if options.precision_overrides:
+        extra["precision_overrides"] = list(options.precision_overrides)
+    if options.calibration_cache:
+        extra["calibration_cache"] = _os.fspath(options.calibration_cache)
+    if options.calibration_method != "entropy":
+        extra["calibration_method"] = options.calibration_method
+    if options.calibration_batches:
+        extra["calibration_batches"] = options.calibration_batches
+    if options.activation_amax:
+        extra["activation_amax"] = {k: float(v) for k, v in options.activation_amax.items()}
     return _ramjet._build(graph, options.device, options.device_index, options.precision, profiles,
                           _os.fspath(options.timing_cache) if options.timing_cache else "",
                           options.allow_cpu_fallback, options.fold_constants, options.optimize,
                           options.disabled_passes, options.timing_iterations,
-                          options.max_workspace_bytes, options.calibrator, options.progress)
+                          options.max_workspace_bytes, options.calibrator, options.progress, extra)
 
 
 __all__ = [

@@ -20,7 +20,7 @@ def _build(graph: Graph, device: str, device_index: int, precision: str,
            profiles: Dict[str, Tuple[Sequence[int], Sequence[int], Sequence[int]]], timing_cache: str,
            allow_cpu_fallback: bool, fold_constants: bool, optimize: bool, disabled_passes: List[str],
            timing_iterations: int, max_workspace_bytes: int, calibrator: Any,
-           progress: Optional[Callable[[int, int, str], None]]) -> Plan: ...
+           progress: Optional[Callable[[int, int, str], None]], extra: Dict[str, Any]) -> Plan: ...
 
 class Graph:
     @property

@@ -369,6 +369,84 @@ py::dict inferHost(ContextHandle& c, py::dict inputs) {
   return result;
 }
 
+// The Python calibrator (ramjet.Calibrator subclass) behind the C++ calibrator interface. A
+// template over the interface so the module builds against a C++ API with or without it.
+template <typename Base>
+class PyCalibratorT final : public Base {
+ public:
+  explicit PyCalibratorT(py::object obj) : obj_(std::move(obj)) {}
+  ~PyCalibratorT() override {
+    py::gil_scoped_acquire gil;
+    obj_ = py::object();
+  }
+  Result<bool> getBatch(std::map<std::string, Tensor>* feeds) override {
+    py::gil_scoped_acquire gil;
+    std::string what = "calibration batch " + std::to_string(n_);
+    try {
+      py::object b = obj_.attr("get_batch")();
+      if (b.is_none()) return false;
+      *feeds = feedsFromPy(b, what);
+      ++n_;
+      return true;
+    } catch (StatusError& e) {
+      return e.status;
+    } catch (py::error_already_set& e) {
+      return makeError(StatusCode::kInvalidArgument, what, ": get_batch() raised ", e.what());
+    }
+  }
+  size_t numBatches() const override {
+    py::gil_scoped_acquire gil;
+    try {
+      return obj_.attr("num_batches").template cast<size_t>();
+    } catch (...) {
+      return 0;
+    }
+  }
+  Status reset() override {
+    py::gil_scoped_acquire gil;
+    try {
+      obj_.attr("reset")();
+      n_ = 0;
+      return Status::Ok();
+    } catch (py::error_already_set& e) {
+      return makeError(StatusCode::kUnsupported, "calibrator.reset() raised ", e.what());
+    }
+  }
+
+ private:
+  py::object obj_;
+  size_t n_ = 0;
+};
+
+// Mixed-precision options (INT8/FP8 calibration, per-layer overrides) where the C++ API has them.
+// Returns what must outlive the build (the calibrator bridge).
+template <typename Opt>
+std::shared_ptr<void> applyMixedPrecision(Opt& opt, py::object calibrator, py::dict extra) {
+  std::shared_ptr<void> keep;
+  if constexpr (requires { opt.calibrator; opt.calibration_cache_path; opt.precision_overrides; }) {
+    using Cal = std::remove_pointer_t<decltype(opt.calibrator)>;
+    if (!calibrator.is_none()) {
+      auto c = std::make_shared<PyCalibratorT<Cal>>(calibrator);
+      opt.calibrator = c.get();
+      keep = c;
+    }
+    if (extra.contains("precision_overrides"))
+      opt.precision_overrides = extra["precision_overrides"].cast<std::vector<std::string>>();
+    if (extra.contains("calibration_cache")) opt.calibration_cache_path = extra["calibration_cache"].cast<std::string>();
+    if constexpr (requires { opt.calibration_method; opt.calibration_batches; opt.activation_amax; }) {
+      if (extra.contains("calibration_method")) opt.calibration_method = extra["calibration_method"].cast<std::string>();
+      if (extra.contains("calibration_batches")) opt.calibration_batches = extra["calibration_batches"].cast<size_t>();
+      if (extra.contains("activation_amax"))
+        opt.activation_amax = extra["activation_amax"].cast<std::map<std::string, float>>();
+    }
+  } else {
+    if (!calibrator.is_none() || py::len(extra) > 0)
+      fail(StatusCode::kUnsupported, "calibrator / mixed-precision options: this build of ramjet's C++ API "
+           "has no such BuildOptions fields yet (issue #6)");
+  }
+  return keep;
+}
+
 Precision parsePrecision(const std::string& s) {
   for (int v = 0; v < 16; ++v)
     if (s == precisionName(static_cast<Precision>(v))) return static_cast<Precision>(v);
@@ -501,7 +579,7 @@ PYBIND11_MODULE(_ramjet, m) {
   m.def("_build", [](const PyGraph& g, const std::string& device, int device_index, const std::string& precision,
                      py::dict profiles, const std::string& timing_cache, bool allow_cpu_fallback, bool fold_constants,
                      bool optimize, std::vector<std::string> disabled_passes, int timing_iterations,
-                     size_t max_workspace_bytes, py::object calibrator, py::object progress) {
+                     size_t max_workspace_bytes, py::object calibrator, py::object progress, py::dict extra) {
     BuildOptions opt;
     if (device == "cpu") opt.device = DeviceKind::kCpu;
     else if (device == "cuda") {
@@ -527,9 +605,7 @@ PYBIND11_MODULE(_ramjet, m) {
     opt.timing_iterations = timing_iterations;
     opt.max_workspace_bytes = max_workspace_bytes;
     opt.logger = pyLogger();
-    if (!calibrator.is_none())
-      fail(StatusCode::kUnsupported, "calibrator: this build of ramjet's C++ API has no calibrator hook in "
-           "BuildOptions yet (INT8 builds are issue #6)");
+    std::shared_ptr<void> keep_calibrator = applyMixedPrecision(opt, calibrator, extra);
     if (!progress.is_none()) {
       opt.progress = [progress](size_t done, size_t total, const std::string& stage) {
         py::gil_scoped_acquire gil;
