@@ -99,6 +99,9 @@ struct BatcherStats {
 class Batcher {
  public:
   static Result<std::unique_ptr<Batcher>> create(std::shared_ptr<Engine> engine, const BatcherOptions& options);
+  // Several GPUs: the same plan loaded once per device; `instances` contexts on each, one queue.
+  static Result<std::unique_ptr<Batcher>> create(std::vector<std::shared_ptr<Engine>> engines,
+                                                 const BatcherOptions& options);
   virtual ~Batcher() = default;
 
   // Queues the request; `done` is called exactly once: inline when the request is rejected at
@@ -164,15 +167,19 @@ std::string encodeInferResponse(const std::string& model, const std::string& ver
 struct ModelConfig {
   std::string name, plan_path;
   BatcherOptions batching;
+  // GPUs to load the plan on (instances per device); empty = ServerOptions::load.device_index.
+  std::vector<int> devices;
 };
 
 // Scans a repository folder: `<name>.plan` files, and `<name>/model.plan` folders; an optional
 // `<name>.json` / `<name>/config.json` holds {"max_batch", "max_queue_delay_us", "instances",
-// "max_queue_size", "dynamic_batching", "preferred_batch_sizes", "timeout_us"} overriding
+// "max_queue_size", "dynamic_batching", "preferred_batch_sizes", "timeout_us", "devices"} overriding
 // `defaults`. Unknown keys and wrong types are errors naming the file and key.
-Result<std::vector<ModelConfig>> scanModelRepository(const std::string& dir, const BatcherOptions& defaults);
-// Applies a config JSON text onto `cfg`; `what` names the source in errors.
-Status applyModelConfigJson(std::string_view json, const std::string& what, BatcherOptions* cfg);
+Result<std::vector<ModelConfig>> scanModelRepository(const std::string& dir, const BatcherOptions& defaults,
+                                                     const std::vector<int>& default_devices = {});
+// Applies a config JSON text onto `cfg` (and `devices` when given); `what` names the source in errors.
+Status applyModelConfigJson(std::string_view json, const std::string& what, BatcherOptions* cfg,
+                            std::vector<int>* devices = nullptr);
 
 // The protocol-neutral core the HTTP and gRPC front ends share: the loaded models and infer.
 class ModelHub {
@@ -200,6 +207,8 @@ struct ServerOptions {
   size_t max_body_bytes = size_t{256} << 20;
   int idle_timeout_ms = 60000;  // keep-alive connections idle longer are closed
   size_t max_connections = 1024;
+  // SO_REUSEPORT: several server processes share one port; the kernel spreads connections.
+  bool reuse_port = false;
   LoadOptions load;
   Logger* logger = nullptr;
 };

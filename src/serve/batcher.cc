@@ -71,9 +71,19 @@ struct Pending {
 
 class BatcherImpl final : public Batcher {
  public:
-  Status init(std::shared_ptr<Engine> engine, const BatcherOptions& o) {
-    engine_ = std::move(engine);
+  Status init(std::vector<std::shared_ptr<Engine>> engines, const BatcherOptions& o) {
+    engines_ = std::move(engines);
+    engine_ = engines_[0];
     opt_ = o;
+    for (const auto& e : engines_) {
+      if (!e) return Status(StatusCode::kInvalidArgument, "Batcher::create: null engine");
+      bool same = e->inputs().size() == engine_->inputs().size() && e->outputs().size() == engine_->outputs().size();
+      for (size_t i = 0; same && i < e->inputs().size(); ++i)
+        same = e->inputs()[i].name == engine_->inputs()[i].name && e->inputs()[i].dtype == engine_->inputs()[i].dtype;
+      for (size_t i = 0; same && i < e->outputs().size(); ++i)
+        same = e->outputs()[i].name == engine_->outputs()[i].name && e->outputs()[i].dtype == engine_->outputs()[i].dtype;
+      if (!same) return Status(StatusCode::kInvalidArgument, "the engines of one model must have the same inputs and outputs");
+    }
     if (opt_.instances < 1 || opt_.instances > 256)
       return makeError(StatusCode::kInvalidArgument, "instances must be in 1..256, got ", opt_.instances);
     if (opt_.max_queue_size < 1) return Status(StatusCode::kInvalidArgument, "max_queue_size must be at least 1");
@@ -139,11 +149,13 @@ class BatcherImpl final : public Batcher {
         makeHistogram({5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 5e-2, 0.1, 0.25, 0.5, 1, 2.5, 5});
     stats_.compute_seconds = makeHistogram(stats_.queue_seconds.bounds);
     stats_.batch_size = makeHistogram({1, 2, 4, 8, 16, 32, 64, 128, 256, 512});
-    for (int i = 0; i < opt_.instances; ++i) {
-      RJ_ASSIGN_OR_RETURN(auto ctx, engine_->createContext());
-      contexts_.push_back(std::move(ctx));
-    }
-    for (int i = 0; i < opt_.instances; ++i) workers_.emplace_back([this, i] { workerLoop(i); });
+    // `instances` contexts per engine (per device); the instance threads share one queue.
+    for (const auto& e : engines_)
+      for (int i = 0; i < opt_.instances; ++i) {
+        RJ_ASSIGN_OR_RETURN(auto ctx, e->createContext());
+        contexts_.push_back(std::move(ctx));
+      }
+    for (size_t i = 0; i < contexts_.size(); ++i) workers_.emplace_back([this, i] { workerLoop(static_cast<int>(i)); });
     reaper_ = std::thread([this] { reaperLoop(); });
     return Status::Ok();
   }
@@ -502,7 +514,8 @@ class BatcherImpl final : public Batcher {
     }
   }
 
-  std::shared_ptr<Engine> engine_;
+  std::vector<std::shared_ptr<Engine>> engines_;  // one per device
+  std::shared_ptr<Engine> engine_;                 // engines_[0]: the model's description
   BatcherOptions opt_;
   bool has_batch_ = false;
   int64_t profile_min_ = 1;
@@ -524,8 +537,14 @@ class BatcherImpl final : public Batcher {
 
 Result<std::unique_ptr<Batcher>> Batcher::create(std::shared_ptr<Engine> engine, const BatcherOptions& options) {
   if (!engine) return Status(StatusCode::kInvalidArgument, "Batcher::create: no engine");
+  return create(std::vector<std::shared_ptr<Engine>>{std::move(engine)}, options);
+}
+
+Result<std::unique_ptr<Batcher>> Batcher::create(std::vector<std::shared_ptr<Engine>> engines,
+                                                 const BatcherOptions& options) {
+  if (engines.empty()) return Status(StatusCode::kInvalidArgument, "Batcher::create: no engine");
   auto b = std::make_unique<BatcherImpl>();
-  Status st = b->init(std::move(engine), options);
+  Status st = b->init(std::move(engines), options);
   if (!st.ok()) return st;
   return std::unique_ptr<Batcher>(std::move(b));
 }

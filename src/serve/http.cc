@@ -222,6 +222,11 @@ class HttpServerImpl final : public HttpServer {
       if (fd < 0) continue;
       int one = 1;
       ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+      if (opt_.reuse_port && ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
+        last_err = std::string("SO_REUSEPORT: ") + std::strerror(errno);
+        ::close(fd);
+        continue;
+      }
       if (::bind(fd, a->ai_addr, a->ai_addrlen) == 0 && ::listen(fd, 1024) == 0) {
         listen_fd_ = fd;
         break;
@@ -332,10 +337,37 @@ class HttpServerImpl final : public HttpServer {
         work_cv_.notify_all();
       }
     }
-    for (auto& c : idle) closeConn(c.fd);
     // New connection attempts are refused from now on instead of waiting in the backlog.
     ::close(listen_fd_);
     listen_fd_ = -1;
+    // Graceful: requests already sent on open connections (or arriving within 100 ms on
+    // connections just accepted) are still served, then those connections close.
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      for (auto& c : returned_) idle.push_back(std::move(c));
+      returned_.clear();
+    }
+    auto until = Clock::now() + std::chrono::milliseconds(100);
+    while (!idle.empty() && Clock::now() < until) {
+      fds.clear();
+      for (const auto& c : idle) fds.push_back({c.fd, POLLIN, 0});
+      int n = ::poll(fds.data(), fds.size(), 20);
+      if (n <= 0) continue;
+      std::lock_guard<std::mutex> lk(mu_);
+      for (size_t i = fds.size(); i-- > 0;) {
+        if (!fds[i].revents) continue;
+        ready_.push_back(std::move(idle[i]));
+        idle[i] = std::move(idle.back());
+        idle.pop_back();
+      }
+      work_cv_.notify_all();
+    }
+    for (auto& c : idle) closeConn(c.fd);
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      poller_done_ = true;
+      work_cv_.notify_all();
+    }
   }
 
   void closeConn(int fd) {
@@ -371,8 +403,8 @@ class HttpServerImpl final : public HttpServer {
       Conn c;
       {
         std::unique_lock<std::mutex> lk(mu_);
-        work_cv_.wait(lk, [&] { return stopping_ || !ready_.empty(); });
-        if (ready_.empty()) return;  // stopping and nothing left
+        work_cv_.wait(lk, [&] { return poller_done_ || !ready_.empty(); });
+        if (ready_.empty()) return;  // stopped and nothing left
         c = std::move(ready_.front());
         ready_.pop_front();
       }
@@ -463,6 +495,7 @@ class HttpServerImpl final : public HttpServer {
   std::condition_variable work_cv_;
   std::deque<Conn> ready_;
   std::vector<Conn> returned_;
+  bool poller_done_ = false;  // under mu_: the poller hands out no more connections
   std::vector<std::thread> workers_;
   std::thread poller_;
   std::mutex join_mu_;

@@ -57,6 +57,7 @@ struct HttpServerOptions {
   int idle_timeout_ms = 60000;
   int io_timeout_ms = 30000;  // a started request must arrive / a response must drain within this
   size_t max_connections = 1024;
+  bool reuse_port = false;  // SO_REUSEPORT: processes sharing the port split the connections
 };
 
 class HttpServer {

@@ -20,7 +20,8 @@ using json = nlohmann::json;
 
 // ---- model repository ----
 
-Status applyModelConfigJson(std::string_view text, const std::string& what, BatcherOptions* cfg) {
+Status applyModelConfigJson(std::string_view text, const std::string& what, BatcherOptions* cfg,
+                            std::vector<int>* devices) {
   json j = json::parse(text.begin(), text.end(), nullptr, false);
   if (j.is_discarded() || !j.is_object()) return makeError(StatusCode::kInvalidArgument, what, ": not a JSON object");
   auto intKey = [&](const json& v, const std::string& key, int64_t lo, int64_t hi, int64_t* out) -> Status {
@@ -56,10 +57,18 @@ Status applyModelConfigJson(std::string_view text, const std::string& what, Batc
         RJ_RETURN_IF_ERROR(intKey(e, k, 1, 1 << 20, &v));
         cfg->preferred_batch_sizes.push_back(v);
       }
+    } else if (k == "devices" && devices) {
+      if (!it->is_array() || it->empty())
+        return makeError(StatusCode::kInvalidArgument, what, ": 'devices' must be a non-empty array of GPU ordinals");
+      devices->clear();
+      for (const auto& e : *it) {
+        RJ_RETURN_IF_ERROR(intKey(e, k, 0, 1023, &v));
+        devices->push_back(static_cast<int>(v));
+      }
     } else {
       return makeError(StatusCode::kInvalidArgument, what, ": unknown key '", k,
                        "' (known: max_batch, max_queue_delay_us, instances, max_queue_size, timeout_us, "
-                       "dynamic_batching, preferred_batch_sizes)");
+                       "dynamic_batching, preferred_batch_sizes, devices)");
     }
   }
   return Status::Ok();
@@ -93,7 +102,8 @@ bool validModelName(const std::string& n) {
 
 }  // namespace
 
-Result<std::vector<ModelConfig>> scanModelRepository(const std::string& dir, const BatcherOptions& defaults) {
+Result<std::vector<ModelConfig>> scanModelRepository(const std::string& dir, const BatcherOptions& defaults,
+                                                     const std::vector<int>& default_devices) {
   if (!isDir(dir)) return makeError(StatusCode::kNotFound, "model repository '", dir, "' is not a directory");
   DIR* d = ::opendir(dir.c_str());
   if (!d) return makeError(StatusCode::kIoError, "cannot open model repository '", dir, "'");
@@ -107,6 +117,7 @@ Result<std::vector<ModelConfig>> scanModelRepository(const std::string& dir, con
     std::string path = dir + "/" + n;
     ModelConfig mc;
     mc.batching = defaults;
+    mc.devices = default_devices;
     std::string cfg;
     if (isFile(path) && n.size() > 5 && n.compare(n.size() - 5, 5, ".plan") == 0) {
       mc.name = n.substr(0, n.size() - 5);
@@ -127,7 +138,7 @@ Result<std::vector<ModelConfig>> scanModelRepository(const std::string& dir, con
         return makeError(StatusCode::kInvalidArgument, "model '", mc.name, "' appears twice in '", dir, "'");
     if (isFile(cfg)) {
       RJ_ASSIGN_OR_RETURN(std::string text, readFile(cfg));
-      RJ_RETURN_IF_ERROR(applyModelConfigJson(text, "model config '" + cfg + "'", &mc.batching));
+      RJ_RETURN_IF_ERROR(applyModelConfigJson(text, "model config '" + cfg + "'", &mc.batching, &mc.devices));
     }
     out.push_back(std::move(mc));
   }
@@ -193,10 +204,22 @@ class ServerImpl final : public InferenceServer, public ModelHub {
     opt_ = o;
     if (models.empty()) return Status(StatusCode::kInvalidArgument, "no models to serve");
     for (const ModelConfig& mc : models) {
-      auto eng = Engine::load(mc.plan_path, o.load);
-      if (!eng.ok()) return eng.status().withContext("model '" + mc.name + "'");
-      std::shared_ptr<Engine> shared(std::move(*eng));
-      auto b = Batcher::create(shared, mc.batching);
+      // One engine per device (weights uploaded once per GPU); the batcher's instances spread
+      // over them and share one queue.
+      std::vector<int> devices = mc.devices;
+      if (devices.empty()) devices.push_back(o.load.device_index);
+      std::vector<std::shared_ptr<Engine>> engines;
+      for (int d : devices) {
+        LoadOptions lo = o.load;
+        lo.device_index = d;
+        auto eng = Engine::load(mc.plan_path, lo);
+        if (!eng.ok())
+          return eng.status().withContext("model '" + mc.name + "'" +
+                                          (devices.size() > 1 ? " on device " + std::to_string(d) : ""));
+        engines.emplace_back(std::move(*eng));
+      }
+      std::shared_ptr<Engine> shared = engines[0];
+      auto b = Batcher::create(engines, mc.batching);
       if (!b.ok()) return b.status().withContext("model '" + mc.name + "'");
       models_.push_back(Loaded{mc, std::move(*b)});
       if (o.logger) {
@@ -204,7 +227,8 @@ class ServerImpl final : public InferenceServer, public ModelHub {
         std::ostringstream os;
         os << "model '" << mc.name << "' (" << mc.plan_path << ", " << deviceKindName(shared->info().device)
            << "): max_batch " << bo.max_batch << ", dynamic batching " << (bo.dynamic_batching ? "on" : "off")
-           << ", delay " << bo.max_queue_delay_us << " us, instances " << bo.instances;
+           << ", delay " << bo.max_queue_delay_us << " us, instances " << bo.instances << " x " << devices.size()
+           << " device(s)";
         o.logger->log(Severity::kInfo, os.str());
       }
     }
@@ -215,6 +239,7 @@ class ServerImpl final : public InferenceServer, public ModelHub {
     ho.max_body_bytes = o.max_body_bytes;
     ho.idle_timeout_ms = o.idle_timeout_ms;
     ho.max_connections = o.max_connections;
+    ho.reuse_port = o.reuse_port;
     auto hs = HttpServer::start(ho, [this](const HttpRequest& rq) { return route(rq); });
     if (!hs.ok()) return hs.status();
     http_ = std::move(*hs);

@@ -45,8 +45,8 @@ def check(cond, what):
         failures.append(what)
 
 
-def start_server(repo, grpc):
-    cmd = [RAMJET, "serve", repo, "--http-port", "0", "--http-threads", "96"]
+def start_server(repo, grpc, port=0, extra=()):
+    cmd = [RAMJET, "serve", repo, "--http-port", str(port), "--http-threads", "96"] + list(extra)
     if grpc:
         cmd += ["--grpc-port", "0"]
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -95,6 +95,7 @@ def main():
     finally:
         if proc.poll() is None:
             proc.kill()
+    reuseport_check(repo)
     print("%d failure(s)" % len(failures))
     return 1 if failures else 0
 
@@ -247,8 +248,8 @@ def shutdown_check(proc, url):
             i = httpclient.InferInput("images", [1, 3, 32, 32], "FP32")
             i.set_data_from_numpy(x)
             done.append(cl.infer(MODEL, [i]).as_numpy("probs").shape)
-        except Exception as e:  # noqa: BLE001
-            errs.append(repr(e))
+        except Exception as e:  # noqa: BLE001 (str: InferenceServerException's repr drops the message)
+            errs.append("%s: %s" % (type(e).__name__, e))
     ths = [threading.Thread(target=fire) for _ in range(16)]
     [t.start() for t in ths]
     time.sleep(0.002)
@@ -262,7 +263,56 @@ def shutdown_check(proc, url):
     # (connection error); one that was accepted must be answered.
     check(rc == 0, "SIGTERM: server exited with %s" % rc)
     check(all(any(k in e.lower() for k in ("connection", "refused", "reset", "shutting down")) for e in errs),
-          "SIGTERM: %d answered, %d refused at the door, no half-answered request (%s)" % (len(done), len(errs), errs[:1]))
+          "SIGTERM: %d answered, %d refused (connection refused or 503 shutting down), no other failure (%s)"
+          % (len(done), len(errs), sorted(set(errs))[:2]))
+
+
+def reuseport_check(repo):
+    # Two server processes behind one port (SO_REUSEPORT): the kernel spreads new connections
+    # over both; every request is answered correctly and both processes served some.
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    procs = [start_server(repo, False, port, ["--reuse-port"]) for _ in range(2)]
+    try:
+        if not all("HTTP" in p[1] for p in procs):
+            check(False, "two servers on one port: %s" % ["".join(p[2]) for p in procs])
+            return
+        url = "127.0.0.1:%d" % port
+        x = np.ones((1, 3, 32, 32), np.float32)
+        ref = None
+        results, errs = [], []
+
+        def one():
+            try:
+                cl = httpclient.InferenceServerClient(url)  # a new connection per client
+                i = httpclient.InferInput("images", [1, 3, 32, 32], "FP32")
+                i.set_data_from_numpy(x)
+                for _ in range(4):
+                    results.append(cl.infer(MODEL, [i]).as_numpy("probs"))
+                cl.close()
+            except Exception as e:  # noqa: BLE001
+                errs.append(repr(e))
+        ths = [threading.Thread(target=one) for _ in range(32)]
+        [t.start() for t in ths]
+        [t.join() for t in ths]
+        ref = results[0] if results else None
+        same = ref is not None and all(float(np.abs(r - ref).max()) < 1e-5 for r in results)
+        counts = []
+        for p, _, lines in procs:
+            p.send_signal(signal.SIGTERM)
+            p.wait(timeout=20)
+            time.sleep(0.1)
+            m = re.search(r"stopped after (\d+) requests", "".join(lines))
+            counts.append(int(m.group(1)) if m else -1)
+        check(not errs and same and len(results) == 128 and sum(counts) == 128 and min(counts) > 0,
+              "two processes on one port (--reuse-port): 128 requests, served %s, %d errors %s" % (counts, len(errs), errs[:1]))
+    finally:
+        for p, _, _ in procs:
+            if p.poll() is None:
+                p.kill()
 
 
 if __name__ == "__main__":

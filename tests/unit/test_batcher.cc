@@ -108,6 +108,30 @@ TEST(Batcher, ConcurrentDistinctRequestsMatchSingleRequestResults) {
               static_cast<unsigned long long>(s.batches), static_cast<long long>(max_batch_seen), worst);
 }
 
+TEST(Batcher, InstancesSpreadOverSeveralEnginesOfOneModel) {
+  // Stands in for one plan loaded on two GPUs: two engines, two instances each, one queue.
+  auto e0 = tinyEngine(), e1 = tinyEngine();
+  BatcherOptions bo;
+  bo.instances = 2;
+  bo.max_queue_delay_us = 500;
+  auto b = Batcher::create(std::vector<std::shared_ptr<Engine>>{e0, e1}, bo);
+  ASSERT_TRUE(b.ok()) << b.status().toString();
+  auto ctx = e0->createContext();
+  std::vector<std::thread> th;
+  std::atomic<int> ok{0};
+  for (int t = 0; t < 8; ++t)
+    th.emplace_back([&, t] {
+      for (int k = 0; k < 5; ++k) {
+        Tensor x = randomImages(1, 50 + t * 10 + k);
+        Response r = (*b)->infer(imagesRequest(x));
+        if (r.outcome == Outcome::kOk) ++ok;
+      }
+    });
+  for (auto& x : th) x.join();
+  EXPECT_EQ(ok.load(), 40);
+  EXPECT_FALSE(Batcher::create(std::vector<std::shared_ptr<Engine>>{e0, nullptr}, bo).ok());
+}
+
 TEST(Batcher, WithoutDynamicBatchingEveryRequestRunsAlone) {
   auto engine = tinyEngine();
   BatcherOptions bo;
@@ -336,6 +360,10 @@ TEST(KServe, ModelConfigJsonIsChecked) {
   EXPECT_EQ(o.instances, 2);
   Status s = applyModelConfigJson(R"({"max_bach":8})", "cfg.json", &o);
   EXPECT_NE(s.message().find("unknown key 'max_bach'"), std::string::npos) << s.message();
+  std::vector<int> devices;
+  ASSERT_TRUE(applyModelConfigJson(R"({"devices":[0,1]})", "cfg", &o, &devices).ok());
+  EXPECT_EQ(devices, (std::vector<int>{0, 1}));
+  EXPECT_FALSE(applyModelConfigJson(R"({"devices":[]})", "cfg", &o, &devices).ok());
   s = applyModelConfigJson(R"({"instances":0})", "cfg.json", &o);
   EXPECT_NE(s.message().find("'instances' must be an integer in 1..256"), std::string::npos) << s.message();
 }

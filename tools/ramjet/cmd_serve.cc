@@ -22,8 +22,8 @@ struct ServeArgs {
   int http_port = 8000, grpc_port = -1, http_threads = 128, instances = 1, device_index = 0;
   int64_t max_batch = 0, delay_us = 100, timeout_us = 0;
   size_t max_queue = 1024;
-  std::string preferred;
-  bool no_batching = false, verbose = false;
+  std::string preferred, devices;
+  bool no_batching = false, verbose = false, reuse_port = false;
 };
 
 int runServe(const ServeArgs& a) {
@@ -48,9 +48,23 @@ int runServe(const ServeArgs& a) {
       defaults.preferred_batch_sizes.push_back(v);
     }
   }
+  std::vector<int> devices;
+  if (!a.devices.empty()) {
+    std::stringstream ss(a.devices);
+    std::string item;
+    while (std::getline(ss, item, ',')) {
+      char* end = nullptr;
+      long v = std::strtol(item.c_str(), &end, 10);
+      if (item.empty() || *end || v < 0 || v > 1023) {
+        std::cerr << "error: --devices: '" << item << "' is not a GPU ordinal\n";
+        return 2;
+      }
+      devices.push_back(static_cast<int>(v));
+    }
+  }
   std::vector<serve::ModelConfig> models;
   if (!a.repository.empty()) {
-    auto r = serve::scanModelRepository(a.repository, defaults);
+    auto r = serve::scanModelRepository(a.repository, defaults, devices);
     if (!r.ok()) {
       std::cerr << "error: " << r.status().message() << "\n";
       return 1;
@@ -67,6 +81,7 @@ int runServe(const ServeArgs& a) {
     mc.name = spec.substr(0, eq);
     mc.plan_path = spec.substr(eq + 1);
     mc.batching = defaults;
+    mc.devices = devices;
     models.push_back(mc);
   }
   if (models.empty()) {
@@ -85,6 +100,7 @@ int runServe(const ServeArgs& a) {
   so.http_port = a.http_port;
   so.grpc_port = a.grpc_port;
   so.http_threads = a.http_threads;
+  so.reuse_port = a.reuse_port;
   so.load.device_index = a.device_index;
   so.load.logger = &logger;
   so.logger = &logger;
@@ -103,7 +119,13 @@ int runServe(const ServeArgs& a) {
   std::cout << "ramjet serve: " << (sig == SIGINT ? "SIGINT" : "SIGTERM")
             << ": finishing in-flight requests" << std::endl;
   (*srv)->shutdown();
-  std::cout << "ramjet serve: stopped" << std::endl;
+  uint64_t ok = 0, failed = 0;
+  for (const std::string& n : (*srv)->hub().modelNames()) {
+    serve::BatcherStats st = (*srv)->hub().find(n, "")->stats();
+    ok += st.requests_ok;
+    failed += st.requests_failed;
+  }
+  std::cout << "ramjet serve: stopped after " << ok << " requests (" << failed << " failed)" << std::endl;
   return 0;
 }
 
@@ -135,6 +157,10 @@ void addServeCommand(CLI::App& app, Action* action) {
   cmd->add_option("--preferred-batch-sizes", a->preferred, "pad merged batches up to these sizes, e.g. 1,8,32");
   cmd->add_flag("--no-batching", a->no_batching, "run every request alone (for comparison)");
   cmd->add_option("--device-index", a->device_index, "GPU ordinal for CUDA plans");
+  cmd->add_option("--devices", a->devices,
+                  "several GPUs in one server: load each plan on these ordinals, e.g. 0,1 (--instances per device)");
+  cmd->add_flag("--reuse-port", a->reuse_port,
+                "SO_REUSEPORT: run several serve processes on one port; the kernel spreads connections");
   cmd->add_flag("-v,--verbose", a->verbose, "log model loading");
   cmd->callback([a, action] { *action = [a] { return runServe(*a); }; });
 }
