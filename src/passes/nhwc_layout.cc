@@ -30,11 +30,27 @@ bool isTranspose(const Node* n, const std::vector<int64_t>& perm) {
   return n && n->op_type == "Transpose" && n->domain.empty() && n->hasInput(0) &&
          n->attrInts("perm") == perm;
 }
-// The NHWC source of v when v = Transpose(src, to-NCHW); null otherwise.
+bool unitSpatial(const Value* s) {
+  const Shape& sh = s->type.shape;
+  return sh.rank_known && sh.rank() == 4 && sh.dims[1].known() && sh.dims[1].value == 1 &&
+         sh.dims[2].known() && sh.dims[2].value == 1;
+}
+// The NHWC source of v when v = Transpose(src, to-NCHW), or v = Reshape(src, [0,-1,1,1]) of a
+// [N,1,1,C] src (the same data: what simplifyTranspose makes of a pooled tensor's Transpose);
+// null otherwise.
 Value* nhwcSource(const Value* v) {
-  if (!v || !isTranspose(v->producer, kToNchw)) return nullptr;
-  Value* s = v->producer->inputs[0];
-  return s->type.shape.rank_known && s->type.shape.rank() == 4 ? s : nullptr;
+  if (!v || !v->producer) return nullptr;
+  const Node* p = v->producer;
+  if (isTranspose(p, kToNchw)) {
+    Value* s = p->inputs[0];
+    return s->type.shape.rank_known && s->type.shape.rank() == 4 ? s : nullptr;
+  }
+  std::vector<int64_t> shape;
+  if (p->op_type == "Reshape" && p->domain.empty() && p->inputs.size() >= 2 && p->hasInput(1) &&
+      constantInts(p->inputs[1], &shape) && shape == std::vector<int64_t>{0, -1, 1, 1} &&
+      unitSpatial(p->inputs[0]))
+    return p->inputs[0];
+  return nullptr;
 }
 bool rank4(const Value* v) { return v && v->type.shape.rank_known && v->type.shape.rank() == 4; }
 
@@ -156,6 +172,17 @@ class NhwcLayout final : public Pass {
     if (!t->hasOutput(0)) return false;
     Value* out = t->outputs[0];
     const auto q = t->attrInts("perm");
+    // to-NHWC of an NCHW view (Reshape of a pooled [N,1,1,C]) is the view's source.
+    if (q == kToNhwc) {
+      Node* pr = t->inputs[0]->producer;
+      if (pr && pr->op_type == "Reshape")
+        if (Value* src = nhwcSource(t->inputs[0])) {
+          if (!replaceAllUses(g, out, src)) return false;
+          rw.remove(t);
+          ++rw.stats->rewrites;
+          return true;
+        }
+    }
     Node* p = t->inputs[0]->producer;
     // Transpose(Transpose(a, p), q) = Transpose(a, p∘q); identity -> a.
     if (p && p->op_type == "Transpose" && p->domain.empty() && rw.alive(p)) {
@@ -179,9 +206,8 @@ class NhwcLayout final : public Pass {
       return true;
     }
     // A to-NCHW Transpose of [N, 1, 1, C] moves only unit dims: a Reshape (an alias, no copy).
-    if (q == kToNchw && rank4(t->inputs[0])) {
-      const Shape& s = t->inputs[0]->type.shape;
-      if (s.dims[1].known() && s.dims[1].value == 1 && s.dims[2].known() && s.dims[2].value == 1) {
+    if (q == kToNchw && unitSpatial(t->inputs[0])) {
+      {
         Tensor shape = Tensor::fromVector<int64_t>({0, -1, 1, 1}, {4});
         Value* sv = makeConstant(g, out->name + "_shape", shape);
         rw.replace(t, "Reshape", {t->inputs[0], sv});

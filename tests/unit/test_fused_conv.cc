@@ -345,3 +345,47 @@ TEST(NhwcLayout, TinyCnnModel) {
 
 }  // namespace
 }  // namespace ramjet
+
+namespace ramjet {
+namespace {
+// Zoo CNNs (python3 models/zoo.py; skipped when absent): NHWC from the first convolution to the
+// head (one Transpose, at the input) with the CPU reference's outputs unchanged.
+TEST(NhwcLayout, ZooCnnsRunChannelsLastWithUnchangedOutputs) {
+  int ran = 0;
+  for (const std::string name : {"resnet50", "mobilenet_v3_large", "efficientnet_b0", "yolov8n"}) {
+    const std::string path = std::string(RAMJET_SOURCE_DIR) + "/models/zoo/" + name + ".onnx";
+    if (!std::filesystem::exists(path)) continue;
+    auto a = importOnnx(path);
+    auto b = importOnnx(path);
+    ASSERT_TRUE(a.ok() && b.ok());
+    PassOptions po;
+    po.config.prefer_nhwc = true;
+    Status st = passes::optimizeGraph(*b, po);
+    ASSERT_TRUE(st.ok()) << name << ": " << st.toString();
+    auto ops = opCounts(*b);
+    std::map<std::string, Tensor> feeds;
+    uint32_t seed = 1;
+    for (const Value* v : a->inputs) {
+      std::vector<int64_t> d;
+      for (const Dim& x : v->type.shape.dims) d.push_back(x.known() ? x.value : 1);
+      feeds[v->name] = randomTensor(d, seed++, 0.f, 1.f);
+    }
+    auto ra = reference::run(*a, feeds);
+    auto rb = reference::run(*b, feeds);
+    ASSERT_TRUE(ra.ok()) << ra.status().toString();
+    ASSERT_TRUE(rb.ok()) << rb.status().toString();
+    double ref_max = 0;
+    for (const Tensor& t : *ra)
+      for (int64_t j = 0; j < t.numel(); ++j) ref_max = std::max(ref_max, std::fabs(t.getDouble(j)));
+    const double d = maxAbsDiff(*ra, *rb);
+    std::printf("  %s NCHW vs NHWC: max abs diff %.3g (max |y| %.3g), FusedConv %d, Transposes %d\n", name.c_str(), d,
+                ref_max, ops["FusedConv"], ops["Transpose"]);
+    EXPECT_LE(d, 1e-5 * std::max(1.0, ref_max)) << name;
+    EXPECT_EQ(ops["Conv"], 0) << name;
+    if (name != "yolov8n") EXPECT_EQ(ops["Transpose"], 1) << name;  // YOLO's head stays NCHW
+    ++ran;
+  }
+  if (!ran) GTEST_SKIP() << "no zoo model under models/zoo";
+}
+}  // namespace
+}  // namespace ramjet
