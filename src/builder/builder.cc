@@ -285,7 +285,8 @@ std::string typesKey(const std::vector<TensorType>& ts) {
 
 std::string attrsKey(const Node& n) {
   std::string s;
-  for (const auto& [k, a] : n.attrs) s += k + "=" + a.toString() + ";";
+  for (const auto& [k, a] : n.attrs)
+    if (k != "fused_from") s += k + "=" + a.toString() + ";";  // provenance, not semantics
   return s;
 }
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <set>
 
 namespace ramjet::passes {
 namespace {
@@ -195,11 +196,60 @@ std::vector<Node*> nodeList(const Graph& g) {
   return out;
 }
 
-Node* replaceNode(Graph& g, Node* old, const std::string& op, std::vector<Value*> inputs) {
+// The ONNX nodes a replacement absorbs: `old` and every node between the replacement's
+// inputs and old's output (walking producers back from old, and through nodes the pass
+// already removed, stopping at the new inputs), with what those had absorbed themselves.
+static std::vector<std::string> absorbedNames(const Node* old, const std::vector<Value*>& inputs,
+                                              const std::map<const Value*, RemovedNode>* removed) {
+  std::set<const Value*> stop(inputs.begin(), inputs.end()), seen_values;
+  std::set<const Node*> seen;
+  std::vector<std::string> names;
+  std::vector<const Value*> todo;
+  auto visit = [&](const std::vector<std::string>& own, const std::vector<const Value*>& ins) {
+    names.insert(names.end(), own.begin(), own.end());
+    for (const Value* v : ins)
+      if (v && !stop.count(v) && seen_values.insert(v).second) todo.push_back(v);
+  };
+  auto nodeNames = [](const Node* n) {
+    auto f = n->attrs.find("fused_from");
+    if (f != n->attrs.end() && f->second.kind == Attribute::Kind::kStrings) return f->second.strings;
+    return std::vector<std::string>{n->name};
+  };
+  seen.insert(old);
+  visit(nodeNames(old), std::vector<const Value*>(old->inputs.begin(), old->inputs.end()));
+  while (!todo.empty() && seen.size() < 256) {
+    const Value* v = todo.back();
+    todo.pop_back();
+    if (v->producer) {
+      if (seen.insert(v->producer).second)
+        visit(nodeNames(v->producer), std::vector<const Value*>(v->producer->inputs.begin(), v->producer->inputs.end()));
+    } else if (removed) {
+      auto it = removed->find(v);
+      if (it != removed->end()) visit(it->second.names, it->second.inputs);
+    }
+  }
+  std::reverse(names.begin(), names.end());  // roughly producers first
+  std::vector<std::string> unique;
+  std::set<std::string> have;
+  for (auto& n : names)
+    if (have.insert(n).second) unique.push_back(n);
+  return unique;
+}
+
+Node* replaceNode(Graph& g, Node* old, const std::string& op, std::vector<Value*> inputs,
+                  const std::map<const Value*, RemovedNode>* removed) {
   Value* out = old->outputs[0];
   std::string name = old->name;
+  std::vector<std::string> from = absorbedNames(old, inputs, removed);
   g.removeNode(old);
-  return g.addNode(op, name, std::move(inputs), {out});
+  Node* n = g.addNode(op, name, std::move(inputs), {out});
+  if (from.size() > 1) {
+    Attribute a;
+    a.kind = Attribute::Kind::kStrings;
+    a.strings = std::move(from);
+    n->attrs["fused_from"] = std::move(a);
+  }
+  return n;
 }
 
 }  // namespace ramjet::passes

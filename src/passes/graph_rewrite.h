@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <set>
 #include <string>
 #include <vector>
@@ -64,9 +65,18 @@ Tensor tensorFromDoubles(DataType dt, std::vector<int64_t> dims, const std::vect
 std::vector<double> toDoubles(const Tensor& t);
 // Snapshot of the node list (passes erase nodes while walking).
 std::vector<Node*> nodeList(const Graph& g);
+// A node a pass removed, remembered by its outputs so a later replacement can still name it
+// among the nodes it absorbed (`fused_from`).
+struct RemovedNode {
+  std::vector<std::string> names;  // its name, or what it had absorbed itself
+  std::vector<const Value*> inputs;
+};
 // Replaces node `old` by a new node computing op(inputs) into old's output 0 (name and graph
-// output status kept). Returns the new node.
-Node* replaceNode(Graph& g, Node* old, const std::string& op, std::vector<Value*> inputs);
+// output status kept). Returns the new node. When it absorbs more than `old` (the nodes
+// between `inputs` and old's output, including ones in `removed`), the new node gets a
+// `fused_from` strings attribute naming them.
+Node* replaceNode(Graph& g, Node* old, const std::string& op, std::vector<Value*> inputs,
+                  const std::map<const Value*, RemovedNode>* removed = nullptr);
 }  // namespace ramjet::passes
 
 namespace ramjet::passes {
@@ -77,14 +87,22 @@ struct Rewriter {
   PassStats* stats;
   std::set<const Node*> dead;
   bool alive(const Node* n) const { return dead.count(n) == 0; }
+  std::map<const Value*, RemovedNode> removed{};  // by output value, for fused_from
   void remove(Node* n) {
+    RemovedNode r;
+    auto f = n->attrs.find("fused_from");
+    if (f != n->attrs.end() && f->second.kind == Attribute::Kind::kStrings) r.names = f->second.strings;
+    else r.names = {n->name};
+    r.inputs.assign(n->inputs.begin(), n->inputs.end());
+    for (const Value* v : n->outputs)
+      if (v) removed[v] = r;
     dead.insert(n);
     g.removeNode(n);
     ++stats->nodes_removed;
   }
   Node* replace(Node* old, const std::string& op, std::vector<Value*> inputs) {
     dead.insert(old);
-    Node* n = replaceNode(g, old, op, std::move(inputs));
+    Node* n = replaceNode(g, old, op, std::move(inputs), &removed);
     ++stats->nodes_removed;
     ++stats->nodes_added;
     ++stats->rewrites;
