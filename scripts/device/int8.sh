@@ -42,7 +42,7 @@ for m in resnet50 yolov8n; do
   in=$(python3 -c "import onnx;print(onnx.load('$f',load_external_data=False).graph.input[0].name)")
   hw=224; [ $m = yolov8n ] && hw=640
   echo "== $m calibrate (random, 4 batches) $((SECONDS))s"
-  timeout 60 $B calibrate --model "$f" --data random --calib-batches 4 -o "$T/$m.cache" -q 2>&1 | tail -2
+  timeout 60 $B calibrate --model "$f" --data random --samples 4 -o "$T/$m.cache" -q 2>&1 | tail -2
   echo "== $m int8 accuracy vs fp32 reference (cuda) $((SECONDS))s"
   timeout 90 $B validate --model "$f" --device cuda --precision int8 --calib-cache "$T/$m.cache" --samples 2 2>&1 | grep -iE "cosine|top|error|max" | head -6
   for p in fp16 int8; do
