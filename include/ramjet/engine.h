@@ -78,6 +78,9 @@ struct BuildOptions {
   // lowering. Passes named here (or in RAMJET_DISABLE_PASSES) are skipped; "all" skips every one.
   bool optimize = true;
   std::vector<std::string> disabled_passes;
+  // Optional: the graph passes report here why a candidate fusion did not fire (pass name,
+  // message); `ramjet build --explain`.
+  std::function<void(const std::string& pass, const std::string& why)> explain;
   int timing_iterations = 10;
   size_t max_workspace_bytes = size_t{1} << 30;
   Logger* logger = nullptr;

@@ -368,6 +368,7 @@ Result<Plan> build(const Graph& input, const BuildOptions& opt) {
     po.config.can_emit = [devp](const std::string& op) { return devp->hasKernelFor(op); };
     po.config.prefer_nhwc = opt.device == DeviceKind::kCuda && opt.precision == Precision::kFP16 &&
                             std::getenv("RAMJET_NHWC") && std::getenv("RAMJET_NHWC")[0] == '1';
+    po.config.explain = opt.explain;
     passes::PassReport pr;
     Status st = passes::PassManager::createDefault().run(*g, po, &pr);
     if (!st.ok()) return makeError(st.code(), "graph optimizer: ", st.message());

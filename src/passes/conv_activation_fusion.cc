@@ -87,12 +87,24 @@ class ConvActivationFusion final : public Pass {
     return "Conv [+ residual Add] [+ activation] -> FusedConv";
   }
   Status run(Graph& g, const PassConfig& cfg, PassStats* stats) override {
-    if (!cfg.canEmit("FusedConv")) return Status::Ok();
+    if (!cfg.canEmit("FusedConv")) {
+      cfg.why(name(), "the target backend has no FusedConv kernel (or INT8 lowering fuses instead)");
+      return Status::Ok();
+    }
     const std::set<std::string> outer = outerScopeNames(g);
     Rewriter rw{g, stats, {}};
     for (Node* conv : nodeList(g)) {
-      if (!rw.alive(conv) || !fusableConv(conv)) continue;
+      if (!rw.alive(conv)) continue;
+      if (!fusableConv(conv)) {
+        if (conv->op_type == "Conv" && conv->domain.empty())
+          cfg.why(name(), conv->describe() + ": not fusable (weights not constant, asymmetric pads, SAME auto_pad "
+                                             "or a non-float output)");
+        continue;
+      }
       Value* y = conv->outputs[0];
+      if (useCount(y) > 1 && !outer.count(y->name))
+        cfg.why(name(), conv->describe() + " + its activation/residual Add: the conv output has " +
+                            std::to_string(useCount(y)) + " consumers");
       if (outer.count(y->name)) continue;
       std::vector<Node*> chain;  // nodes absorbed after the conv, in order
       Value* cur = y;

@@ -33,17 +33,32 @@ class ConvBnFold final : public Pass {
   const char* description() const override {
     return "folds inference BatchNormalization into the preceding Conv/ConvTranspose";
   }
-  Status run(Graph& g, const PassConfig&, PassStats* stats) override {
+  Status run(Graph& g, const PassConfig& cfg, PassStats* stats) override {
     Rewriter rw{g, stats, {}};
     for (Node* bn : nodeList(g)) {
       if (!rw.alive(bn) || bn->op_type != "BatchNormalization" || !bn->domain.empty()) continue;
       Value* x = bn->inputs[0];
       Node* conv = x->producer;
-      if (!conv || soleConsumer(x) != bn || convOutChannels(conv) == 0) continue;
+      if (!conv || (conv->op_type != "Conv" && conv->op_type != "ConvTranspose")) continue;
+      const std::string pair = conv->describe() + " + " + bn->describe() + ": ";
+      if (soleConsumer(x) != bn) {
+        cfg.why(name(), pair + "the conv output has " + std::to_string(useCount(x)) + " consumers");
+        continue;
+      }
+      if (convOutChannels(conv) == 0) {
+        cfg.why(name(), pair + "weights/bias not constant float tensors");
+        continue;
+      }
       if (x->type.dtype != bn->outputs[0]->type.dtype) continue;
       std::vector<double> scale, shift;
-      if (!bnAffine(bn, &scale, &shift)) continue;
-      if (!foldIntoConvChannels(g, conv, scale, shift)) continue;
+      if (!bnAffine(bn, &scale, &shift)) {
+        cfg.why(name(), pair + "BatchNormalization parameters are not constants (or training mode)");
+        continue;
+      }
+      if (!foldIntoConvChannels(g, conv, scale, shift)) {
+        cfg.why(name(), pair + "channel count does not match the conv's output channels");
+        continue;
+      }
       Value* y = bn->outputs[0];
       rw.remove(bn);
       setOutput(conv, 0, y);

@@ -25,7 +25,7 @@ class MatMulAddToGemm final : public Pass {
   const char* description() const override {
     return "2-D MatMul + Add -> Gemm; Gemm + bias Add -> Gemm with C";
   }
-  Status run(Graph& g, const PassConfig&, PassStats* stats) override {
+  Status run(Graph& g, const PassConfig& cfg, PassStats* stats) override {
     Rewriter rw{g, stats, {}};
     for (Node* add : nodeList(g)) {
       if (!rw.alive(add) || add->op_type != "Add" || !add->domain.empty() ||
@@ -35,9 +35,19 @@ class MatMulAddToGemm final : public Pass {
         Value* y = add->inputs[static_cast<size_t>(side)];
         Value* c = add->inputs[static_cast<size_t>(1 - side)];
         Node* mm = y->producer;
-        if (!mm || !mm->domain.empty() || soleConsumer(y) != add || c == y) continue;
+        if (!mm || !mm->domain.empty() || c == y) continue;
+        const bool candidate = mm->op_type == "MatMul" || mm->op_type == "Gemm";
+        const std::string pair = candidate ? mm->describe() + " + " + add->describe() + ": " : "";
+        if (soleConsumer(y) != add) {
+          if (candidate) cfg.why(name(), pair + "the product has " + std::to_string(useCount(y)) + " consumers");
+          continue;
+        }
         const Shape& ys = y->type.shape;
-        if (!isFloatType(y->type.dtype) || !ys.rank_known || ys.rank() != 2) continue;
+        if (!isFloatType(y->type.dtype) || !ys.rank_known || ys.rank() != 2) {
+          if (candidate && isFloatType(y->type.dtype))
+            cfg.why(name(), pair + "the product is not 2-D (" + ys.toString() + "); Gemm is 2-D only");
+          continue;
+        }
         if (c->type.dtype != y->type.dtype || !broadcastsTo(c, ys)) continue;
         if (!(add->outputs[0]->type.shape == ys)) continue;
         if (mm->op_type == "MatMul") {

@@ -39,6 +39,12 @@ struct PassConfig {
   // would have to reject (e.g. no `Attention` for a backend without an attention kernel).
   std::function<bool(const std::string& op_type)> can_emit;
   bool canEmit(const std::string& op_type) const { return !can_emit || can_emit(op_type); }
+  // Optional sink for why a candidate pattern did not fire ("Conv 'c3' + Relu 'r3': the conv
+  // output has 2 consumers"); `ramjet build --explain` prints what passes write here.
+  std::function<void(const std::string& pass, const std::string& why)> explain;
+  void why(const char* pass, const std::string& msg) const {
+    if (explain) explain(pass, msg);
+  }
   // The backend runs 2-D convolutions fastest channels-last (CUDA FP16 tensor cores): NhwcLayout
   // rewrites them to NHWC and sinks the layout conversions to the graph's boundaries.
   bool prefer_nhwc = false;

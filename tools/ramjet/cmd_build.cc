@@ -4,6 +4,8 @@
 #include <iostream>
 #include <map>
 
+#include <set>
+
 #include "commands.h"
 #include "ramjet/engine.h"
 #include "passes/pass_manager.h"
@@ -102,6 +104,7 @@ void addBuildCommand(CLI::App& app, Action* action) {
     std::vector<std::string> shapes, min, opt, max;
     bool fp16 = false, verbose = false, fallback = false, no_fold = false, no_optimize = false;
     std::string disable_passes;
+    bool explain = false;
     int device_index = 0;
   };
   auto o = std::make_shared<Opts>();
@@ -122,6 +125,7 @@ void addBuildCommand(CLI::App& app, Action* action) {
   cmd->add_option("--disable-passes", o->disable_passes,
                   "comma-separated pass names to skip (see `ramjet optimize --list-passes`); also RAMJET_DISABLE_PASSES");
   cmd->add_flag("-v,--verbose", o->verbose, "log every build decision");
+  cmd->add_flag("--explain", o->explain, "say why each candidate fusion of the graph passes did not fire");
   cmd->callback([=] {
     *action = [=]() -> int {
       auto fail = [](const std::string& m) {
@@ -140,6 +144,14 @@ void addBuildCommand(CLI::App& app, Action* action) {
       opt.optimize = !o->no_optimize;
       for (const std::string& p : passes::parsePassList(o->disable_passes)) opt.disabled_passes.push_back(p);
       opt.logger = &logger;
+      auto explained = std::make_shared<std::vector<std::string>>();
+      if (o->explain) {
+        auto seen = std::make_shared<std::set<std::string>>();
+        opt.explain = [explained, seen](const std::string& pass, const std::string& why) {
+          std::string line = pass + ": " + why;  // passes re-run to a fixed point: say it once
+          if (seen->insert(line).second) explained->push_back(line);
+        };
+      }
       std::string err;
       if (!parseProfiles(o->shapes, o->min, o->opt, o->max, &opt.profiles, &err)) return fail(err);
       auto g = importOnnx(o->model);
@@ -147,6 +159,10 @@ void addBuildCommand(CLI::App& app, Action* action) {
       ProgressBar bar(!o->verbose);
       opt.progress = [&bar](size_t d, size_t t, const std::string& s) { bar(d, t, s); };
       auto plan = build(*g, opt);
+      if (o->explain) {
+        std::cout << "--explain: " << explained->size() << " candidate fusion(s) did not fire\n";
+        for (const auto& l : *explained) std::cout << "  " << l << "\n";
+      }
       if (!plan.ok()) return fail(plan.status().message());
       Status st = plan->save(o->output);
       if (!st.ok()) return fail(st.message());
