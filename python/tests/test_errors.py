@@ -195,3 +195,14 @@ def test_calibrator_is_checked(tiny_graph):
         ramjet.build(tiny_graph, device="cpu", calibrator=Data())
     except ramjet.UnsupportedError as e:
         assert "calibrator" in str(e)
+
+
+def test_mixed_precision_option_validation():
+    with pytest.raises(ramjet.InvalidArgumentError, match="precision_overrides"):
+        ramjet.BuildOptions(precision_overrides=["Conv"])
+    with pytest.raises(ramjet.InvalidArgumentError, match="precision_overrides"):
+        ramjet.BuildOptions(precision_overrides=["Conv:fp7"])
+    with pytest.raises(ramjet.InvalidArgumentError, match="calibration_method"):
+        ramjet.BuildOptions(calibration_method="kl")
+    with pytest.raises(ramjet.InvalidArgumentError, match="activation_amax"):
+        ramjet.BuildOptions(activation_amax={"x": -1.0})

@@ -1,0 +1,62 @@
+"""INT8 builds with a Python calibrator (runs where the C++ API has INT8, issue #6)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import ramjet
+from conftest import TINY, cosine, ort_run
+
+pytestmark = pytest.mark.skipif("int8" not in ramjet.PRECISIONS, reason="this ramjet has no INT8 precision")
+
+PROFILE = {"images": ((1, 3, 32, 32), (8, 3, 32, 32), (8, 3, 32, 32))}
+
+
+class Batches(ramjet.Calibrator):
+    def __init__(self, n=4, bad=None):
+        self.calls = 0
+        self.n = n
+        self.bad = bad
+        self.rng = np.random.default_rng(7)
+
+    @property
+    def num_batches(self):
+        return self.n
+
+    def get_batch(self):
+        self.calls += 1
+        if self.bad == "raise":
+            raise RuntimeError("no more data here")
+        if self.bad == "name":
+            return {"nope": np.zeros((8, 3, 32, 32), np.float32)}
+        if self.calls > self.n:
+            return None
+        return {"images": self.rng.standard_normal((8, 3, 32, 32)).astype(np.float32)}
+
+
+def test_int8_build_uses_the_python_calibrator(tiny_graph, tmp_path):
+    data = Batches()
+    cache = tmp_path / "calib.json"
+    plan = ramjet.build(tiny_graph, device="cpu", precision="int8", profiles=PROFILE, calibrator=data,
+                        calibration_cache=str(cache))
+    assert data.calls >= 2  # batches drawn (and the end seen or the batch count reached)
+    e = ramjet.Engine.from_bytes(plan.to_bytes())
+    assert e.info["precision"] == "int8"
+    x = np.random.default_rng(8).standard_normal((8, 3, 32, 32)).astype(np.float32)
+    y = e.create_context().infer({"images": x})["probs"]
+    (ref,) = ort_run(TINY, {"images": x})
+    c = cosine(y, ref)
+    print(f"int8 (python calibrator, {data.calls} get_batch calls) vs onnxruntime: cosine {c:.5f}")
+    assert c > 0.98
+    if cache.exists():  # a second build reads the cache instead of calibrating
+        again = Batches()
+        ramjet.build(tiny_graph, device="cpu", precision="int8", profiles=PROFILE, calibrator=again,
+                     calibration_cache=str(cache))
+        assert again.calls == 0
+
+
+@pytest.mark.parametrize("bad,match", [("raise", "no more data here"), ("name", "nope")])
+def test_calibrator_errors_propagate(tiny_graph, bad, match):
+    with pytest.raises(ramjet.RamjetError, match=match):
+        ramjet.build(tiny_graph, device="cpu", precision="int8", profiles=PROFILE, calibrator=Batches(bad=bad))
