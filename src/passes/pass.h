@@ -74,6 +74,9 @@ std::unique_ptr<Pass> createHardSwishFusion();
 std::unique_ptr<Pass> createMishFusion();
 std::unique_ptr<Pass> createLayerNormFusion();
 std::unique_ptr<Pass> createAttentionFusion();
+std::unique_ptr<Pass> createGemmEpilogueFusion();
+std::unique_ptr<Pass> createAttentionLayoutFold();
+std::unique_ptr<Pass> createElementwiseFusion();
 std::unique_ptr<Pass> createConvActivationFusion();
 std::unique_ptr<Pass> createNhwcLayout();
 

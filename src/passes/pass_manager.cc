@@ -21,6 +21,10 @@ namespace ramjet::passes {
 //    because their tails are all "x * f(x)" Muls and GELU's is the most specific; LayerNorm
 //    and attention last since they consume the largest subgraphs. DCE removes the matched
 //    remains.
+//  level 4 (kernel fusion for the device): GEMM epilogues (bias/residual/activation into
+//    cuBLASLt) once GELU and attention are recognised; attention head-split layout folding once
+//    AttentionFusion's Transposes merged; generic elementwise trees last so every specific
+//    pattern above has had its chance. DCE removes the absorbed nodes.
 //  level 4, first: Conv [+ residual Add] + activation -> FusedConv once the activations are
 //    single nodes (level 3) and before generic elementwise fusion could absorb them; then
 //    NhwcLayout (only when the backend prefers channels-last), so it moves whole fused
@@ -46,6 +50,10 @@ PassManager PassManager::createDefault() {
   pm.addPass(3, createLayerNormFusion());
   pm.addPass(3, createAttentionFusion());
   pm.addPass(3, createDeadCodeElimination());
+  pm.addPass(4, createGemmEpilogueFusion());
+  pm.addPass(4, createAttentionLayoutFold());
+  pm.addPass(4, createElementwiseFusion());
+  pm.addPass(4, createDeadCodeElimination());
   pm.addPass(4, createConvActivationFusion());
   pm.addPass(4, createNhwcLayout());
   pm.addPass(4, createDeadCodeElimination());

@@ -7,6 +7,7 @@ const CudaOpTable& cudaOpTable() {
     CudaOpTable t;
     // One line per family file (declared in cuda_op_table.h). Later lines override earlier ones.
     registerMoreOps(t);
+    registerTransformerOps(t);
     registerFusedConvOps(t);
     return t;
   }();

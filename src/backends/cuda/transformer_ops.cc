@@ -1,0 +1,432 @@
+// The transformer family of the CUDA backend (registered through cuda_op_table.h):
+//   Attention            fused flash-style kernel (tensor cores for fp16), masks, any batch dims
+//   MultiHeadAttention   the same kernel reading packed QKV projections through strides
+//   FusedGemm            cuBLASLt with BIAS / RELU_BIAS / GELU_BIAS epilogues, residual as C
+//   FusedElementwise     one NVRTC-compiled kernel per program (interpreter kernel fallback)
+//   LayerNormalization   one warp per row with 16-byte loads (block kernel otherwise)
+// Per-shape state (cuBLASLt plans, NVRTC kernels) is made on the host the first time a shape is
+// seen (workspaceBytes() and the first, uncaptured run), cached under a lock.
+#include <cuda_runtime_api.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <map>
+#include <mutex>
+
+#include "backends/cuda/cublaslt_gemm.h"
+#include "backends/cuda/cuda_check.h"
+#include "backends/cuda/cuda_op_table.h"
+#include "backends/cuda/cuda_ops.h"
+#include "backends/cuda/nvrtc_elementwise.h"
+#include "backends/cuda/transformer_kernels.h"
+#include "ops/elementwise_program.h"
+#include "ops/op_registry.h"
+
+namespace ramjet::cuda {
+namespace {
+
+using backend::Kernel;
+using backend::RunArgs;
+using backend::Tactic;
+using backend::TensorRef;
+
+cudaStream_t S(const RunArgs& a) { return static_cast<cudaStream_t>(a.stream); }
+bool isF(DataType d) { return d == DataType::kFloat32 || d == DataType::kFloat16; }
+template <typename... Args>
+Status no(const Node& n, Args&&... why) {
+  return makeError(StatusCode::kUnsupported, n.describe(), ": ", why...);
+}
+Result<std::unique_ptr<Kernel>> mk(Kernel* k) { return Result<std::unique_ptr<Kernel>>(std::unique_ptr<Kernel>(k)); }
+
+AttnAlgo algoOf(const Tactic& t) {
+  // RAMJET_ATTENTION_ALGO=simt|wmma forces one kernel (tests run both).
+  if (const char* f = std::getenv("RAMJET_ATTENTION_ALGO")) {
+    if (std::string(f) == "simt") return AttnAlgo::kSimt;
+    if (std::string(f) == "wmma") return AttnAlgo::kTensorCore;
+  }
+  return t.id == 1 ? AttnAlgo::kTensorCore : t.id == 2 ? AttnAlgo::kSimt : AttnAlgo::kAuto;
+}
+
+std::vector<Tactic> attnTactics(DataType dt, int64_t d, int64_t dv, bool mask) {
+  AttnParams p;
+  p.d = d;
+  p.dv = dv;
+  p.mask = mask ? reinterpret_cast<void*>(1) : nullptr;
+  if (attentionTensorCoreEligible(dt, p)) return {Tactic{"cuda.attention.wmma", 1}, Tactic{"cuda.attention.simt", 2}};
+  return {Tactic{"cuda.attention.simt", 2}};
+}
+
+// ---------------------------------------------------------------- Attention
+class AttentionKernel final : public Kernel {
+ public:
+  AttentionKernel(const Node& n, const Tactic& t) : n_(n), algo_(algoOf(t)) {}
+  struct Setup {
+    AttnParams p;
+    AttnView q, k, v, o;
+    bool expand_mask = false;
+    std::vector<int64_t> full_mask;
+  };
+  Result<Setup> setup(const RunArgs& a) const {
+    Setup s;
+    const auto& qd = a.inputs[0].dims;
+    const auto& kd = a.inputs[1].dims;
+    const auto& vd = a.inputs[2].dims;
+    const size_t r = qd.size();
+    if (r < 2 || kd.size() != r || vd.size() != r) return no(n_, "Q, K, V ranks differ or < 2");
+    int64_t batch = 1;
+    for (size_t i = 0; i + 2 < r; ++i) {
+      if (kd[i] != qd[i] || vd[i] != qd[i]) return no(n_, "batch dims differ");
+      batch *= qd[i];
+    }
+    AttnParams& p = s.p;
+    p.batch = batch;
+    p.heads = 1;
+    p.sq = qd[r - 2];
+    p.d = qd[r - 1];
+    p.sk = kd[r - 2];
+    p.dv = vd[r - 1];
+    if (kd[r - 1] != p.d || vd[r - 2] != p.sk) return no(n_, "Q/K/V inner dims do not fit");
+    p.scale = n_.hasAttr("scale") ? n_.attrFloat("scale", 1.f) : 1.f / std::sqrt(static_cast<float>(p.d));
+    s.q = {a.inputs[0].data, p.sq * p.d, 0, p.d};
+    s.k = {a.inputs[1].data, p.sk * p.d, 0, p.d};
+    s.v = {a.inputs[2].data, p.sk * p.dv, 0, p.dv};
+    s.o = {a.outputs[0].data, p.sq * p.dv, 0, p.dv};
+    if (a.inputs.size() > 3 && a.inputs[3].data) {
+      const TensorRef& m = a.inputs[3];
+      p.mask = m.data;
+      p.mask_bool = m.dtype == DataType::kBool;
+      std::vector<int64_t> md = m.dims;
+      if (md.size() > r) return no(n_, "mask rank ", md.size(), " > ", r);
+      md.insert(md.begin(), r - md.size(), 1);
+      bool lead_ones = true, lead_full = true;
+      for (size_t i = 0; i + 2 < r; ++i) {
+        lead_ones &= md[i] == 1;
+        lead_full &= md[i] == qd[i];
+      }
+      if (md[r - 1] == p.sk && (md[r - 2] == p.sq || md[r - 2] == 1) && (lead_ones || lead_full)) {
+        p.mask_sq = md[r - 2] == 1 ? 0 : p.sk;
+        p.mask_sb = lead_ones ? 0 : md[r - 2] * p.sk;
+      } else {
+        s.expand_mask = true;
+        s.full_mask = qd;
+        s.full_mask[r - 1] = p.sk;
+        p.mask_sq = p.sk;
+        p.mask_sb = p.sq * p.sk;
+      }
+    }
+    return s;
+  }
+  size_t workspaceBytes(const RunArgs& a) const override {
+    auto s = setup(a);
+    if (!s.ok() || !s->expand_mask) return 0;
+    return static_cast<size_t>(numElements(s->full_mask)) * dataTypeSize(a.inputs[3].dtype);
+  }
+  Status run(const RunArgs& a) override {
+    RJ_ASSIGN_OR_RETURN(Setup s, setup(a));
+    if (a.outputs[0].numel() == 0) return Status::Ok();
+    if (s.expand_mask) {
+      const size_t need = static_cast<size_t>(numElements(s.full_mask)) * dataTypeSize(a.inputs[3].dtype);
+      if (a.workspace_bytes < need) return makeError(StatusCode::kInvalidArgument, n_.describe(), ": mask workspace too small");
+      RJ_RETURN_IF_ERROR(broadcastCopy(dataTypeSize(a.inputs[3].dtype), a.inputs[3].data, a.inputs[3].dims,
+                                       a.workspace, s.full_mask, S(a)));
+      s.p.mask = a.workspace;
+    }
+    AttnAlgo algo = algo_;
+    if (algo == AttnAlgo::kTensorCore && !attentionTensorCoreEligible(a.inputs[0].dtype, s.p)) algo = AttnAlgo::kSimt;
+    return attention(a.inputs[0].dtype, s.q, s.k, s.v, s.o, s.p, algo, S(a));
+  }
+
+ private:
+  const Node& n_;
+  AttnAlgo algo_;
+};
+
+// ---------------------------------------------------------------- MultiHeadAttention
+class MhaKernel final : public Kernel {
+ public:
+  MhaKernel(const Node& n, const Tactic& t) : n_(n), algo_(algoOf(t)) {}
+  Status run(const RunArgs& a) override {
+    const bool sbh = n_.attrString("layout", "sbh") == "sbh";
+    AttnParams p;
+    p.heads = n_.attrInt("num_heads", 0);
+    p.d = n_.attrInt("head_size", 0);
+    p.dv = n_.attrInt("v_head_size", p.d);
+    const auto& qd = a.inputs[0].dims;
+    const auto& kd = a.inputs[1].dims;
+    if (qd.size() != 3 || kd.size() != 3 || a.inputs[2].dims.size() != 3) return no(n_, "inputs must be 3-D");
+    p.batch = qd[sbh ? 1 : 0];
+    p.sq = qd[sbh ? 0 : 1];
+    p.sk = kd[sbh ? 0 : 1];
+    p.scale = n_.hasAttr("scale") ? n_.attrFloat("scale", 1.f) : 1.f / std::sqrt(static_cast<float>(p.d));
+    const int64_t offs[4] = {n_.attrInt("q_offset", 0), n_.attrInt("k_offset", 0), n_.attrInt("v_offset", 0), 0};
+    const int64_t hs[4] = {p.d, p.d, p.dv, p.dv};
+    AttnView views[4];
+    for (int i = 0; i < 4; ++i) {
+      const TensorRef& t = i < 3 ? a.inputs[static_cast<size_t>(i)] : a.outputs[0];
+      const int64_t w = t.dims[2], s = t.dims[sbh ? 0 : 1], b = t.dims[sbh ? 1 : 0];
+      if (b != p.batch) return no(n_, "batch dims differ");
+      if (offs[i] + p.heads * hs[i] > w) return no(n_, "input ", i, " columns out of range");
+      const char* base = static_cast<const char*>(t.data) + offs[i] * dataTypeSize(t.dtype);
+      views[i] = sbh ? AttnView{base, w, hs[i], b * w} : AttnView{base, s * w, hs[i], w};
+    }
+    if (a.outputs[0].numel() == 0) return Status::Ok();
+    AttnAlgo algo = algo_;
+    if (algo == AttnAlgo::kTensorCore && !attentionTensorCoreEligible(a.inputs[0].dtype, p)) algo = AttnAlgo::kSimt;
+    return attention(a.inputs[0].dtype, views[0], views[1], views[2], views[3], p, algo, S(a));
+  }
+
+ private:
+  const Node& n_;
+  AttnAlgo algo_;
+};
+
+// ---------------------------------------------------------------- FusedGemm
+class FusedGemmKernel final : public Kernel {
+ public:
+  FusedGemmKernel(const Node& n, Handles* h, const Tactic& t) : n_(n), h_(h), tactic_(t.id), tuned_(t.tuned_dims) {}
+  struct Entry {
+    std::unique_ptr<CublasLtGemm> gemm;
+    GemmAlgo algo;
+    bool post = false;  // bias + activation by a separate kernel after the GEMM
+    UnaryOp post_act = UnaryOp::kIdentity;
+    int64_t rows = 0, n = 0;
+  };
+  size_t workspaceBytes(const RunArgs& a) const override {
+    auto e = entry(a);
+    return e.ok() ? (*e)->algo.workspace : 0;
+  }
+  Status run(const RunArgs& a) override {
+    RJ_ASSIGN_OR_RETURN(Entry * e, entry(a));
+    if (a.outputs[0].numel() == 0) return Status::Ok();
+    const bool has_bias = a.inputs.size() > 2 && a.inputs[2].data;
+    const bool has_res = a.inputs.size() > 3 && a.inputs[3].data;
+    const void* bias = has_bias && !e->post ? a.inputs[2].data : nullptr;
+    RJ_RETURN_IF_ERROR(e->gemm->run(e->algo, a.inputs[0].data, a.inputs[1].data, has_res ? a.inputs[3].data : nullptr,
+                                    a.outputs[0].data, bias, n_.attrFloat("alpha", 1.f), has_res ? 1.f : 0.f,
+                                    a.workspace, a.workspace_bytes, S(a)));
+    if (e->post)
+      return biasActivation(a.outputs[0].dtype, a.outputs[0].data, has_bias ? a.inputs[2].data : nullptr,
+                            a.outputs[0].data, e->rows, e->n, 1, e->post_act, UnaryParams{}, S(a));
+    return Status::Ok();
+  }
+  Result<Entry*> entry(const RunArgs& a) const {
+    std::lock_guard<std::mutex> lock(mu_);
+    const auto& key = a.inputs[0].dims;
+    auto it = cache_.find(key);
+    if (it != cache_.end()) return it->second.get();
+    auto e = std::make_unique<Entry>();
+    const auto& ad = a.inputs[0].dims;
+    const auto& bd = a.inputs[1].dims;
+    if (ad.size() < 2 || bd.size() != 2) return no(n_, "A rank < 2 or B not 2-D");
+    const bool tb = n_.attrInt("trans_b", 0) != 0;
+    GemmDesc d;
+    d.dtype = a.inputs[0].dtype;
+    d.trans_b = tb;
+    d.k = ad.back();
+    d.n = tb ? bd[0] : bd[1];
+    d.m = numElements(ad) / std::max<int64_t>(d.k, 1);
+    if (d.k == 0) return no(n_, "K = 0");
+    d.name = n_.describe();
+    const bool has_bias = a.inputs.size() > 2 && a.inputs[2].data;
+    const std::string act = n_.attrString("activation", "none");
+    e->rows = d.m;
+    e->n = d.n;
+    // erf GELU has no cuBLASLt epilogue (GELU there is the tanh form): bias + erf GELU after.
+    e->post = act == "gelu";
+    e->post_act = act == "gelu" ? UnaryOp::kGelu : act == "relu" ? UnaryOp::kRelu
+                : act == "gelu_tanh" ? UnaryOp::kGeluTanh : UnaryOp::kIdentity;
+    auto make = [&](bool post) -> Status {
+      GemmDesc g = d;
+      g.has_bias = has_bias && !post;
+      g.epilogue = post ? GemmEpilogue::kNone : act == "relu" ? GemmEpilogue::kRelu
+                 : act == "gelu_tanh" ? GemmEpilogue::kGelu : GemmEpilogue::kNone;
+      RJ_ASSIGN_OR_RETURN(e->gemm, CublasLtGemm::create(h_->lt->get(), g));
+      RJ_ASSIGN_OR_RETURN(auto cands, e->gemm->candidates(4, size_t{64} << 20));
+      if (cands.empty()) return no(n_, "cuBLASLt has no algorithm");
+      size_t pick = tuned_.empty() || tuned_ == ad ? static_cast<size_t>(std::max(tactic_, 0)) : 0;
+      e->algo = cands[std::min<size_t>(pick, cands.size() - 1)];
+      return Status::Ok();
+    };
+    Status st = make(e->post);
+    if (!st.ok() && !e->post) {
+      e->post = true;  // the epilogue was refused: plain GEMM + bias/activation kernel
+      st = make(true);
+    }
+    RJ_RETURN_IF_ERROR(st);
+    Entry* raw = e.get();
+    cache_[key] = std::move(e);
+    return raw;
+  }
+
+ private:
+  const Node& n_;
+  Handles* h_;
+  int32_t tactic_;
+  std::vector<int64_t> tuned_;
+  mutable std::mutex mu_;
+  mutable std::map<std::vector<int64_t>, std::unique_ptr<Entry>> cache_;
+};
+
+// ---------------------------------------------------------------- FusedElementwise
+class FusedElementwiseKernel final : public Kernel {
+ public:
+  FusedElementwiseKernel(const Node& n, ops::EwProgram p, bool nvrtc) : n_(n), prog_(std::move(p)), nvrtc_(nvrtc) {}
+  size_t workspaceBytes(const RunArgs& a) const override {
+    (void)kernelFor(a);  // compile on the host, before any capture
+    return 0;
+  }
+  Status run(const RunArgs& a) override {
+    if (a.outputs[0].numel() == 0) return Status::Ok();
+    std::vector<const void*> ins;
+    std::vector<std::vector<int64_t>> dims;
+    for (const auto& t : a.inputs) {
+      ins.push_back(t.data);
+      dims.push_back(t.dims);
+    }
+    if (const EwCompiledKernel* k = kernelFor(a)) return k->launch(ins, dims, a.outputs[0].data, a.outputs[0].dims, S(a));
+    return fusedElementwiseInterpreted(a.outputs[0].dtype, prog_, ins, dims, a.outputs[0].data, a.outputs[0].dims, S(a));
+  }
+  // The NVRTC kernel for these shapes' operand kinds, or null (fallback to the interpreter).
+  const EwCompiledKernel* kernelFor(const RunArgs& a) const {
+    if (!nvrtc_) return nullptr;
+    std::vector<std::vector<int64_t>> dims;
+    for (const auto& t : a.inputs) dims.push_back(t.dims);
+    EwKernelKey key;
+    key.program = prog_;
+    key.dtype = a.outputs[0].dtype;
+    key.kinds = ewOperandKinds(dims, a.outputs[0].dims);
+    key.rank = static_cast<int>(a.outputs[0].dims.size());
+    std::string sig;
+    for (auto k : key.kinds) sig += static_cast<char>('0' + static_cast<int>(k));
+    sig += "/" + std::to_string(key.rank) + "/" + std::to_string(static_cast<int>(key.dtype));
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = kernels_.find(sig);
+    if (it != kernels_.end()) return it->second;
+    auto k = EwCompiledKernel::get(key);
+    if (!k.ok() && !warned_) {
+      warned_ = true;
+      std::fprintf(stderr, "ramjet: %s: NVRTC kernel unavailable (%s); using the interpreter kernel\n",
+                   n_.describe().c_str(), k.status().message().c_str());
+    }
+    kernels_[sig] = k.ok() ? *k : nullptr;
+    return kernels_[sig];
+  }
+
+ private:
+  const Node& n_;
+  ops::EwProgram prog_;
+  bool nvrtc_;
+  mutable std::mutex mu_;
+  mutable bool warned_ = false;
+  mutable std::map<std::string, const EwCompiledKernel*> kernels_;
+};
+
+// ---------------------------------------------------------------- LayerNormalization
+class LayerNormFastKernel final : public Kernel {
+ public:
+  explicit LayerNormFastKernel(const Node& n) : n_(n) {}
+  Status run(const RunArgs& a) override {
+    const auto& d = a.inputs[0].dims;
+    int64_t axis = n_.attrInt("axis", -1);
+    RJ_RETURN_IF_ERROR(ops::normalizeAxis(&axis, static_cast<int64_t>(d.size()), n_));
+    int64_t rows = 1, cols = 1;
+    for (int64_t i = 0; i < axis; ++i) rows *= d[static_cast<size_t>(i)];
+    for (size_t i = static_cast<size_t>(axis); i < d.size(); ++i) cols *= d[i];
+    const void* bias = a.inputs.size() > 2 ? a.inputs[2].data : nullptr;
+    if (a.inputs[1].numel() != cols || (bias && a.inputs[2].numel() != cols))
+      return no(n_, "broadcast scale/bias");
+    const float eps = n_.attrFloat("epsilon", 1e-5f);
+    const bool stats = (a.outputs.size() > 1 && a.outputs[1].data) || (a.outputs.size() > 2 && a.outputs[2].data);
+    if (!stats && !std::getenv("RAMJET_NO_FAST_LAYERNORM")) {
+      Status s = layerNormWarp(a.inputs[0].dtype, a.inputs[0].data, nullptr, a.inputs[1].data, bias, a.outputs[0].data,
+                               nullptr, rows, cols, eps, S(a));
+      if (s.code() != StatusCode::kUnsupported) return s;
+    }
+    float* mean = a.outputs.size() > 1 ? static_cast<float*>(a.outputs[1].data) : nullptr;
+    float* inv = a.outputs.size() > 2 ? static_cast<float*>(a.outputs[2].data) : nullptr;
+    return layerNorm(a.inputs[0].dtype, a.inputs[0].data, a.inputs[1].data, bias, a.outputs[0].data, rows, cols, eps,
+                     mean, inv, S(a));
+  }
+
+ private:
+  const Node& n_;
+};
+
+int64_t knownDim(const TensorType& t, int i) {
+  const Shape& s = t.shape;
+  if (!s.rank_known || s.rank() == 0) return -1;
+  const size_t k = i < 0 ? s.rank() + static_cast<size_t>(i) : static_cast<size_t>(i);
+  return k < s.rank() && s.dims[k].known() ? s.dims[k].value : -1;
+}
+
+}  // namespace
+
+void registerTransformerOps(CudaOpTable& t) {
+  t.add("Attention",
+        {[](const Node& n, const std::vector<TensorType>& in, const std::vector<TensorType>&) -> Status {
+           if (in.size() < 3 || !isF(in[0].dtype)) return no(n, "Q must be f32/f16");
+           if (in[1].dtype != in[0].dtype || in[2].dtype != in[0].dtype) return no(n, "Q, K, V types differ");
+           if (in.size() > 3 && in[3].dtype != DataType::kUndefined && in[3].dtype != DataType::kBool &&
+               in[3].dtype != in[0].dtype)
+             return no(n, "mask type ", dataTypeName(in[3].dtype));
+           if (knownDim(in[0], -1) > 128 || knownDim(in[2], -1) > 128) return no(n, "head size > 128");
+           return Status::Ok();
+         },
+         [](const Node&, const std::vector<TensorType>& in, const std::vector<TensorType>&, Handles&) {
+           const bool mask = in.size() > 3 && in[3].dtype != DataType::kUndefined;
+           return attnTactics(in[0].dtype, knownDim(in[0], -1), knownDim(in[2], -1), mask);
+         },
+         [](const Node& n, const Tactic& t, Handles&) { return mk(new AttentionKernel(n, t)); }, nullptr});
+  t.add("MultiHeadAttention",
+        {[](const Node& n, const std::vector<TensorType>& in, const std::vector<TensorType>&) -> Status {
+           if (in.size() != 3 || !isF(in[0].dtype)) return no(n, "Q must be f32/f16");
+           if (in[1].dtype != in[0].dtype || in[2].dtype != in[0].dtype) return no(n, "Q, K, V types differ");
+           const int64_t d = n.attrInt("head_size", 0), dv = n.attrInt("v_head_size", d);
+           if (d <= 0 || dv <= 0 || d > 128 || dv > 128) return no(n, "head size ", d, "/", dv, " not in 1..128");
+           return Status::Ok();
+         },
+         [](const Node& n, const std::vector<TensorType>& in, const std::vector<TensorType>&, Handles&) {
+           const int64_t d = n.attrInt("head_size", 0);
+           return attnTactics(in[0].dtype, d, n.attrInt("v_head_size", d), false);
+         },
+         [](const Node& n, const Tactic& t, Handles&) { return mk(new MhaKernel(n, t)); }, nullptr});
+  t.add("FusedGemm",
+        {[](const Node& n, const std::vector<TensorType>& in, const std::vector<TensorType>&) -> Status {
+           if (!isF(in[0].dtype)) return no(n, dataTypeName(in[0].dtype), " matrix multiply");
+           for (size_t i = 1; i < in.size(); ++i)
+             if (in[i].dtype != DataType::kUndefined && in[i].dtype != in[0].dtype) return no(n, "mixed input types");
+           return Status::Ok();
+         },
+         [](const Node&, const std::vector<TensorType>&, const std::vector<TensorType>&, Handles&) {
+           return std::vector<Tactic>{{"cuda.fused_gemm.cublaslt", 0}, {"cuda.fused_gemm.cublaslt", 1},
+                                      {"cuda.fused_gemm.cublaslt", 2}};
+         },
+         [](const Node& n, const Tactic& t, Handles& h) { return mk(new FusedGemmKernel(n, &h, t)); }, nullptr});
+  t.add("FusedElementwise",
+        {[](const Node& n, const std::vector<TensorType>& in, const std::vector<TensorType>&) -> Status {
+           if (in.empty() || !isF(in[0].dtype)) return no(n, "inputs must be f32/f16");
+           if (in.size() > 8) return no(n, in.size(), " inputs (at most 8)");
+           for (const auto& t : in)
+             if (t.dtype != in[0].dtype) return no(n, "mixed input types");
+           auto p = ops::ewProgramFromNode(n, in.size());
+           if (!p.ok()) return p.status();
+           return Status::Ok();
+         },
+         [](const Node&, const std::vector<TensorType>&, const std::vector<TensorType>&, Handles&) {
+           return std::vector<Tactic>{{"cuda.fused_elementwise.nvrtc", 0}};
+         },
+         [](const Node& n, const Tactic&, Handles&) -> Result<std::unique_ptr<Kernel>> {
+           RJ_ASSIGN_OR_RETURN(ops::EwProgram p, ops::ewProgramFromNode(n, n.inputs.size()));
+           const char* off = std::getenv("RAMJET_DISABLE_NVRTC");
+           return mk(new FusedElementwiseKernel(n, std::move(p), !(off && std::string(off) == "1")));
+         },
+         nullptr});
+  t.add("LayerNormalization",
+        {[](const Node& n, const std::vector<TensorType>& in, const std::vector<TensorType>&) -> Status {
+           if (in.empty() || !isF(in[0].dtype)) return no(n, "input must be f32/f16");
+           return Status::Ok();
+         },
+         nullptr, [](const Node& n, const Tactic&, Handles&) { return mk(new LayerNormFastKernel(n)); }, nullptr});
+}
+
+}  // namespace ramjet::cuda

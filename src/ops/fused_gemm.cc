@@ -1,0 +1,104 @@
+// Shape functions of the transformer-oriented fused ops (ops_fused.def): FusedGemm and
+// MultiHeadAttention. Their reference kernels live in src/backends/cpu/reference/fused_gemm.cc.
+#include "ops/op_registry.h"
+
+namespace ramjet::ops {
+
+namespace {
+bool conflict(const Dim& a, const Dim& b) { return a.known() && b.known() && a.value != b.value; }
+}  // namespace
+
+// FusedGemm(A[..., M, K], B[K, N] (or [N, K] with trans_b=1), bias[N]?, residual[..., M, N]?)
+//   Y = act(alpha * A·op(B) + bias + residual),  act in {none, relu, gelu, gelu_tanh}.
+Status inferFusedGemm(InferContext& ctx) {
+  const DataType dt = ctx.dtype(0);
+  if (!isFloatType(dt)) return ctx.error("A must be a float tensor, got ", dataTypeName(dt));
+  if (ctx.dtype(1) != dt) return ctx.error("B is ", dataTypeName(ctx.dtype(1)), " but A is ", dataTypeName(dt));
+  const std::string act = ctx.node().attrString("activation", "none");
+  if (act != "none" && act != "relu" && act != "gelu" && act != "gelu_tanh")
+    return ctx.error("activation '", act, "' is not one of none, relu, gelu, gelu_tanh");
+  const Shape& a = ctx.shape(0);
+  const Shape& b = ctx.shape(1);
+  if (!a.rank_known || !b.rank_known) {
+    ctx.setOutput(0, dt, Shape::unknownRank());
+    return Status::Ok();
+  }
+  if (a.rank() < 2) return ctx.error("A must have rank >= 2, got ", a.toString());
+  if (b.rank() != 2) return ctx.error("B must be 2-D, got ", b.toString());
+  const bool tb = ctx.node().attrInt("trans_b", 0) != 0;
+  const Dim k = tb ? b.dims[1] : b.dims[0];
+  const Dim n = tb ? b.dims[0] : b.dims[1];
+  if (conflict(a.dims.back(), k))
+    return ctx.error("A ", a.toString(), " and B ", b.toString(), (tb ? " (transposed)" : ""), " differ in K");
+  Shape out = a;
+  out.dims.back() = n;
+  if (ctx.hasInput(2)) {
+    if (ctx.dtype(2) != dt) return ctx.error("bias is ", dataTypeName(ctx.dtype(2)), " but A is ", dataTypeName(dt));
+    const Shape& s = ctx.shape(2);
+    if (s.rank_known && (s.rank() != 1 || conflict(s.dims[0], n)))
+      return ctx.error("bias must be 1-D [N=", n.toString(), "], got ", s.toString());
+  }
+  if (ctx.hasInput(3)) {
+    if (ctx.dtype(3) != dt)
+      return ctx.error("residual is ", dataTypeName(ctx.dtype(3)), " but A is ", dataTypeName(dt));
+    const Shape& s = ctx.shape(3);
+    if (s.rank_known) {
+      bool ok = s.rank() == out.rank();
+      for (size_t i = 0; ok && i < s.rank(); ++i) ok = !conflict(s.dims[i], out.dims[i]);
+      if (!ok) return ctx.error("residual ", s.toString(), " must have the output's shape ", out.toString());
+    }
+  }
+  ctx.setOutput(0, dt, std::move(out));
+  return Status::Ok();
+}
+
+// MultiHeadAttention(Q, K, V): heads packed in the last dim of [S, B, W] (layout "sbh") or
+// [B, S, W] (layout "bsh") tensors. Head h of Q is columns q_offset + h*head_size ...
+// + head_size; likewise K (k_offset) and V (v_offset, v_head_size). Q, K, V may be one tensor
+// (a packed QKV projection). Output: [Sq, B, H*Dv] ("sbh") or [B, Sq, H*Dv] ("bsh"), heads
+// packed the same way: out[.., h*Dv + c] = softmax(Q_h·K_hᵀ·scale)·V_h.
+Status inferMultiHeadAttention(InferContext& ctx) {
+  const Node& n = ctx.node();
+  const DataType dt = ctx.dtype(0);
+  if (!isFloatType(dt)) return ctx.error("Q must be a float tensor, got ", dataTypeName(dt));
+  for (size_t i = 1; i < 3; ++i)
+    if (ctx.dtype(i) != dt)
+      return ctx.error(i == 1 ? "K" : "V", " is ", dataTypeName(ctx.dtype(i)), " but Q is ", dataTypeName(dt));
+  if (ctx.hasInput(3)) return ctx.error("a mask is not supported by MultiHeadAttention");
+  const std::string layout = n.attrString("layout", "sbh");
+  if (layout != "sbh" && layout != "bsh") return ctx.error("layout '", layout, "' is not sbh or bsh");
+  const int64_t heads = n.attrInt("num_heads", 0), d = n.attrInt("head_size", 0);
+  const int64_t dv = n.attrInt("v_head_size", d);
+  if (heads <= 0 || d <= 0 || dv <= 0)
+    return ctx.error("num_heads (", heads, "), head_size (", d, ") and v_head_size (", dv, ") must be positive");
+  const int64_t offs[3] = {n.attrInt("q_offset", 0), n.attrInt("k_offset", 0), n.attrInt("v_offset", 0)};
+  const int64_t widths[3] = {heads * d, heads * d, heads * dv};
+  const int sdim = layout == "sbh" ? 0 : 1, bdim = 1 - sdim;
+  for (size_t i = 0; i < 3; ++i) {
+    const Shape& s = ctx.shape(i);
+    if (!s.rank_known) continue;
+    if (s.rank() != 3) return ctx.error("input ", i, " must be 3-D [", layout, "], got ", s.toString());
+    if (offs[i] < 0 || (s.dims[2].known() && offs[i] + widths[i] > s.dims[2].value))
+      return ctx.error("input ", i, " ", s.toString(), ": columns ", offs[i], "..", offs[i] + widths[i],
+                       " do not fit its last dim");
+  }
+  const Shape& q = ctx.shape(0);
+  const Shape& k = ctx.shape(1);
+  const Shape& v = ctx.shape(2);
+  if (!q.rank_known) {
+    ctx.setOutput(0, dt, Shape::unknownRank());
+    return Status::Ok();
+  }
+  if (k.rank_known && v.rank_known) {
+    if (conflict(q.dims[bdim], k.dims[bdim]) || conflict(q.dims[bdim], v.dims[bdim]))
+      return ctx.error("batch dims of Q ", q.toString(), ", K ", k.toString(), ", V ", v.toString(), " differ");
+    if (conflict(k.dims[sdim], v.dims[sdim]))
+      return ctx.error("K ", k.toString(), " and V ", v.toString(), " differ in the key count");
+  }
+  Shape out = q;
+  out.dims[2] = Dim(heads * dv);
+  ctx.setOutput(0, dt, std::move(out));
+  return Status::Ok();
+}
+
+}  // namespace ramjet::ops

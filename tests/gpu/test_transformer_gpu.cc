@@ -1,0 +1,249 @@
+// GPU tests of the transformer family (src/backends/cuda/transformer_ops.cc): Attention,
+// MultiHeadAttention, FusedGemm, FusedElementwise (NVRTC and the interpreter fallback) and the
+// warp LayerNorm, each as a one-node graph built into a CUDA engine without CPU fallback and
+// compared with the CPU reference interpreter on the same (for FP16: half-rounded) inputs; then
+// the whole ViT-B/16 (RAMJET_ZOO_DIR or models/zoo) built FP16 vs the CPU FP32 reference.
+// RAMJET_ATTENTION_ALGO=simt|wmma forces one attention kernel; both are run here.
+// Tolerances: FP32 1e-4 abs / 1e-4 rel (TF32 GEMMs: 2e-2 / 1e-2), FP16 3e-2 / 2e-2.
+// Without a CUDA device every test is skipped.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <functional>
+#include <map>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "backends/cpu/reference/interpreter.h"
+#include "backends/cuda/cuda_ops.h"
+#include "ramjet/engine.h"
+#include "ramjet/graph.h"
+
+using namespace ramjet;
+
+namespace {
+
+std::mt19937& rng() {
+  static std::mt19937 g(777);
+  return g;
+}
+Tensor randF(std::vector<int64_t> dims, float lo = -1.f, float hi = 1.f) {
+  Tensor t(DataType::kFloat32, dims);
+  std::uniform_real_distribution<float> u(lo, hi);
+  for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = u(rng());
+  return t;
+}
+
+struct In {
+  Tensor t;
+  bool constant = false;
+};
+In data(Tensor t) { return {std::move(t), false}; }
+In cst(Tensor t) { return {std::move(t), true}; }
+using Attrs = std::map<std::string, Attribute>;
+struct Case {
+  std::string op;
+  std::vector<In> ins;
+  Attrs attrs;
+  double atol = 1e-4, rtol = 1e-4;
+  bool fp32 = true, fp16 = true;
+};
+
+void runCase(const Case& c, const std::string& tag = "") {
+  for (Precision prec : {Precision::kFP32, Precision::kFP16}) {
+    const bool half = prec == Precision::kFP16;
+    if ((half && !c.fp16) || (!half && !c.fp32)) continue;
+    Graph g;
+    g.name = "xfmr_" + c.op;
+    std::map<std::string, Tensor> feeds;
+    std::vector<Value*> ins;
+    std::string what = c.op + tag;
+    for (size_t i = 0; i < c.ins.size(); ++i) {
+      const In& in = c.ins[i];
+      if (!in.t.defined()) {
+        ins.push_back(nullptr);
+        continue;
+      }
+      Tensor t = in.t;
+      if (half && t.dtype() == DataType::kFloat32) t = t.cast(DataType::kFloat16).cast(DataType::kFloat32);
+      Value* v = g.addValue("in" + std::to_string(i));
+      v->type = t.type();
+      if (in.constant) {
+        v->constant = std::make_shared<Tensor>(t);
+      } else {
+        v->is_graph_input = true;
+        g.inputs.push_back(v);
+        feeds[v->name] = t;
+        what += " " + dimsToString(t.dims());
+      }
+      ins.push_back(v);
+    }
+    what += half ? " fp16" : " fp32";
+    Value* out = g.addValue("out");
+    out->is_graph_output = true;
+    g.outputs.push_back(out);
+    Node* n = g.addNode(c.op, c.op + "_node", ins, {out});
+    n->attrs = c.attrs;
+    ASSERT_TRUE(g.inferShapes().ok()) << what;
+    auto want = reference::run(g, feeds);
+    ASSERT_TRUE(want.ok()) << what << " reference: " << want.status().toString();
+    BuildOptions opt;
+    opt.device = DeviceKind::kCuda;
+    opt.precision = prec;
+    opt.allow_cpu_fallback = false;
+    opt.optimize = false;
+    auto plan = build(g, opt);
+    ASSERT_TRUE(plan.ok()) << what << " build: " << plan.status().toString();
+    auto e = Engine::loadFromMemory(plan->bytes().data(), plan->bytes().size());
+    ASSERT_TRUE(e.ok()) << what << " load: " << e.status().toString();
+    auto ctx = (*e)->createContext();
+    ASSERT_TRUE(ctx.ok());
+    for (int rep = 0; rep < 3; ++rep) {  // the third run replays a CUDA graph
+      auto got = (*ctx)->infer(feeds);
+      ASSERT_TRUE(got.ok()) << what << " run: " << got.status().toString();
+      const double atol = half ? std::max(c.atol, 3e-2) : c.atol, rtol = half ? std::max(c.rtol, 2e-2) : c.rtol;
+      CompareResult r = compareTensors((*got)[0], (*want)[0], atol, rtol);
+      if (rep == 0) std::printf("[xfmr-gpu] %-70s %s\n", what.c_str(), r.toString().c_str());
+      EXPECT_TRUE(r.shape_match && r.mismatches == 0 && !r.nan_mismatch && r.cosine > 0.999)
+          << what << ": " << r.toString() << "\n got " << (*got)[0].summary() << "\n want " << (*want)[0].summary();
+    }
+  }
+}
+
+class TransformerGpu : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!cuda::deviceAvailable()) GTEST_SKIP() << "no CUDA device: GPU tests skipped";
+    ASSERT_TRUE(registerCudaBackend().ok());
+  }
+};
+
+Attribute AI(int64_t v) { return Attribute::fromInt(v); }
+Attribute AF(float v) { return Attribute::fromFloat(v); }
+Attribute AS(const std::string& s) { return Attribute::fromString(s); }
+Attribute AIs(std::vector<int64_t> v) { return Attribute::fromInts(std::move(v)); }
+Attribute AFs(std::vector<float> v) { return Attribute::fromFloats(std::move(v)); }
+
+void forEachAlgo(const std::function<void(const std::string&)>& f) {
+  for (const char* algo : {"simt", "wmma"}) {
+    setenv("RAMJET_ATTENTION_ALGO", algo, 1);
+    f(std::string(" [") + algo + "]");
+  }
+  unsetenv("RAMJET_ATTENTION_ALGO");
+}
+
+}  // namespace
+
+TEST_F(TransformerGpu, AttentionShapesAndMasks) {
+  forEachAlgo([](const std::string& tag) {
+    runCase({"Attention", {data(randF({2, 3, 197, 64})), data(randF({2, 3, 197, 64})), data(randF({2, 3, 197, 64}))},
+             {{"scale", AF(0.125f)}}}, tag);
+    runCase({"Attention", {data(randF({7, 45, 32})), data(randF({7, 61, 32})), data(randF({7, 61, 32}))}}, tag);
+    runCase({"Attention", {data(randF({2, 2, 33, 128})), data(randF({2, 2, 70, 128})), data(randF({2, 2, 70, 128}))}},
+            tag);
+    runCase({"Attention", {data(randF({1, 5, 33, 40})), data(randF({1, 5, 17, 40})), data(randF({1, 5, 17, 24}))}},
+            tag);
+    runCase({"Attention",
+             {data(randF({2, 4, 19, 64})), data(randF({2, 4, 23, 64})), data(randF({2, 4, 23, 64})),
+              data(randF({19, 23}, -3.f, 0.f))}},
+            tag);
+    Tensor bm(DataType::kBool, {2, 1, 1, 23});
+    for (int64_t i = 0; i < bm.numel(); ++i) bm.data<bool>()[i] = (i % 5) != 3;
+    runCase({"Attention",
+             {data(randF({2, 4, 19, 64})), data(randF({2, 4, 23, 64})), data(randF({2, 4, 23, 64})), data(bm)}},
+            tag);
+    runCase({"Attention",  // mask needing expansion: [4,1,23] against batch dims [2,4]
+             {data(randF({2, 4, 19, 16})), data(randF({2, 4, 23, 16})), data(randF({2, 4, 23, 16})),
+              data(randF({4, 1, 23}))}},
+            tag);
+  });
+}
+
+TEST_F(TransformerGpu, MultiHeadAttentionPacked) {
+  forEachAlgo([](const std::string& tag) {
+    // torch nn.MultiheadAttention: packed QKV [S, B, 3*H*D].
+    Tensor qkv = randF({197, 2, 3 * 768});
+    runCase({"MultiHeadAttention", {data(qkv), data(qkv), data(qkv)},
+             {{"layout", AS("sbh")}, {"num_heads", AI(12)}, {"head_size", AI(64)}, {"q_offset", AI(0)},
+              {"k_offset", AI(768)}, {"v_offset", AI(1536)}, {"scale", AF(0.125f)}}},
+            tag);
+    Tensor q = randF({3, 50, 4 * 32}), kv = randF({3, 29, 2 * 4 * 32});
+    runCase({"MultiHeadAttention", {data(q), data(kv), data(kv)},
+             {{"layout", AS("bsh")}, {"num_heads", AI(4)}, {"head_size", AI(32)}, {"k_offset", AI(0)},
+              {"v_offset", AI(128)}}},
+            tag);
+  });
+}
+
+TEST_F(TransformerGpu, FusedGemmEpilogues) {
+  for (const char* act : {"none", "relu", "gelu", "gelu_tanh"}) {
+    runCase({"FusedGemm", {data(randF({2, 197, 96})), cst(randF({96, 200})), cst(randF({200}))},
+             {{"activation", AS(act)}}, 2e-2, 1e-2});
+  }
+  runCase({"FusedGemm", {data(randF({2, 37, 64})), cst(randF({48, 64})), cst(randF({48})), data(randF({2, 37, 48}))},
+           {{"trans_b", AI(1)}, {"alpha", AF(0.5f)}}, 2e-2, 1e-2});
+  runCase({"FusedGemm", {data(randF({5, 64})), cst(randF({64, 24})), In{}, data(randF({5, 24}))},
+           {{"activation", AS("relu")}}, 2e-2, 1e-2});
+}
+
+TEST_F(TransformerGpu, FusedElementwiseNvrtcAndFallback) {
+  // (x + b) -> Gelu -> * y -> Clip ; x [4,7,33], b [33], y [4,1,33]; then Sigmoid(x)*x + 0.5.
+  Case c{"FusedElementwise",
+         {data(randF({4, 7, 33}, -3.f, 3.f)), data(randF({33})), data(randF({4, 1, 33}))},
+         {{"ops", AS("Add,Gelu,Mul,Clip")},
+          {"args", AIs({0, 1, 3, -1, 4, 2, 5, -1})},
+          {"params", AFs({0, 0, 0, 0, 0, 0, -0.5f, 0.75f})}},
+         1e-5, 1e-4};
+  Case d{"FusedElementwise",
+         {data(randF({3, 1000}, -4.f, 4.f)), data(randF({1}))},
+         {{"ops", AS("Sigmoid,Mul,Add,Tanh,HardSwish")}, {"args", AIs({0, -1, 2, 0, 3, 1, 4, -1, 5, -1})}},
+         1e-5, 1e-4};
+  for (const char* nv : {"0", "1"}) {
+    setenv("RAMJET_DISABLE_NVRTC", nv, 1);
+    const std::string tag = std::string(" [nvrtc ") + (nv[0] == '0' ? "on]" : "off]");
+    runCase(c, tag);
+    runCase(d, tag);
+  }
+  unsetenv("RAMJET_DISABLE_NVRTC");
+}
+
+TEST_F(TransformerGpu, LayerNormWarp) {
+  for (std::vector<int64_t> dims : {std::vector<int64_t>{2, 197, 768}, {5, 1024}, {3, 100}, {4, 2048}}) {
+    const int64_t c = dims.back();
+    runCase({"LayerNormalization", {data(randF(dims, -2.f, 3.f)), cst(randF({c})), cst(randF({c}))},
+             {{"axis", AI(-1)}, {"epsilon", AF(1e-6f)}}});
+  }
+}
+
+TEST_F(TransformerGpu, VitFp16MatchesCpuFp32) {
+  const char* dir = std::getenv("RAMJET_ZOO_DIR");
+  const std::string path = std::string(dir ? dir : "models/zoo") + "/vit_b_16.onnx";
+  auto g = importOnnx(path);
+  if (!g.ok()) GTEST_SKIP() << path << " not available: " << g.status().toString();
+  Tensor x = randF({1, 3, 224, 224});
+  std::map<std::string, Tensor> feeds{{g->inputs[0]->name, x}};
+  auto want = reference::run(*g, feeds);
+  ASSERT_TRUE(want.ok()) << want.status().toString();
+  for (const char* disabled : {"", "GemmEpilogueFusion,AttentionLayoutFold,ElementwiseFusion"}) {
+    BuildOptions opt;
+    opt.device = DeviceKind::kCuda;
+    opt.precision = Precision::kFP16;
+    opt.disabled_passes = {};
+    if (*disabled) opt.disabled_passes = {"GemmEpilogueFusion", "AttentionLayoutFold", "ElementwiseFusion"};
+    auto plan = build(*g, opt);
+    ASSERT_TRUE(plan.ok()) << plan.status().toString();
+    auto e = Engine::loadFromMemory(plan->bytes().data(), plan->bytes().size());
+    ASSERT_TRUE(e.ok()) << e.status().toString();
+    auto ctx = (*e)->createContext();
+    ASSERT_TRUE(ctx.ok());
+    auto got = (*ctx)->infer(feeds);
+    ASSERT_TRUE(got.ok()) << got.status().toString();
+    CompareResult r = compareTensors((*got)[0], (*want)[0], 5e-2, 5e-2);
+    std::printf("[xfmr-gpu] vit_b_16 fp16 (%s) vs cpu fp32: %s\n", *disabled ? "xfmr passes off" : "xfmr passes on",
+                r.toString().c_str());
+    EXPECT_GT(r.cosine, 0.999) << r.toString();
+  }
+}
