@@ -73,7 +73,12 @@ def main() -> int:
     model = a.model or str(REPO / "models" / "zoo" / "resnet50.onnx")
     if not os.path.exists(model):
         model = str(REPO / "models" / "tiny_cnn.onnx")
-    images = a.images or sorted(glob.glob("/usr/share/darknet/data/*.jpg"))
+    try:
+        import PIL  # noqa: F401  (decodes the darknet JPEGs)
+        default_images = sorted(glob.glob("/usr/share/darknet/data/*.jpg"))
+    except ImportError:
+        default_images = []  # generated scenes instead
+    images = a.images or default_images
 
     graph = ramjet.import_onnx(model)
     inp = graph.inputs[0]
