@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "ramjet/engine.h"
 #include "ramjet/graph.h"
 #include "ramjet/status.h"
 #include "ramjet/tensor.h"
@@ -55,16 +56,8 @@ double computeThreshold(const Histogram& h, const ThresholdOptions& opt);
 Result<std::vector<float>> perChannelWeightScales(const Tensor& w, int axis = 0);
 
 // ---- calibration data (like TensorRT's IInt8Calibrator) ----
-class Calibrator {
- public:
-  virtual ~Calibrator() = default;
-  // Fills `feeds` (input name -> tensor) with the next batch; returns false when exhausted.
-  virtual Result<bool> getBatch(std::map<std::string, Tensor>* feeds) = 0;
-  // Number of batches if known (for the progress display), else 0.
-  virtual size_t numBatches() const { return 0; }
-  // Optional: rewinds to the first batch (validate uses the same data twice).
-  virtual Status reset() { return Status(StatusCode::kUnsupported, "this calibrator cannot rewind"); }
-};
+// The public interface (include/ramjet/engine.h), so user calibrators plug into BuildOptions.
+using Calibrator = ramjet::Int8Calibrator;
 
 // A user callback: `fn(index, feeds)` fills feeds for batch `index`, returns false when done.
 class CallbackCalibrator final : public Calibrator {

@@ -593,7 +593,7 @@ struct Lowerer {
 
   Status rewriteGroup(const Group& gr, const std::map<Value*, int>& qconsumers) {
     Node* n = gr.gemm;
-    const std::string& op = n->op_type;
+    const std::string op = n->op_type;
     // Weights as [K_out, ...] float, then per-channel int8.
     Tensor w = *n->inputs[1]->constant;
     if (op == "Conv") {
@@ -641,10 +641,18 @@ struct Lowerer {
     size_t float_uses = graph_out ? 1 : 0;
     for (Node* c : F->consumers) (void)c, ++float_uses;
     if (int8_out) float_uses -= std::min<size_t>(float_uses, static_cast<size_t>(qc->second));
-    // Detach the original nodes (values stay: F keeps its name and consumers).
-    std::vector<Node*> nodes = gr.nodes;
-    for (Node* m : nodes) g.removeNode(m);
+    // Copy what is needed from the original nodes, then detach them (values stay: F keeps its
+    // name and consumers).
     const std::string qname = n->name.empty() ? F->name : n->name;
+    auto st = n->attrInts("strides"), pads = n->attrInts("pads"), dil = n->attrInts("dilations");
+    if (n->attrString("auto_pad", "NOTSET") == "VALID") pads.clear();
+    std::vector<Node*> nodes = gr.nodes;
+    for (Node* m : nodes) {
+      decided.erase(m);  // the address may be reused by a node made below
+      why.erase(m);
+      g.removeNode(m);
+    }
+    n = nullptr;
     Node* q;
     Value* qout;
     if (int8_out) {
@@ -659,8 +667,6 @@ struct Lowerer {
       if (gr.conv) q->attrs["out_nchw"] = Attribute::fromInt(1);
     }
     if (gr.conv) {
-      auto st = n->attrInts("strides"), pads = n->attrInts("pads"), dil = n->attrInts("dilations");
-      if (n->attrString("auto_pad", "NOTSET") == "VALID") pads.clear();
       q->attrs["strides"] = Attribute::fromInts(st.empty() ? std::vector<int64_t>{1, 1} : st);
       q->attrs["pads"] = Attribute::fromInts(pads.empty() ? std::vector<int64_t>{0, 0, 0, 0} : pads);
       q->attrs["dilations"] = Attribute::fromInts(dil.empty() ? std::vector<int64_t>{1, 1} : dil);

@@ -179,13 +179,15 @@ void addValidateCommand(CLI::App& app, Action* action) {
     bool json = false, per_layer = false;
     double layer_threshold = 0.99;
     CalibFlags calib;
+    std::vector<std::string> overrides;
   };
   auto o = std::make_shared<Opts>();
   auto* cmd = app.add_subcommand("validate", "Compare a reduced-precision plan or simulated INT8 with the FP32 reference");
   cmd->add_option("--model", o->model, "ONNX model file (the FP32 reference)")->required();
   cmd->add_option("--plan", o->plan, "plan file to validate (default: build one in memory at --precision)");
   cmd->add_option("--precision", o->precision, "fp32, fp16 (built plans) or int8-sim (simulated INT8 on the reference)")
-      ->check(CLI::IsMember({"fp32", "fp16", "int8-sim"}));
+      ->check(CLI::IsMember({"fp32", "fp16", "bf16", "int8", "int8-sim"}));
+  cmd->add_option("--precision-override", o->overrides, "per-layer precision for built plans: NAME_OR_OP:fp32|fp16|bf16|int8");
   cmd->add_option("--device", o->device, "device for plans built in memory: cpu (default) or cuda")
       ->check(CLI::IsMember({"cpu", "cuda"}));
   cmd->add_option("--inputs", o->inputs, "random (default), a folder of .npy files, or a folder of images");
@@ -286,7 +288,26 @@ void addValidateCommand(CLI::App& app, Action* action) {
           }
           BuildOptions bo;
           bo.device = o->device == "cuda" ? DeviceKind::kCuda : DeviceKind::kCpu;
-          bo.precision = o->precision == "fp16" ? Precision::kFP16 : Precision::kFP32;
+          bo.precision = o->precision == "fp16" ? Precision::kFP16
+                       : o->precision == "bf16" ? Precision::kBF16
+                       : o->precision == "int8" ? Precision::kINT8 : Precision::kFP32;
+          bo.precision_overrides = o->overrides;
+          std::unique_ptr<precision::Calibrator> calib;
+          if (bo.precision == Precision::kINT8) {
+            // Calibrate on data held apart from the validation inputs (as int8-sim does).
+            bo.calibration_cache_path = o->calib_cache;
+            if (o->calib_cache.empty()) {
+              std::string spec = o->calib_data.empty() ? o->inputs : o->calib_data;
+              if (o->calib_data.empty() && spec != "random")
+                notes.push_back("calibrated on the validation inputs themselves: numbers are optimistic");
+              auto c = precision::makeCalibratorForSpec(*g, spec, pre, o->calib.batches ? o->calib.batches : 8,
+                                                        o->seed + 1000003);
+              if (!c.ok()) return fail(c.status().message());
+              calib = std::move(*c);
+              bo.calibrator = calib.get();
+              bo.calibration_method = o->calib.method;
+            }
+          }
           std::map<std::string, Tensor> probe;
           auto more = (*data)->getBatch(&probe);
           if (!more.ok()) return fail(more.status().message());
