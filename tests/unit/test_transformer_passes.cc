@@ -1,0 +1,243 @@
+// Tests of xfmr's level-4 passes (GemmEpilogueFusion, AttentionLayoutFold, ElementwiseFusion)
+// and their fused ops' reference kernels: each pass on a small graph, op types before/after,
+// outputs of the optimized graph vs the original on random inputs (CPU reference), kill
+// switches, and the FusedElementwise program validation.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <functional>
+#include <map>
+#include <random>
+
+#include "graph_builder.h"
+#include "ops/elementwise_program.h"
+#include "passes/pass_manager.h"
+
+using namespace rjtest;
+
+namespace {
+
+Tensor rnd(std::vector<int64_t> dims, uint32_t seed, float lo = -1.f, float hi = 1.f) {
+  std::mt19937 g(seed);
+  std::uniform_real_distribution<float> u(lo, hi);
+  Tensor t(DataType::kFloat32, dims);
+  for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = u(g);
+  return t;
+}
+Tensor i64(std::vector<int64_t> v) { return Tensor::fromVector<int64_t>(v, {static_cast<int64_t>(v.size())}); }
+
+std::map<std::string, int> opCounts(const Graph& g) {
+  std::map<std::string, int> m;
+  for (const auto& n : g.nodes()) ++m[n->op_type];
+  return m;
+}
+std::string opsString(const Graph& g) {
+  std::string s;
+  for (const auto& [k, v] : opCounts(g)) s += k + "=" + std::to_string(v) + " ";
+  return s;
+}
+
+// Optimizes a fresh graph from `make` (with `disabled` passes off) and checks its outputs match
+// the unoptimized graph's; returns the op counts after.
+std::map<std::string, int> optimizeAndCompare(const std::function<std::shared_ptr<Graph>()>& make,
+                                              const std::map<std::string, Tensor>& feeds,
+                                              std::set<std::string> disabled = {}, double tol = 2e-5) {
+  auto ref = make();
+  auto want = runGraph(*ref, feeds);
+  EXPECT_TRUE(want.ok()) << want.status().toString();
+  auto g = make();
+  const std::string before = opsString(*g);
+  passes::PassOptions po;
+  po.use_env = false;
+  po.disabled = std::move(disabled);
+  passes::PassReport rep;
+  Status st = passes::optimizeGraph(*g, po, &rep);
+  EXPECT_TRUE(st.ok()) << st.toString();
+  auto got = runGraph(*g, feeds);
+  EXPECT_TRUE(got.ok()) << got.status().toString();
+  if (!want.ok() || !got.ok()) return {};
+  EXPECT_EQ(got->size(), want->size());
+  double worst = 0;
+  for (size_t i = 0; i < got->size() && i < want->size(); ++i) {
+    CompareResult r = compareTensors((*got)[i], (*want)[i], tol, tol);
+    worst = std::max(worst, r.max_abs);
+    EXPECT_TRUE(r.shape_match && r.mismatches == 0) << "output " << i << ": " << r.toString();
+  }
+  std::printf("[xfmr-passes] before: %s\n[xfmr-passes] after:  %s max abs diff %.3g\n", before.c_str(),
+              opsString(*g).c_str(), worst);
+  return opCounts(*g);
+}
+
+}  // namespace
+
+TEST(TransformerPasses, GemmEpilogueBiasGelu) {
+  auto make = [] {
+    Builder b;
+    Value* x = b.input("x", DataType::kFloat32, {2, 5, 8});
+    Value* w = b.constant("w", rnd({8, 6}, 1));
+    Value* bias = b.constant("bias", rnd({6}, 2));
+    b.node("MatMul", {x, w}, {"mm"});
+    b.node("Add", {b.value("bias"), b.value("mm")}, {"add"});
+    (void)bias;
+    b.node("Gelu", {b.value("add")}, {"y"});
+    b.output("y");
+    return b.owned;
+  };
+  std::map<std::string, Tensor> feeds{{"x", rnd({2, 5, 8}, 3)}};
+  auto after = optimizeAndCompare(make, feeds);
+  EXPECT_EQ(after["FusedGemm"], 1);
+  EXPECT_EQ(after["MatMul"] + after["Add"] + after["Gelu"], 0);
+  auto off = optimizeAndCompare(make, feeds, {"GemmEpilogueFusion"});
+  EXPECT_EQ(off["FusedGemm"], 0);
+  EXPECT_EQ(off["MatMul"], 1);
+}
+
+TEST(TransformerPasses, GemmEpilogueResidualAndGemmBias) {
+  auto make = [] {
+    Builder b;
+    Value* x = b.input("x", DataType::kFloat32, {3, 7, 16});
+    Value* r = b.input("r", DataType::kFloat32, {3, 7, 12});
+    b.node("MatMul", {x, b.constant("w", rnd({16, 12}, 4))}, {"mm"});
+    b.node("Add", {b.value("mm"), b.constant("bias", rnd({1, 12}, 5))}, {"a1"});
+    b.node("Add", {r, b.value("a1")}, {"y"});
+    // 2-D Gemm with transB and C as a bias, then Relu.
+    Value* z = b.input("z", DataType::kFloat32, {4, 16});
+    b.node("Gemm", {z, b.constant("w2", rnd({5, 16}, 6)), b.constant("c2", rnd({5}, 7))}, {"gm"},
+           {{"transB", Attribute::fromInt(1)}});
+    b.node("Relu", {b.value("gm")}, {"y2"});
+    b.output("y");
+    b.output("y2");
+    return b.owned;
+  };
+  std::map<std::string, Tensor> feeds{{"x", rnd({3, 7, 16}, 8)}, {"r", rnd({3, 7, 12}, 9)}, {"z", rnd({4, 16}, 10)}};
+  auto after = optimizeAndCompare(make, feeds);
+  EXPECT_EQ(after["FusedGemm"], 2);
+  EXPECT_EQ(after["Add"] + after["Relu"] + after["Gemm"] + after["MatMul"], 0);
+}
+
+// torch nn.MultiheadAttention's head split around an Attention node (sbh layout).
+TEST(TransformerPasses, AttentionLayoutFoldSbh) {
+  const int64_t S = 7, B = 2, H = 2, D = 4, W = H * D;
+  auto make = [&] {
+    Builder b;
+    Value* x = b.input("x", DataType::kFloat32, {S, B, 3 * W});
+    Value* axes = b.constant("axes", i64({2}));
+    Value* shp = b.constant("shp", i64({S, B * H, D}));
+    const char* names[3] = {"q", "k", "v"};
+    for (int i = 0; i < 3; ++i) {
+      std::string n = names[i];
+      b.node("Slice", {x, b.constant(n + "_s", i64({i * W})), b.constant(n + "_e", i64({(i + 1) * W})), axes},
+             {n + "_sl"});
+      b.node("Reshape", {b.value(n + "_sl"), shp}, {n + "_rs"});
+      b.node("Transpose", {b.value(n + "_rs")}, {n + "_t"}, {{"perm", Attribute::fromInts({1, 0, 2})}});
+    }
+    b.node("Attention", {b.value("q_t"), b.value("k_t"), b.value("v_t")}, {"att"},
+           {{"scale", Attribute::fromFloat(0.3f)}});
+    b.node("Transpose", {b.value("att")}, {"att_t"}, {{"perm", Attribute::fromInts({1, 0, 2})}});
+    b.node("Reshape", {b.value("att_t"), b.constant("oshp", i64({S, B, W}))}, {"y"});
+    b.output("y");
+    return b.owned;
+  };
+  std::map<std::string, Tensor> feeds{{"x", rnd({S, B, 3 * W}, 11, -2.f, 2.f)}};
+  auto after = optimizeAndCompare(make, feeds);
+  EXPECT_EQ(after["MultiHeadAttention"], 1);
+  EXPECT_EQ(after["Attention"] + after["Transpose"] + after["Slice"], 0);
+  auto off = optimizeAndCompare(make, feeds, {"AttentionLayoutFold"});
+  EXPECT_EQ(off["MultiHeadAttention"], 0);
+  EXPECT_EQ(off["Attention"], 1);
+}
+
+// HF-style head split (bsh): X[B,S,H*D] -> Reshape[B,S,H,D] -> Transpose(0,2,1,3).
+TEST(TransformerPasses, AttentionLayoutFoldBsh) {
+  const int64_t S = 5, B = 3, H = 3, D = 4, W = H * D;
+  auto make = [&] {
+    Builder b;
+    Value* shp = b.constant("shp", i64({B, S, H, D}));
+    const char* names[3] = {"q", "k", "v"};
+    for (int i = 0; i < 3; ++i) {
+      std::string n = names[i];
+      Value* x = b.input(n, DataType::kFloat32, {B, S, W});
+      b.node("Reshape", {x, shp}, {n + "_rs"});
+      b.node("Transpose", {b.value(n + "_rs")}, {n + "_t"}, {{"perm", Attribute::fromInts({0, 2, 1, 3})}});
+    }
+    b.node("Attention", {b.value("q_t"), b.value("k_t"), b.value("v_t")}, {"att"});
+    b.node("Transpose", {b.value("att")}, {"att_t"}, {{"perm", Attribute::fromInts({0, 2, 1, 3})}});
+    b.node("Reshape", {b.value("att_t"), b.constant("oshp", i64({B, S, W}))}, {"y"});
+    b.output("y");
+    return b.owned;
+  };
+  std::map<std::string, Tensor> feeds{
+      {"q", rnd({B, S, W}, 12)}, {"k", rnd({B, S, W}, 13)}, {"v", rnd({B, S, W}, 14)}};
+  auto after = optimizeAndCompare(make, feeds);
+  EXPECT_EQ(after["MultiHeadAttention"], 1);
+  EXPECT_EQ(after["Attention"] + after["Transpose"], 0);
+}
+
+TEST(TransformerPasses, ElementwiseFusionTreeWithBroadcast) {
+  auto make = [] {
+    Builder b;
+    Value* x = b.input("x", DataType::kFloat32, {3, 4, 5});
+    Value* y = b.input("y", DataType::kFloat32, {5});
+    b.node("Add", {x, y}, {"a"});
+    b.node("Tanh", {b.value("a")}, {"t"});
+    b.node("Mul", {b.value("t"), b.constant("half", Tensor::scalar<float>(0.5f))}, {"m"});
+    b.node("Sub", {b.value("m"), x}, {"s"});
+    b.node("Clip", {b.value("s"), b.constant("lo", Tensor::scalar<float>(-0.4f)),
+                    b.constant("hi", Tensor::scalar<float>(0.6f))},
+           {"c"});
+    // exp(x) is used twice: it stays a separate node (no recomputation inside two groups).
+    b.node("Exp", {x}, {"e"});
+    b.node("Add", {b.value("e"), b.value("c")}, {"out1"});
+    b.node("Mul", {b.value("e"), y}, {"out2"});
+    b.output("out1");
+    b.output("out2");
+    return b.owned;
+  };
+  std::map<std::string, Tensor> feeds{{"x", rnd({3, 4, 5}, 15, -2.f, 2.f)}, {"y", rnd({5}, 16)}};
+  auto after = optimizeAndCompare(make, feeds);
+  EXPECT_EQ(after["FusedElementwise"], 1);
+  EXPECT_EQ(after["Exp"], 1);
+  EXPECT_EQ(after["Tanh"] + after["Clip"] + after["Sub"], 0);
+  auto off = optimizeAndCompare(make, feeds, {"ElementwiseFusion"});
+  EXPECT_EQ(off["FusedElementwise"], 0);
+}
+
+TEST(TransformerPasses, ElementwiseProgramValidation) {
+  Builder b;
+  Value* x = b.input("x", DataType::kFloat32, {4});
+  Node* n = b.node("FusedElementwise", {x}, {"y"});
+  n->attrs["ops"] = Attribute::fromString("Relu,Add");
+  n->attrs["args"] = Attribute::fromInts({0, -1, 1, 2});  // Add reads r0 and r1 (itself): invalid
+  b.output("y");
+  Status st = b.g.inferShapes();
+  EXPECT_FALSE(st.ok());
+  EXPECT_NE(st.message().find("earlier result"), std::string::npos) << st.toString();
+  n->attrs["ops"] = Attribute::fromString("Relu,Frobnicate");
+  st = b.g.inferShapes();
+  EXPECT_NE(st.message().find("unknown instruction 'Frobnicate'"), std::string::npos) << st.toString();
+  n->attrs["ops"] = Attribute::fromString("Relu,Add");
+  n->attrs["args"] = Attribute::fromInts({0, -1, 1, 0});
+  ASSERT_TRUE(b.g.inferShapes().ok());
+  auto p = ops::ewProgramFromNode(*n, 1);
+  ASSERT_TRUE(p.ok());
+  EXPECT_EQ(p->toString(), "Relu(i0);Add(r0,i0)");
+  Tensor xv = Tensor::fromVector<float>({-1.f, 2.f, -3.f, 4.f}, {4});
+  auto out = runGraph(b.g, {{"x", xv}});
+  ASSERT_TRUE(out.ok()) << out.status().toString();
+  const float want[4] = {-1.f, 4.f, -3.f, 8.f};
+  for (int i = 0; i < 4; ++i) EXPECT_FLOAT_EQ((*out)[0].data<float>()[i], want[i]);
+}
+
+TEST(TransformerPasses, ViTZooModel) {
+  auto g = importOnnx(std::string(RAMJET_SOURCE_DIR) + "/models/zoo/vit_b_16.onnx");
+  if (!g.ok()) GTEST_SKIP() << "models/zoo/vit_b_16.onnx not generated";
+  passes::PassOptions po;
+  po.use_env = false;
+  passes::PassReport rep;
+  ASSERT_TRUE(passes::optimizeGraph(*g, po, &rep).ok());
+  auto c = opCounts(*g);
+  std::printf("[xfmr-passes] vit_b_16 after: %s\n", opsString(*g).c_str());
+  EXPECT_EQ(c["MultiHeadAttention"], 12);
+  EXPECT_EQ(c["Attention"], 0);
+  EXPECT_GE(c["FusedGemm"], 36);  // qkv (bias), fc1 (bias+gelu), fc2 (bias+residual) per layer
+}
