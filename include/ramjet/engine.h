@@ -49,8 +49,22 @@ class StderrLogger final : public Logger {
 // ---- build ----
 enum class DeviceKind : int32_t { kCpu = 0, kCuda = 1 };
 const char* deviceKindName(DeviceKind d);  // "cpu", "cuda"
-enum class Precision : int32_t { kFP32 = 0, kFP16 = 1 };
-const char* precisionName(Precision p);
+// kBF16/kINT8/kFP8 are mixed-precision modes: layers the mode cannot run safely (or the device
+// cannot run at all) fall back per layer (INT8/FP8 -> FP16 -> FP32); see docs/PRECISION.md.
+enum class Precision : int32_t { kFP32 = 0, kFP16 = 1, kBF16 = 2, kINT8 = 3, kFP8 = 4 };
+const char* precisionName(Precision p);  // "fp32", "fp16", "bf16", "int8", "fp8"
+
+// Calibration data for INT8/FP8 builds (like TensorRT's IInt8Calibrator): fills `feeds` (input
+// name -> FP32 host tensor) with the next batch and returns false when there are no more.
+class Int8Calibrator {
+ public:
+  virtual ~Int8Calibrator() = default;
+  virtual Result<bool> getBatch(std::map<std::string, Tensor>* feeds) = 0;
+  // Number of batches if known (for the progress display), else 0.
+  virtual size_t numBatches() const { return 0; }
+  // Optional: rewinds to the first batch.
+  virtual Status reset() { return Status(StatusCode::kUnsupported, "this calibrator cannot rewind"); }
+};
 
 // Allowed dims for one input with symbolic dims. The memory plan is made for `max`; `opt` is the
 // shape tactics are timed at; contexts refuse shapes outside [min, max].
@@ -86,6 +100,21 @@ struct BuildOptions {
   Logger* logger = nullptr;
   // Progress display: called with (done, total, stage name) as the build advances.
   std::function<void(size_t, size_t, const std::string&)> progress;
+
+  // ---- mixed precision (src/precision/lowering.h, docs/PRECISION.md) ----
+  // Per-layer precision: "NAME_OR_OP:fp32|fp16|bf16|int8|fp8", matched against node names
+  // first, then op types (e.g. "LayerNormalization:fp32", "/fc/Gemm:fp16").
+  std::vector<std::string> precision_overrides;
+  // Calibration for INT8/FP8 (and FP16 range checks): a cache file read when it exists and
+  // matches the model, else written after calibrating with `calibrator` (not owned).
+  std::string calibration_cache_path;
+  Int8Calibrator* calibrator = nullptr;
+  std::string calibration_method = "entropy";  // minmax | percentile | entropy | mse
+  size_t calibration_batches = 0;              // 0: until the calibrator is exhausted
+  // Called with (batches done, total or 0) while calibrating.
+  std::function<void(size_t, size_t)> calibration_progress;
+  // Explicit activation ranges (tensor name -> max |x|); take precedence over calibration.
+  std::map<std::string, float> activation_amax;
 };
 
 // Activation memory of one shape signature.
@@ -104,6 +133,7 @@ struct BuildReport {
   std::string passes;             // the optimizer's per-pass table (empty when off)
   size_t host_nodes = 0;      // shape computations evaluated on the host per input signature
   size_t fallback_nodes = 0;  // nodes placed on the CPU backend in a device build
+  std::string precision;      // the precision lowering's per-layer summary (empty for FP32)
   size_t weight_bytes = 0;    // as stored in the plan
   std::map<std::string, size_t> tactics;  // tactic name -> number of nodes using it
   size_t tactics_timed = 0, timing_cache_hits = 0;

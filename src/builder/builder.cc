@@ -1,7 +1,8 @@
 // build(): graph -> plan. Stages, in order (each a plain function below):
 //   1. profiles: symbolic input dims get min/opt/max; a profile with min == max specializes the
 //      graph to static shapes (so Shape() folds away).
-//   2. FP16 lowering (Precision::kFP16): float tensors become half, Casts at the boundary.
+//   2. precision lowering (src/precision/lowering.h): FP16/BF16 with per-layer FP32 fallback,
+//      INT8 (QConv/QGemm), per-layer overrides; Casts at precision boundaries.
 //   3. constant folding: nodes whose inputs are all constant (and Shape/Size of static shapes)
 //      run once here on the CPU reference; dead nodes and constants are dropped.
 //   4. placement: shape arithmetic on symbolic dims -> host; Reshape & co. -> alias where legal;
@@ -28,6 +29,7 @@
 #include "ops/op_registry.h"
 #include "passes/pass_manager.h"
 #include "plan/plan_format.h"
+#include "precision/lowering.h"
 #include "ramjet/engine.h"
 #include "runtime/program.h"
 
@@ -119,82 +121,6 @@ void specializeStaticInputs(Graph& g, const std::vector<ShapeProfile>& profiles)
     Value* v = g.findValue(p.input);
     v->type.shape = Shape::fromDims(p.max);
   }
-}
-
-// ---- FP16 lowering ----
-bool keepFp32Input(const Node& n, size_t i) {
-  // Inputs read as parameters rather than data keep their ONNX-mandated float type.
-  if (n.op_type == "Resize" && (i == 1 || i == 2)) return true;
-  return false;
-}
-
-Status lowerToFp16(Graph& g, const BuildLog& log) {
-  if (!ops::findOp("Cast")) return Status(StatusCode::kUnsupported, "FP16 needs the Cast op, which is not registered");
-  size_t converted = 0;
-  std::vector<Value*> values;
-  for (const auto& v : g.values()) values.push_back(v.get());
-  for (Value* v : values) {
-    if (v->type.dtype != DataType::kFloat32 || v->is_outer_scope) continue;
-    if (v->constant) {
-      bool keep = false;
-      for (Node* c : v->consumers)
-        for (size_t i = 0; i < c->inputs.size(); ++i)
-          if (c->inputs[i] == v && keepFp32Input(*c, i)) keep = true;
-      if (keep) continue;
-      v->constant = std::make_shared<Tensor>(v->constant->cast(DataType::kFloat16));
-      v->type.dtype = DataType::kFloat16;
-      ++converted;
-    } else if (v->is_graph_input) {
-      Value* h = g.addValue(g.uniqueValueName(v->name + "__fp16"));
-      h->type = v->type;
-      h->type.dtype = DataType::kFloat16;
-      std::vector<Node*> consumers = v->consumers;
-      for (Node* c : consumers) {
-        for (auto& in : c->inputs)
-          if (in == v) in = h;
-        h->consumers.push_back(c);
-      }
-      v->consumers.clear();
-      Node* cast = g.addNode("Cast", v->name + "__to_fp16", {v}, {h});
-      cast->attrs["to"] = Attribute::fromInt(static_cast<int64_t>(DataType::kFloat16));
-    } else {
-      v->type.dtype = DataType::kFloat16;
-    }
-  }
-  // Graph outputs stay FP32: the producer writes a half value, a Cast restores the name.
-  for (Value*& out : g.outputs) {
-    if (out->type.dtype != DataType::kFloat16 || out->is_graph_input) continue;
-    Node* prod = out->producer;
-    if (!prod) continue;
-    Value* h = g.addValue(g.uniqueValueName(out->name + "__fp16"));
-    h->type = out->type;
-    for (auto& o : prod->outputs)
-      if (o == out) o = h;
-    h->producer = prod;
-    out->producer = nullptr;
-    std::vector<Node*> consumers = out->consumers;
-    for (Node* c : consumers) {
-      for (auto& in : c->inputs)
-        if (in == out) in = h;
-      h->consumers.push_back(c);
-    }
-    out->consumers.clear();
-    out->type.dtype = DataType::kFloat32;
-    Node* cast = g.addNode("Cast", out->name + "__to_fp32", {h}, {out});
-    cast->attrs["to"] = Attribute::fromInt(static_cast<int64_t>(DataType::kFloat32));
-  }
-  // Casts to float inside the graph now target half; float attribute tensors follow.
-  for (const auto& n : g.nodes()) {
-    if (n->op_type == "Cast" && n->attrInt("to", 0) == static_cast<int64_t>(DataType::kFloat32) &&
-        !(n->outputs[0] && n->outputs[0]->is_graph_output))
-      n->attrs["to"] = Attribute::fromInt(static_cast<int64_t>(DataType::kFloat16));
-    if (n->op_type == "ConstantOfShape" && n->hasAttr("value") && n->attrs["value"].t.dtype() == DataType::kFloat32)
-      n->attrs["value"].t = n->attrs["value"].t.cast(DataType::kFloat16);
-  }
-  Status st = g.inferShapes();
-  if (!st.ok()) return Status(StatusCode::kUnsupported, "FP16 lowering left an inconsistent graph: " + st.message());
-  log(Severity::kInfo, "fp16: ", converted, " float constants stored as half");
-  return Status::Ok();
 }
 
 // ---- constant folding ----
@@ -297,6 +223,7 @@ std::string BuildReport::toString() const {
   os << "nodes: " << nodes_in << " in, " << nodes_after_passes << " after graph passes, " << nodes_folded << " folded, " << nodes_removed << " dead, " << nodes_out
      << " in the plan (" << host_nodes << " host shape nodes, " << fallback_nodes << " on CPU fallback)\n";
   os << "weights: " << weight_bytes << " bytes\n";
+  if (!precision.empty()) os << "precision: " << precision;
   os << "tactics:";
   for (const auto& [k, v] : tactics) os << " " << k << "x" << v;
   os << "\ntimed " << tactics_timed << " nodes (" << timing_cache_hits << " timing-cache hits)\n";
@@ -365,7 +292,11 @@ Result<Plan> build(const Graph& input, const BuildOptions& opt) {
     passes::PassOptions po;
     for (const std::string& d : opt.disabled_passes) po.disabled.insert(d);
     const backend::Backend* devp = dev.get();
-    po.config.can_emit = [devp](const std::string& op) { return devp->hasKernelFor(op); };
+    // INT8 lowering fuses Conv/Gemm + activation + residual itself (into QConv/QGemm).
+    const bool int8 = opt.precision == Precision::kINT8;
+    po.config.can_emit = [devp, int8](const std::string& op) {
+      return !(int8 && (op == "FusedConv" || op == "FusedGemm" || op == "PoolNhwc")) && devp->hasKernelFor(op);
+    };
     po.config.prefer_nhwc = opt.device == DeviceKind::kCuda && opt.precision == Precision::kFP16 &&
                             std::getenv("RAMJET_NHWC") && std::getenv("RAMJET_NHWC")[0] == '1';
     po.config.explain = opt.explain;
@@ -378,9 +309,16 @@ Result<Plan> build(const Graph& input, const BuildOptions& opt) {
   }
   report.nodes_after_passes = g->nodes().size();
 
-  if (opt.precision == Precision::kFP16) {
-    progress(0, 1, "fp16");
-    RJ_RETURN_IF_ERROR(lowerToFp16(*g, log));
+  {
+    progress(0, 1, "precision");
+    precision::LoweringEnv env;
+    env.logger = opt.logger;
+    const backend::Backend* devp = dev.get();
+    env.supports = [devp](const Node& n, const std::vector<TensorType>& in, const std::vector<TensorType>& out) {
+      return devp->supports(n, in, out);
+    };
+    RJ_ASSIGN_OR_RETURN(precision::LoweringReport pr, precision::lowerPrecision(*g, input, opt, env));
+    if (opt.precision != Precision::kFP32 || !opt.precision_overrides.empty()) report.precision = pr.toString();
   }
   if (opt.fold_constants) {
     progress(0, 1, "fold constants");

@@ -432,7 +432,7 @@ Status decodeMeta(Reader& r, BuildMeta* m) {
   m->ramjet_version = r.str();
   int32_t dev = r.i32(), prec = r.i32();
   if (r.ok() && (dev < 0 || dev > 1)) r.fail("unknown device kind " + std::to_string(dev));
-  if (r.ok() && (prec < 0 || prec > 1)) r.fail("unknown precision " + std::to_string(prec));
+  if (r.ok() && (prec < 0 || prec > static_cast<int32_t>(Precision::kFP8))) r.fail("unknown precision " + std::to_string(prec));
   m->device = static_cast<DeviceKind>(dev);
   m->precision = static_cast<Precision>(prec);
   m->device_info.name = r.str();

@@ -37,7 +37,15 @@ void StderrLogger::log(Severity s, const std::string& m) {
 }
 
 const char* deviceKindName(DeviceKind d) { return d == DeviceKind::kCuda ? "cuda" : "cpu"; }
-const char* precisionName(Precision p) { return p == Precision::kFP16 ? "fp16" : "fp32"; }
+const char* precisionName(Precision p) {
+  switch (p) {
+    case Precision::kFP16: return "fp16";
+    case Precision::kBF16: return "bf16";
+    case Precision::kINT8: return "int8";
+    case Precision::kFP8: return "fp8";
+    default: return "fp32";
+  }
+}
 
 std::string PlanInfo::toString() const {
   std::ostringstream os;

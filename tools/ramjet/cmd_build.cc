@@ -9,6 +9,7 @@
 #include "commands.h"
 #include "ramjet/engine.h"
 #include "passes/pass_manager.h"
+#include "precision/calibrator.h"
 #include "ramjet/graph.h"
 
 namespace ramjet::cli {
@@ -103,6 +104,10 @@ void addBuildCommand(CLI::App& app, Action* action) {
     std::string model, output, device = "cuda", timing_cache;
     std::vector<std::string> shapes, min, opt, max;
     bool fp16 = false, verbose = false, fallback = false, no_fold = false, no_optimize = false;
+    bool bf16 = false, int8 = false;
+    std::vector<std::string> precision_overrides;
+    std::string calib_data, calib_cache, calib_method = "entropy";
+    size_t calib_batches = 8;
     std::string disable_passes;
     bool explain = false;
     int device_index = 0;
@@ -114,6 +119,14 @@ void addBuildCommand(CLI::App& app, Action* action) {
   cmd->add_option("--device", o->device, "cuda (default) or cpu")->check(CLI::IsMember({"cuda", "cpu"}));
   cmd->add_option("--device-index", o->device_index, "GPU ordinal");
   cmd->add_flag("--fp16", o->fp16, "store weights and compute in FP16 (FP32 accumulation)");
+  cmd->add_flag("--bf16", o->bf16, "compute in BF16 where the device has kernels (else FP32)");
+  cmd->add_flag("--int8", o->int8, "INT8 convolutions/GEMMs (calibrated), FP16 elsewhere");
+  cmd->add_option("--precision-override", o->precision_overrides,
+                  "per-layer precision NAME_OR_OP:fp32|fp16|bf16|int8 (repeatable), e.g. LayerNormalization:fp32");
+  cmd->add_option("--calib-data", o->calib_data, "calibration data: folder of images or .npy files, or 'random'");
+  cmd->add_option("--calib-cache", o->calib_cache, "calibration cache (read when it matches the model, else written)");
+  cmd->add_option("--calib-batches", o->calib_batches, "calibration batches (default 8)");
+  cmd->add_option("--calib-method", o->calib_method, "minmax | percentile | entropy (default) | mse");
   cmd->add_option("--shapes", o->shapes, "fixed shapes for inputs with symbolic dims: name:1x3x224x224[,..]");
   cmd->add_option("--min-shapes", o->min, "dynamic profile minimum: name:1x3x224x224[,..]");
   cmd->add_option("--opt-shapes", o->opt, "dynamic profile optimum (tactics are timed here)");
@@ -137,7 +150,12 @@ void addBuildCommand(CLI::App& app, Action* action) {
       BuildOptions opt;
       opt.device = o->device == "cuda" ? DeviceKind::kCuda : DeviceKind::kCpu;
       opt.device_index = o->device_index;
-      opt.precision = o->fp16 ? Precision::kFP16 : Precision::kFP32;
+      if (o->fp16 + o->bf16 + o->int8 > 1) return fail("choose one of --fp16, --bf16, --int8");
+      opt.precision = o->fp16 ? Precision::kFP16 : o->bf16 ? Precision::kBF16 : o->int8 ? Precision::kINT8 : Precision::kFP32;
+      opt.precision_overrides = o->precision_overrides;
+      opt.calibration_cache_path = o->calib_cache;
+      opt.calibration_method = o->calib_method;
+      opt.calibration_batches = o->calib_batches;
       opt.timing_cache_path = o->timing_cache;
       opt.allow_cpu_fallback = o->fallback;
       opt.fold_constants = !o->no_fold;
@@ -156,6 +174,16 @@ void addBuildCommand(CLI::App& app, Action* action) {
       if (!parseProfiles(o->shapes, o->min, o->opt, o->max, &opt.profiles, &err)) return fail(err);
       auto g = importOnnx(o->model);
       if (!g.ok()) return fail(g.status().message());
+      std::unique_ptr<precision::Calibrator> calib;
+      if (!o->calib_data.empty()) {
+        auto c = precision::makeCalibratorForSpec(*g, o->calib_data, precision::ImagePreprocess{}, o->calib_batches, 1234);
+        if (!c.ok()) return fail(c.status().message());
+        calib = std::move(*c);
+        opt.calibrator = calib.get();
+      }
+      opt.calibration_progress = [](size_t done, size_t total) {
+        if (::isatty(2)) std::cerr << "\r  calibrating: batch " << done << (total ? "/" + std::to_string(total) : "") << std::flush;
+      };
       ProgressBar bar(!o->verbose);
       opt.progress = [&bar](size_t d, size_t t, const std::string& s) { bar(d, t, s); };
       auto plan = build(*g, opt);
