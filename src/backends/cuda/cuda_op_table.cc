@@ -9,6 +9,7 @@ const CudaOpTable& cudaOpTable() {
     registerMoreOps(t);
     registerTransformerOps(t);
     registerFusedConvOps(t);
+    registerInt8Ops(t);
     return t;
   }();
   return table;

@@ -58,6 +58,7 @@ class CudaOpTable {
 const CudaOpTable& cudaOpTable();
 
 // One function per family file; declare it here and call it in cuda_op_table.cc.
+void registerInt8Ops(CudaOpTable& t);  // int8_ops.cc: Int8Quantize/Dequantize, QConv, QGemm
 void registerFusedConvOps(CudaOpTable& t);  // cudnn_fused_conv.cc: FusedConv, PoolNhwc
 void registerTransformerOps(CudaOpTable& t);  // transformer_ops.cc: Attention, MultiHeadAttention, FusedGemm, FusedElementwise, LayerNormalization
 void registerMoreOps(CudaOpTable& t);  // more_ops.cc: the long tail of ONNX ops
