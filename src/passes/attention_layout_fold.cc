@@ -88,7 +88,8 @@ class AttentionLayoutFold final : public Pass {
     return "head-split Slice/Reshape/Transpose around Attention -> MultiHeadAttention on packed QKV";
   }
   Status run(Graph& g, const PassConfig& cfg, PassStats* stats) override {
-    if (!cfg.canEmit("MultiHeadAttention")) return Status::Ok();
+    // A device lowering: only for a target that asked for it (the builder sets can_emit).
+    if (!cfg.can_emit || !cfg.canEmit("MultiHeadAttention")) return Status::Ok();
     Rewriter rw{g, stats, {}};
     for (Node* att : nodeList(g)) {
       if (!rw.alive(att) || att->op_type != "Attention" || !att->domain.empty()) continue;

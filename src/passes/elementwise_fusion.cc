@@ -69,7 +69,8 @@ class ElementwiseFusion final : public Pass {
     return "trees of elementwise/broadcast ops -> FusedElementwise (one NVRTC kernel)";
   }
   Status run(Graph& g, const PassConfig& cfg, PassStats* stats) override {
-    if (!cfg.canEmit("FusedElementwise")) return Status::Ok();
+    // A device lowering: only for a target that asked for it (the builder sets can_emit).
+    if (!cfg.can_emit || !cfg.canEmit("FusedElementwise")) return Status::Ok();
     RJ_ASSIGN_OR_RETURN(std::vector<Node*> order, g.topoOrder());
     std::map<const Node*, size_t> pos;
     for (size_t i = 0; i < order.size(); ++i) pos[order[i]] = i;

@@ -85,7 +85,8 @@ class GemmEpilogueFusion final : public Pass {
     return "MatMul/Gemm + bias Add + residual Add + Relu/Gelu -> FusedGemm (cuBLASLt epilogue)";
   }
   Status run(Graph& g, const PassConfig& cfg, PassStats* stats) override {
-    if (!cfg.canEmit("FusedGemm")) return Status::Ok();
+    // A device lowering: only for a target that asked for it (the builder sets can_emit).
+    if (!cfg.can_emit || !cfg.canEmit("FusedGemm")) return Status::Ok();
     Rewriter rw{g, stats, {}};
     for (Node* n : nodeList(g)) {
       if (!rw.alive(n)) continue;
