@@ -20,7 +20,7 @@ if [ ! -x $B/ramjet_transformer_gpu_tests ]; then
 else
   timeout 40 $B/ramjet_transformer_gpu_tests --gtest_filter='-*Vit*' > "$TMP/k.log" 2>&1
   say "kernel tests rc=$? ($(el) s)"
-  grep -E "^\[xfmr-gpu\]|^\[  (PASSED|FAILED) |Failure|rror|Expected|Which is|actual" "$TMP/k.log" | head -80 | tee -a "$SUM"
+  grep -E "^\[xfmr-gpu\]|^\[  (PASSED|FAILED) |Failure|rror|Expected|Which is|actual|NVRTC" "$TMP/k.log" | head -80 | tee -a "$SUM"
 fi
 
 med() { python3 -c 'import sys,json

@@ -283,12 +283,24 @@ class FusedElementwiseKernel final : public Kernel {
       ins.push_back(t.data);
       dims.push_back(t.dims);
     }
-    if (const EwCompiledKernel* k = kernelFor(a)) return k->launch(ins, dims, a.outputs[0].data, a.outputs[0].dims, S(a));
+    if (const EwCompiledKernel* k = kernelFor(a)) {
+      Status st = k->launch(ins, dims, a.outputs[0].data, a.outputs[0].dims, S(a));
+      if (st.ok()) return st;
+      // A launch the runtime refuses (first, uncaptured run): interpret from now on, never fail.
+      cudaGetLastError();
+      std::fprintf(stderr, "ramjet: %s: NVRTC kernel launch failed (%s); using the interpreter kernel\n",
+                   n_.describe().c_str(), st.message().c_str());
+      std::lock_guard<std::mutex> lock(mu_);
+      nvrtc_ = false;
+    }
     return fusedElementwiseInterpreted(a.outputs[0].dtype, prog_, ins, dims, a.outputs[0].data, a.outputs[0].dims, S(a));
   }
   // The NVRTC kernel for these shapes' operand kinds, or null (fallback to the interpreter).
   const EwCompiledKernel* kernelFor(const RunArgs& a) const {
-    if (!nvrtc_) return nullptr;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!nvrtc_) return nullptr;
+    }
     std::vector<std::vector<int64_t>> dims;
     for (const auto& t : a.inputs) dims.push_back(t.dims);
     EwKernelKey key;
@@ -315,8 +327,8 @@ class FusedElementwiseKernel final : public Kernel {
  private:
   const Node& n_;
   ops::EwProgram prog_;
-  bool nvrtc_;
   mutable std::mutex mu_;
+  bool nvrtc_;  // guarded by mu_ once running
   mutable bool warned_ = false;
   mutable std::map<std::string, const EwCompiledKernel*> kernels_;
 };
