@@ -23,8 +23,9 @@ namespace ramjet::passes {
 //    remains.
 //  level 4 (kernel fusion for the device): GEMM epilogues (bias/residual/activation into
 //    cuBLASLt) once GELU and attention are recognised; attention head-split layout folding once
-//    AttentionFusion's Transposes merged; generic elementwise trees last so every specific
-//    pattern above has had its chance. DCE removes the absorbed nodes.
+//    AttentionFusion's Transposes merged. DCE removes the absorbed nodes.
+//  level 5: generic elementwise trees -> FusedElementwise (NVRTC), last so every specific fusion
+//    above (GEMM and conv epilogues, residual Adds into FusedConv) has had its chance.
 //  level 4, first: Conv [+ residual Add] + activation -> FusedConv once the activations are
 //    single nodes (level 3) and before generic elementwise fusion could absorb them; then
 //    NhwcLayout (only when the backend prefers channels-last), so it moves whole fused
@@ -52,11 +53,12 @@ PassManager PassManager::createDefault() {
   pm.addPass(3, createDeadCodeElimination());
   pm.addPass(4, createGemmEpilogueFusion());
   pm.addPass(4, createAttentionLayoutFold());
-  pm.addPass(4, createElementwiseFusion());
   pm.addPass(4, createDeadCodeElimination());
   pm.addPass(4, createConvActivationFusion());
   pm.addPass(4, createNhwcLayout());
   pm.addPass(4, createDeadCodeElimination());
+  pm.addPass(5, createElementwiseFusion());
+  pm.addPass(5, createDeadCodeElimination());
   return pm;
 }
 
