@@ -121,7 +121,8 @@ std::string ewGenerateSource(const EwKernelKey& key) {
   std::ostringstream os;
   os << "// ramjet FusedElementwise: " << p.toString() << " (" << dataTypeName(key.dtype) << ")\n";
   os << kPrelude;
-  os << RJ_EW_STR(RJ_EW_APPLY_BODY(__device__ __forceinline__)) << "\n";
+  // RJ_EW_QUAL is not a host macro, so it survives stringification and is defined here.
+  os << "#define RJ_EW_QUAL __device__ __forceinline__\n" << RJ_EW_STR(RJ_EW_APPLY_BODY(RJ_EW_QUAL)) << "\n";
   const char* T = half ? "rj_half" : "float";
   os << "extern \"C\" __global__ void rj_fused_ew(const EwArgs a) {\n";
   os << "  for (long long e = blockIdx.x * (long long)blockDim.x + threadIdx.x; e < a.n;"
