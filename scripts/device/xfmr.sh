@@ -47,7 +47,7 @@ else
     rc=$?
     t2=$(date +%s.%N)
     if [ $rc -ne 0 ]; then say "BENCH vit $mode: BUILD FAILED rc=$rc: $(echo "$blog" | tail -4 | tr '\n' ' ')"; continue; fi
-    ops=$($B/ramjet inspect "$TMP/vit.$mode.plan" 2>/dev/null | grep -oE "MultiHeadAttention|FusedGemm|FusedElementwise|Attention|Transpose|LayerNormalization|MatMul|Gemm" | sort | uniq -c | tr '\n' ' ' | tr -s ' ')
+    ops=$($B/ramjet inspect "$TMP/vit.$mode.plan" 2>/dev/null | awk '$2=="device"{print $3}' | sort | uniq -c | sort -rn | head -12 | awk '{printf "%s=%s ", $2, $1}')
     r=$(timeout 30 $B/ramjet bench "$TMP/vit.$mode.plan" --batch 1,64 --duration 0.3 --warmup 5 --json 2>&1 | med)
     say "BENCH vit $mode fp16 median_gpu_ms: $r  (build $(python3 -c "print(round($t2-$t1,1))") s) ops: $ops"
   done
