@@ -295,7 +295,8 @@ Result<Plan> build(const Graph& input, const BuildOptions& opt) {
     // INT8 lowering fuses Conv/Gemm + activation + residual itself (into QConv/QGemm).
     const bool int8 = opt.precision == Precision::kINT8;
     po.config.can_emit = [devp, int8](const std::string& op) {
-      return !(int8 && (op == "FusedConv" || op == "FusedGemm" || op == "PoolNhwc")) && devp->hasKernelFor(op);
+      return !(int8 && (op == "FusedConv" || op == "FusedGemm" || op == "PoolNhwc" || op == "FusedElementwise")) &&
+             devp->hasKernelFor(op);
     };
     po.config.prefer_nhwc = opt.device == DeviceKind::kCuda && opt.precision == Precision::kFP16 &&
                             std::getenv("RAMJET_NHWC") && std::getenv("RAMJET_NHWC")[0] == '1';

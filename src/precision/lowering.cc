@@ -747,6 +747,11 @@ Result<LoweringReport> lowerPrecision(Graph& g, const Graph& original, const Bui
   L.decideFloat(order);
   if (int8) RJ_RETURN_IF_ERROR(L.lowerInt8());
   RJ_RETURN_IF_ERROR(L.apply());
+  // Weights replaced by converted or quantized copies are no longer used: drop their data so the
+  // plan does not carry both.
+  for (const auto& v : g.values())
+    if (v->constant && v->consumers.empty() && !v->is_graph_output && !v->is_graph_input && !v->is_outer_scope)
+      v->constant.reset();
   Status st = g.inferShapes();
   if (!st.ok()) return makeError(StatusCode::kInternal, "precision lowering left an inconsistent graph: ", st.message());
   if (env.logger) env.logger->log(Severity::kInfo, "precision: " + rep.toString());
