@@ -163,7 +163,8 @@ bool isFollowOp(const std::string& op) {
   static const std::set<std::string> s = {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "Concat",
                                           "Split", "Slice", "Gather", "Identity", "Expand", "Tile", "Pad",
                                           "MaxPool", "Relu", "Resize", "GlobalMaxPool", "DepthToSpace",
-                                          "SpaceToDepth", "GatherElements", "ScatterElements", "Where"};
+                                          "SpaceToDepth", "GatherElements", "ScatterElements", "Where",
+                                          "Shape", "Size"};
   return s.count(op) > 0;
 }
 
@@ -186,8 +187,9 @@ const char* fp16Risk(const Node& n) {
       op == "LpNormalization" || op == "MeanVarianceNormalization" || op == "RMSNormalization" ||
       op == "SimplifiedLayerNormalization")
     return "normalization statistics";
-  if (op == "Softmax" || op == "LogSoftmax" || op == "Exp" || op == "Pow" || op == "Attention")
-    return "exp/pow input range";
+  // (The fused Attention kernels keep their softmax in FP32 internally, so they stay FP16, as
+  // PyTorch autocast does with scaled_dot_product_attention.)
+  if (op == "Softmax" || op == "LogSoftmax" || op == "Exp" || op == "Pow") return "exp/pow input range";
   if (op == "ReduceSumSquare" || op == "ReduceL2" || op == "ReduceLogSumExp" || op == "ReduceProd" ||
       op == "ReduceLogSum")
     return "reduction of squares/exponentials/products";
