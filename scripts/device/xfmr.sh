@@ -33,7 +33,7 @@ f=models/zoo/vit_b_16.onnx
 if [ ! -f "$f" ]; then
   say "BENCH vit: SKIP (no $f; python3 models/zoo.py makes it)"
 else
-  MINE=GemmEpilogueFusion,AttentionLayoutFold,ElementwiseFusion
+  MINE=GemmEpilogueFusion,AttentionLayoutFold,AddLayerNormFusion,ElementwiseFusion
   for mode in fused nofuse before; do
     if [ "$(el)" -gt 70 ]; then say "BENCH vit $mode: SKIP (time budget)"; continue; fi
     case $mode in

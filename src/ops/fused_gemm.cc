@@ -101,4 +101,25 @@ Status inferMultiHeadAttention(InferContext& ctx) {
   return Status::Ok();
 }
 
+// AddLayerNorm(X, R, scale, bias?){axis, epsilon} -> (Y = LayerNorm(X + R), S = X + R): the
+// residual Add of a pre-norm transformer block fused into the LayerNormalization after it; S
+// feeds the next residual. X and R have the same shape.
+Status inferAddLayerNorm(InferContext& ctx) {
+  const DataType dt = ctx.dtype(0);
+  if (!isFloatType(dt)) return ctx.error("X must be a float tensor, got ", dataTypeName(dt));
+  for (size_t i = 1; i < ctx.numInputs(); ++i)
+    if (ctx.hasInput(i) && ctx.dtype(i) != dt)
+      return ctx.error("input ", i, " is ", dataTypeName(ctx.dtype(i)), " but X is ", dataTypeName(dt));
+  const Shape& x = ctx.shape(0);
+  const Shape& r = ctx.shape(1);
+  if (x.rank_known && r.rank_known) {
+    bool ok = x.rank() == r.rank();
+    for (size_t i = 0; ok && i < x.rank(); ++i) ok = !conflict(x.dims[i], r.dims[i]);
+    if (!ok) return ctx.error("X ", x.toString(), " and R ", r.toString(), " must have the same shape");
+  }
+  ctx.setOutput(0, dt, x);
+  if (ctx.numOutputs() > 1) ctx.setOutput(1, dt, x);
+  return Status::Ok();
+}
+
 }  // namespace ramjet::ops

@@ -218,6 +218,14 @@ TEST_F(TransformerGpu, LayerNormWarp) {
   }
 }
 
+TEST_F(TransformerGpu, AddLayerNorm) {
+  for (std::vector<int64_t> dims : {std::vector<int64_t>{2, 197, 768}, {3, 100}}) {
+    const int64_t c = dims.back();
+    runCase({"AddLayerNorm", {data(randF(dims, -2.f, 3.f)), data(randF(dims)), cst(randF({c})), cst(randF({c}))},
+             {{"axis", AI(-1)}, {"epsilon", AF(1e-6f)}}});
+  }
+}
+
 TEST_F(TransformerGpu, VitFp16MatchesCpuFp32) {
   const char* dir = std::getenv("RAMJET_ZOO_DIR");
   const std::string path = std::string(dir ? dir : "models/zoo") + "/vit_b_16.onnx";
@@ -227,12 +235,12 @@ TEST_F(TransformerGpu, VitFp16MatchesCpuFp32) {
   std::map<std::string, Tensor> feeds{{g->inputs[0]->name, x}};
   auto want = reference::run(*g, feeds);
   ASSERT_TRUE(want.ok()) << want.status().toString();
-  for (const char* disabled : {"", "GemmEpilogueFusion,AttentionLayoutFold,ElementwiseFusion"}) {
+  for (const char* disabled : {"", "GemmEpilogueFusion,AttentionLayoutFold,AddLayerNormFusion,ElementwiseFusion"}) {
     BuildOptions opt;
     opt.device = DeviceKind::kCuda;
     opt.precision = Precision::kFP16;
     opt.disabled_passes = {};
-    if (*disabled) opt.disabled_passes = {"GemmEpilogueFusion", "AttentionLayoutFold", "ElementwiseFusion"};
+    if (*disabled) opt.disabled_passes = {"GemmEpilogueFusion", "AttentionLayoutFold", "AddLayerNormFusion", "ElementwiseFusion"};
     auto plan = build(*g, opt);
     ASSERT_TRUE(plan.ok()) << plan.status().toString();
     auto e = Engine::loadFromMemory(plan->bytes().data(), plan->bytes().size());

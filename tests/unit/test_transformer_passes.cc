@@ -203,6 +203,28 @@ TEST(TransformerPasses, ElementwiseFusionTreeWithBroadcast) {
   EXPECT_EQ(off["FusedElementwise"], 0);
 }
 
+// x + r -> LayerNorm, the sum also used afterwards (the next residual).
+TEST(TransformerPasses, AddLayerNormFusion) {
+  auto make = [] {
+    Builder b;
+    Value* x = b.input("x", DataType::kFloat32, {2, 5, 16});
+    Value* r = b.input("r", DataType::kFloat32, {2, 5, 16});
+    b.node("Add", {x, r}, {"s"});
+    b.node("LayerNormalization", {b.value("s"), b.constant("g", rnd({16}, 30)), b.constant("be", rnd({16}, 31))}, {"y"},
+           {{"axis", Attribute::fromInt(-1)}, {"epsilon", Attribute::fromFloat(1e-5f)}});
+    b.node("Mul", {b.value("s"), b.value("y")}, {"out"});
+    b.output("out");
+    return b.owned;
+  };
+  std::map<std::string, Tensor> feeds{{"x", rnd({2, 5, 16}, 32, -3.f, 3.f)}, {"r", rnd({2, 5, 16}, 33)}};
+  auto after = optimizeAndCompare(make, feeds);
+  EXPECT_EQ(after["AddLayerNorm"], 1);
+  EXPECT_EQ(after["LayerNormalization"] + after["Add"], 0);
+  auto off = optimizeAndCompare(make, feeds, {"AddLayerNormFusion"});
+  EXPECT_EQ(off["AddLayerNorm"], 0);
+  EXPECT_EQ(off["LayerNormalization"], 1);
+}
+
 // Without a target (can_emit unset, e.g. `ramjet optimize`) the device lowerings do nothing.
 TEST(TransformerPasses, NoTargetNoLowering) {
   Builder b;
@@ -257,5 +279,6 @@ TEST(TransformerPasses, ViTZooModel) {
   std::printf("[xfmr-passes] vit_b_16 after: %s\n", opsString(*g).c_str());
   EXPECT_EQ(c["MultiHeadAttention"], 12);
   EXPECT_EQ(c["Attention"], 0);
-  EXPECT_GE(c["FusedGemm"], 36);  // qkv (bias), fc1 (bias+gelu), fc2 (bias+residual) per layer
+  EXPECT_GE(c["FusedGemm"], 36);
+  EXPECT_EQ(c["AddLayerNorm"], 12);  // ln_2 of every block: x + attention output  // qkv (bias), fc1 (bias+gelu), fc2 (bias+residual) per layer
 }

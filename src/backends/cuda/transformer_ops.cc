@@ -4,6 +4,7 @@
 //   FusedGemm            cuBLASLt with BIAS / RELU_BIAS / GELU_BIAS epilogues, residual as C
 //   FusedElementwise     one NVRTC-compiled kernel per program (interpreter kernel fallback)
 //   LayerNormalization   one warp per row with 16-byte loads (block kernel otherwise)
+//   AddLayerNorm         residual Add + LayerNorm in the same warp kernel, the sum written too
 // Per-shape state (cuBLASLt plans, NVRTC kernels) is made on the host the first time a shape is
 // seen (workspaceBytes() and the first, uncaptured run), cached under a lock.
 #include <cuda_runtime_api.h>
@@ -364,6 +365,37 @@ class LayerNormFastKernel final : public Kernel {
   const Node& n_;
 };
 
+// AddLayerNorm: y = LayerNorm(x + r), s = x + r, one warp per row; unfused fallback (binary Add
+// into s, or the workspace when s is not wanted, then the block LayerNorm) for other sizes.
+class AddLayerNormKernel final : public Kernel {
+ public:
+  explicit AddLayerNormKernel(const Node& n) : n_(n) {}
+  size_t workspaceBytes(const RunArgs& a) const override {
+    const bool has_s = a.outputs.size() > 1 && a.outputs[1].data;
+    return has_s ? 0 : a.inputs[0].nbytes();
+  }
+  Status run(const RunArgs& a) override {
+    const auto& d = a.inputs[0].dims;
+    if (d.empty() || a.inputs[1].dims != d) return no(n_, "X and R must have the same shape");
+    const int64_t cols = d.back(), rows = cols ? numElements(d) / cols : 0;
+    const void* bias = a.inputs.size() > 3 ? a.inputs[3].data : nullptr;
+    if (a.inputs[2].numel() != cols || (bias && a.inputs[3].numel() != cols)) return no(n_, "scale/bias size");
+    void* s = a.outputs.size() > 1 ? a.outputs[1].data : nullptr;
+    const float eps = n_.attrFloat("epsilon", 1e-5f);
+    const DataType dt = a.inputs[0].dtype;
+    Status st = layerNormWarp(dt, a.inputs[0].data, a.inputs[1].data, a.inputs[2].data, bias, a.outputs[0].data, s,
+                              rows, cols, eps, S(a));
+    if (st.code() != StatusCode::kUnsupported) return st;
+    void* sum = s ? s : a.workspace;
+    if (!sum || (!s && a.workspace_bytes < a.inputs[0].nbytes())) return no(n_, "no room for the sum");
+    RJ_RETURN_IF_ERROR(binary(BinaryOp::kAdd, dt, a.inputs[0].data, d, a.inputs[1].data, d, sum, d, S(a)));
+    return layerNorm(dt, sum, a.inputs[2].data, bias, a.outputs[0].data, rows, cols, eps, nullptr, nullptr, S(a));
+  }
+
+ private:
+  const Node& n_;
+};
+
 int64_t knownDim(const TensorType& t, int i) {
   const Shape& s = t.shape;
   if (!s.rank_known || s.rank() == 0) return -1;
@@ -433,6 +465,14 @@ void registerTransformerOps(CudaOpTable& t) {
            return mk(new FusedElementwiseKernel(n, std::move(p), !(off && std::string(off) == "1")));
          },
          nullptr});
+  t.add("AddLayerNorm",
+        {[](const Node& n, const std::vector<TensorType>& in, const std::vector<TensorType>&) -> Status {
+           if (in.size() < 3 || !isF(in[0].dtype)) return no(n, "X must be f32/f16");
+           for (size_t i = 1; i < in.size(); ++i)
+             if (in[i].dtype != DataType::kUndefined && in[i].dtype != in[0].dtype) return no(n, "mixed input types");
+           return Status::Ok();
+         },
+         nullptr, [](const Node& n, const Tactic&, Handles&) { return mk(new AddLayerNormKernel(n)); }, nullptr});
   t.add("LayerNormalization",
         {[](const Node& n, const std::vector<TensorType>& in, const std::vector<TensorType>&) -> Status {
            if (in.empty() || !isF(in[0].dtype)) return no(n, "input must be f32/f16");

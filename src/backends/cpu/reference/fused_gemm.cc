@@ -180,3 +180,46 @@ Status refFusedElementwise(KernelContext& ctx) {
 }
 
 }  // namespace ramjet::ops
+
+namespace ramjet::ops {
+
+// S = X + R rounded to the tensors' type (as the unfused Add stores it), then LayerNorm of S
+// over the axes from `axis` on (population variance), in float.
+Status refAddLayerNorm(KernelContext& ctx) {
+  const Tensor& x = ctx.input(0);
+  const Tensor& r = ctx.input(1);
+  if (x.dims() != r.dims()) return ctx.error("X ", dimsToString(x.dims()), " and R ", dimsToString(r.dims()), " differ");
+  int64_t axis = ctx.node.attrInt("axis", -1);
+  RJ_RETURN_IF_ERROR(normalizeAxis(&axis, static_cast<int64_t>(x.rank()), ctx.node));
+  int64_t cols = 1;
+  for (size_t i = static_cast<size_t>(axis); i < x.rank(); ++i) cols *= x.dims()[i];
+  const int64_t rows = cols ? x.numel() / cols : 0;
+  if (ctx.input(2).numel() != cols || (ctx.hasInput(3) && ctx.input(3).numel() != cols))
+    return ctx.error("scale/bias must have ", cols, " elements");
+  const float eps = ctx.node.attrFloat("epsilon", 1e-5f);
+  std::vector<float> xs = toAcc<float>(x), rs = toAcc<float>(r), sc = toAcc<float>(ctx.input(2)), bi;
+  if (ctx.hasInput(3)) bi = toAcc<float>(ctx.input(3));
+  for (size_t i = 0; i < xs.size(); ++i) xs[i] += rs[i];
+  Tensor s(x.dtype(), x.dims());
+  storeAcc(xs, s);
+  xs = toAcc<float>(s);  // the rounded sums, as the unfused LayerNorm would read them
+  std::vector<float> y(xs.size());
+  for (int64_t row = 0; row < rows; ++row) {
+    const float* p = xs.data() + row * cols;
+    double mean = 0, var = 0;
+    for (int64_t c = 0; c < cols; ++c) mean += p[c];
+    mean /= static_cast<double>(cols);
+    for (int64_t c = 0; c < cols; ++c) var += (p[c] - mean) * (p[c] - mean);
+    var /= static_cast<double>(cols);
+    const double inv = 1.0 / std::sqrt(var + eps);
+    for (int64_t c = 0; c < cols; ++c)
+      y[static_cast<size_t>(row * cols + c)] =
+          static_cast<float>((p[c] - mean) * inv * sc[static_cast<size_t>(c)] + (bi.empty() ? 0.0 : bi[static_cast<size_t>(c)]));
+  }
+  if (!ctx.output(0).defined() || ctx.output(0).dims() != x.dims()) ctx.allocOutput(0, x.dtype(), x.dims());
+  storeAcc(y, ctx.output(0));
+  if (ctx.hasOutput(1)) ctx.output(1) = s;
+  return Status::Ok();
+}
+
+}  // namespace ramjet::ops
