@@ -62,6 +62,21 @@ except Exception as e:
 PY
   done
 done
-cp "$T"/*.json "$O"/ 2>/dev/null | true
+python3 - "$T" <<'PY'
+import sys, json, glob, os
+res = {}
+for f in glob.glob(os.path.join(sys.argv[1], "*.json")):
+  m, p, _ = os.path.basename(f).split(".")
+  t = open(f).read()
+  try:
+    for x in json.loads(t[t.index("{"):])["results"]:
+      res[(m, p, x.get("batch"))] = x["compute_ms"]["median"]
+  except Exception:
+    pass
+for (m, p, b), ms in sorted(res.items()):
+  if p == "int8" and (m, "fp16", b) in res:
+    print("RATIO", m, "batch", b, "int8/fp16 latency", round(ms / res[(m, "fp16", b)], 3))
+PY
+cp "$T"/*.json "$O"/ 2>/dev/null || true
 echo "total ${SECONDS}s"
 rm -rf "$T"
