@@ -73,7 +73,7 @@ TEST_F(Int8Gpu, QConvMatchesCpuReference) {
       {"1x1 direct residual relu int8", 2, 7, 7, 128, 256, 1, 1, 1, 0, 1, true, true},
       {"1x1 s2 fp16 nchw", 2, 8, 8, 64, 32, 1, 1, 2, 0, 0, false, false},
       {"3x3 silu int8", 1, 20, 20, 16, 32, 3, 3, 1, 1, 2, false, true},
-      {"7x7 s2 big batch int8 (chunked)", 64, 56, 56, 4, 64, 7, 7, 2, 3, 1, false, true},
+      {"7x7 s2 batch 32 int8 (rows in 2 chunks)", 32, 112, 112, 4, 256, 7, 7, 2, 3, 1, false, true},
   };
   for (const auto& cs : cases) {
     SCOPED_TRACE(cs.name);
