@@ -118,6 +118,10 @@ Result<Tensor> parseNpy(const uint8_t* data, size_t size, const std::string& wha
                               std::to_string(body));
   Tensor t(dt, dims);
   if (t.nbytes()) std::memcpy(t.raw(), data + off + header_len, t.nbytes());
+  // A bool byte other than 0/1 is not a valid C++ bool (UB when read; found by npy_fuzzer under
+  // UBSan): keep NumPy's meaning, nonzero is True.
+  if (dt == DataType::kBool)
+    for (auto* b = static_cast<uint8_t*>(t.raw()), *e = b + t.nbytes(); b != e; ++b) *b = *b != 0;
   return t;
 }
 

@@ -108,6 +108,9 @@ Result<Tensor> convertTensor(const onnx::TensorProto& tp, const std::string& bas
       return tensorError(where, "raw_data has " + std::to_string(tp.raw_data().size()) + " bytes, shape " + dimsToString(dims) + " of " + dataTypeName(dt) + " needs " + std::to_string(need));
     Tensor t(dt, dims);
     if (need) std::memcpy(t.raw(), tp.raw_data().data(), need);
+    // Bool bytes other than 0/1 are not valid C++ bools (UB when read): nonzero is true.
+    if (dt == DataType::kBool)
+      for (auto* b = static_cast<uint8_t*>(t.raw()), *e = b + need; b != e; ++b) *b = *b != 0;
     return t;
   }
   auto check = [&](int have) -> Status {

@@ -43,6 +43,39 @@ Result<std::vector<uint8_t>> readFile(const std::string& path) {
   return bytes;
 }
 
+// Debian's stb_image (git 2022-09-08) builds a JPEG Huffman table without checking that the
+// 16 code counts of a DHT table sum to at most 256 (upstream added "bad DHT header" later): a
+// crafted file writes up to ~4 KB past stbi__huffman::size[257] into the decoder state, function
+// pointers included. Found by tests/fuzz/image_fuzzer (UBSan index 257 out of bounds). Every DHT
+// table is checked here before stb parses the file, reading the bytes exactly as stb would.
+bool jpegHuffmanTablesOk(const uint8_t* p, size_t n) {
+  size_t i = 2;  // after SOI
+  while (i + 1 < n) {
+    if (p[i] != 0xFF) {  // entropy-coded data between markers
+      ++i;
+      continue;
+    }
+    uint8_t m = p[i + 1];
+    if (m == 0xFF) { ++i; continue; }  // fill byte
+    if (m == 0x00 || m == 0x01 || (m >= 0xD0 && m <= 0xD8)) { i += 2; continue; }  // no length
+    if (m == 0xD9 || i + 4 > n) return true;  // EOI, or truncated (stb reports that)
+    size_t len = (size_t(p[i + 2]) << 8) | p[i + 3];
+    if (m == 0xC4) {
+      long left = long(len) - 2;
+      size_t j = i + 4;
+      while (left > 0) {
+        size_t count = 0;
+        for (size_t k = 1; k <= 16; ++k) count += j + k < n ? p[j + k] : 0;
+        if (count > 256) return false;
+        left -= 17 + long(count);
+        j += 17 + count;
+      }
+    }
+    i += 2 + len;
+  }
+  return true;
+}
+
 const char* formatGuess(const uint8_t* p, size_t n) {
   if (n >= 3 && p[0] == 0xFF && p[1] == 0xD8 && p[2] == 0xFF) return "JPEG";
   if (n >= 8 && std::memcmp(p, "\x89PNG\r\n\x1a\n", 8) == 0) return "PNG";
@@ -60,6 +93,9 @@ Result<Image> decodeImage(const void* data, size_t size, const std::string& name
     return makeError(StatusCode::kInvalidArgument, "image '", name,
                      "': not a JPEG, PNG or BMP file (unrecognized signature)");
   if (size > size_t(INT32_MAX)) return makeError(StatusCode::kInvalidArgument, "image '", name, "': file too large");
+  if (fmt[0] == 'J' && !jpegHuffmanTablesOk(p, size))
+    return makeError(StatusCode::kInvalidArgument, "image '", name,
+                     "': corrupt JPEG header (a Huffman table declares more than 256 codes)");
   int w = 0, h = 0, c = 0;
   if (!stbi_info_from_memory(p, int(size), &w, &h, &c))
     return makeError(StatusCode::kInvalidArgument, "image '", name, "': corrupt ", fmt, " header (",
@@ -87,7 +123,8 @@ Result<Image> loadImage(const std::string& path) {
 Status imageSize(const std::string& path, int* width, int* height) {
   RJ_ASSIGN_OR_RETURN(auto bytes, readFile(path));
   int c = 0;
-  if (!formatGuess(bytes.data(), bytes.size()) ||
+  const char* fmt = formatGuess(bytes.data(), bytes.size());
+  if (!fmt || (fmt[0] == 'J' && !jpegHuffmanTablesOk(bytes.data(), bytes.size())) ||
       !stbi_info_from_memory(bytes.data(), int(bytes.size()), width, height, &c))
     return makeError(StatusCode::kInvalidArgument, "image '", path, "': not a readable JPEG, PNG or BMP file");
   return Status::Ok();
