@@ -76,6 +76,20 @@ bool jpegHuffmanTablesOk(const uint8_t* p, size_t n) {
   return true;
 }
 
+// stb grows its IDAT buffer to each chunk's declared length before reading the chunk, so a
+// 121-byte PNG declaring a 2 GB chunk cost a 2 GB allocation (image_fuzzer, libFuzzer OOM).
+// Chunk data must lie inside the file.
+bool pngChunksFit(const uint8_t* p, size_t n) {
+  size_t i = 8;  // after the signature
+  while (i + 8 <= n) {
+    size_t len = (size_t(p[i]) << 24) | (size_t(p[i + 1]) << 16) | (size_t(p[i + 2]) << 8) | p[i + 3];
+    if (len > n - (i + 8)) return false;
+    if (std::memcmp(p + i + 4, "IEND", 4) == 0) return true;
+    i += 12 + len;  // length, type, data, CRC
+  }
+  return true;
+}
+
 const char* formatGuess(const uint8_t* p, size_t n) {
   if (n >= 3 && p[0] == 0xFF && p[1] == 0xD8 && p[2] == 0xFF) return "JPEG";
   if (n >= 8 && std::memcmp(p, "\x89PNG\r\n\x1a\n", 8) == 0) return "PNG";
@@ -96,6 +110,9 @@ Result<Image> decodeImage(const void* data, size_t size, const std::string& name
   if (fmt[0] == 'J' && !jpegHuffmanTablesOk(p, size))
     return makeError(StatusCode::kInvalidArgument, "image '", name,
                      "': corrupt JPEG header (a Huffman table declares more than 256 codes)");
+  if (fmt[0] == 'P' && !pngChunksFit(p, size))
+    return makeError(StatusCode::kInvalidArgument, "image '", name,
+                     "': corrupt PNG (a chunk's length runs past the end of the file)");
   int w = 0, h = 0, c = 0;
   if (!stbi_info_from_memory(p, int(size), &w, &h, &c))
     return makeError(StatusCode::kInvalidArgument, "image '", name, "': corrupt ", fmt, " header (",
