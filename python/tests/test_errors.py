@@ -148,7 +148,7 @@ def test_build_options_validation(tiny_graph):
     with pytest.raises(ramjet.InvalidArgumentError, match="device"):
         ramjet.BuildOptions(device="tpu")
     with pytest.raises(ramjet.InvalidArgumentError, match="precision"):
-        ramjet.BuildOptions(precision="fp8")
+        ramjet.BuildOptions(precision="fp7")
     with pytest.raises(ramjet.InvalidArgumentError, match="profiles"):
         ramjet.BuildOptions(profiles={"images": ((1, 3, 32, 32), (4, 3, 32, 32))})
     with pytest.raises(ramjet.InvalidArgumentError, match="min <= opt <= max"):

@@ -56,7 +56,7 @@ def test_int8_build_uses_the_python_calibrator(tiny_graph, tmp_path):
         assert again.calls == 0
 
 
-@pytest.mark.parametrize("bad,match", [("raise", "no more data here"), ("name", "nope")])
+@pytest.mark.parametrize("bad,match", [("raise", "no more data here"), ("name", "missing input .images.")])
 def test_calibrator_errors_propagate(tiny_graph, bad, match):
     with pytest.raises(ramjet.RamjetError, match=match):
         ramjet.build(tiny_graph, device="cpu", precision="int8", profiles=PROFILE, calibrator=Batches(bad=bad))
