@@ -154,7 +154,9 @@ class QGemmKernel final : public Kernel {
     }
     p->col_bytes = p->direct ? 0 : static_cast<size_t>(p->chunk * p->Kred);
     p->acc_bytes = static_cast<size_t>(p->chunk * p->N) * 4;
-    p->lt_bytes = std::max(p->full ? p->full->workspace() : 0, p->tail ? p->tail->workspace() : 0);
+    // The full cuBLASLt budget, not this shape's heuristic need: the runtime's workspace is sized
+    // at the profile's max shapes, and a smaller shape's algorithm may want more.
+    p->lt_bytes = kLtWorkspace;
     Plan* raw = p.get();
     cache_[key] = std::move(p);
     return raw;
