@@ -656,7 +656,7 @@ struct Lowerer {
     }
     n = nullptr;
     Node* q;
-    Value* qout;
+    Value* qout = nullptr;
     if (int8_out) {
       qout = g.addValue(g.uniqueValueName(F->name + "__int8"));
       qout->type.dtype = DataType::kInt8;
@@ -739,7 +739,7 @@ Result<LoweringReport> lowerPrecision(Graph& g, const Graph& original, const Bui
     RJ_ASSIGN_OR_RETURN(table, obtainCalibration(original, opt, int8, &rep.calibration_source, env.logger));
     rep.calibrated = true;
   }
-  Lowerer L{g, opt, env, table, rep, LayerPrecision::kFP32, overrides, {}, {}, {}};
+  Lowerer L{g, opt, env, table, rep, LayerPrecision::kFP32, overrides, {}, {}, {}, {}};
   switch (opt.precision) {
     case Precision::kFP16: case Precision::kINT8: L.mode = LayerPrecision::kFP16; break;
     case Precision::kBF16: L.mode = LayerPrecision::kBF16; break;
