@@ -710,6 +710,54 @@ struct Lowerer {
   }
 };
 
+// A per-tensor symmetric int8 scale of a Q/DQ node (constant scalar scale, zero point absent
+// or a zero int8); 0 when the node is anything else.
+float qdqScale(const Node* n) {
+  if (!n || n->inputs.size() < 2 || !n->inputs[1] || !n->inputs[1]->constant) return 0.f;
+  const Tensor& sc = *n->inputs[1]->constant;
+  if (sc.numel() != 1 || sc.dtype() != DataType::kFloat32) return 0.f;
+  if (n->hasInput(2)) {
+    const Value* zp = n->inputs[2];
+    if (!zp->constant || zp->constant->dtype() != DataType::kInt8 || zp->constant->numel() != 1 || zp->constant->getInt(0) != 0)
+      return 0.f;
+  } else if (n->op_type == "QuantizeLinear" && n->hasAttr("output_dtype") &&
+             n->attrInt("output_dtype", 0) != static_cast<int64_t>(DataType::kInt8)) {
+    return 0.f;
+  }
+  const float s = static_cast<float>(sc.getDouble(0));
+  return s > 0.f && std::isfinite(s) ? s : 0.f;
+}
+
+// Explicitly quantized (QDQ) models: an activation QuantizeLinear -> DequantizeLinear pair with
+// one int8 scale s says "this tensor is int8 with scale s". The pair is removed (its consumers
+// read x) and amax = 127 s is recorded for x and for the pair's output, so the INT8 lowering
+// quantizes x with exactly that scale: Int8Quantize(x, s) is QuantizeLinear(x, s) bit for bit.
+// A pair whose consumer ends up in floating point behaves as FP32 DequantizeLinear(QuantizeLinear)
+// would not (the rounding step is skipped), so pairs are folded only in INT8 builds.
+size_t foldQdqPairs(Graph& g, CalibrationTable* table) {
+  size_t folded = 0;
+  std::vector<Node*> dqs;
+  for (const auto& n : g.nodes())
+    if (n->op_type == "DequantizeLinear" && n->domain.empty()) dqs.push_back(n.get());
+  for (Node* dq : dqs) {
+    Value* qv = dq->inputs[0];
+    Node* q = qv ? qv->producer : nullptr;
+    if (!q || q->op_type != "QuantizeLinear" || qv->is_graph_output) continue;
+    const float s = qdqScale(q);
+    if (s == 0.f || qdqScale(dq) != s || dq->hasAttr("axis") || q->hasAttr("axis")) continue;
+    Value* x = q->inputs[0];
+    Value* y = dq->outputs[0];
+    if (!x || !y || x->type.dtype != DataType::kFloat32 || y->is_graph_output) continue;
+    table->amax[x->name] = std::max(table->amax.count(x->name) ? table->amax[x->name] : 0.f, 127.f * s);
+    table->amax[y->name] = 127.f * s;
+    if (!passes::replaceAllUses(g, y, x)) continue;
+    g.removeNode(dq);
+    if (qv->consumers.empty()) g.removeNode(q);
+    ++folded;
+  }
+  return folded;
+}
+
 }  // namespace
 
 Result<LoweringReport> lowerPrecision(Graph& g, const Graph& original, const BuildOptions& opt, const LoweringEnv& env) {
@@ -731,12 +779,29 @@ Result<LoweringReport> lowerPrecision(Graph& g, const Graph& original, const Bui
   if (!ops::findOp("Cast")) return Status(StatusCode::kUnsupported, "precision lowering needs the Cast op");
 
   const bool int8 = opt.precision == Precision::kINT8;
-  // Ranges: required for INT8; used for FP16 range checks when the user gave any source.
+  // Ranges: required for INT8 (unless the model carries its own Q/DQ scales); used for FP16 range
+  // checks when the user gave any source.
   CalibrationTable table;
+  size_t qdq = 0;
+  if (int8) {
+    CalibrationTable from_qdq;
+    qdq = foldQdqPairs(g, &from_qdq);
+    if (qdq) {
+      RJ_RETURN_IF_ERROR(g.inferShapes());
+      table = from_qdq;
+    }
+  }
   const bool any_source = opt.calibrator || !opt.activation_amax.empty() ||
                           (!opt.calibration_cache_path.empty() && std::ifstream(opt.calibration_cache_path).good());
   if (int8 || (opt.precision == Precision::kFP16 && any_source)) {
-    RJ_ASSIGN_OR_RETURN(table, obtainCalibration(original, opt, int8, &rep.calibration_source, env.logger));
+    if (qdq && !any_source) {
+      rep.calibration_source = std::to_string(qdq) + " Q/DQ pairs of the model";
+    } else {
+      RJ_ASSIGN_OR_RETURN(CalibrationTable t, obtainCalibration(original, opt, int8 && !qdq, &rep.calibration_source, env.logger));
+      for (const auto& [k, v] : table.amax) t.amax[k] = v;  // the model's own scales win
+      table = std::move(t);
+      if (qdq) rep.calibration_source += " + " + std::to_string(qdq) + " Q/DQ pairs";
+    }
     rep.calibrated = true;
   }
   Lowerer L{g, opt, env, table, rep, LayerPrecision::kFP32, overrides, {}, {}, {}, {}};

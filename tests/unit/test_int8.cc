@@ -266,3 +266,57 @@ TEST(Int8Build, TinyCnnInt8MatchesFp32AndReusesTheCache) {
 }
 
 }  // namespace
+
+namespace {
+
+// An explicitly quantized (QDQ) model as PyTorch's quantization tools export it: activation
+// Q/DQ pairs with per-tensor scales, weights as DequantizeLinear of int8 constants with
+// per-channel scales. The INT8 build needs no calibration and matches the FP32 reference (which
+// runs the Q/DQ ops exactly) to within one output quantization step.
+TEST(Int8Build, QdqModelFusesWithoutCalibration) {
+  const int64_t C = 8, K = 16;
+  Builder b;
+  Value* x = b.input("x", DataType::kFloat32, {2, C, 10, 10});
+  Tensor wq(DataType::kInt8, {K, C, 3, 3});
+  std::mt19937 rng(3);
+  std::uniform_int_distribution<int> u(-127, 127);
+  for (int64_t i = 0; i < wq.numel(); ++i) wq.data<int8_t>()[i] = static_cast<int8_t>(u(rng));
+  for (int64_t k = 0; k < K; ++k) wq.data<int8_t>()[k * C * 9] = 127;  // symmetric per-channel: max maps to 127
+  Tensor sw = randomTensor({K}, 0.001f, 0.004f, 4);
+  auto scalar = [&](const char* n, float v) { return b.constant(n, Tensor::scalar<float>(v)); };
+  auto zp = [&](const char* n) { return b.constant(n, Tensor::scalar<int8_t>(0)); };
+  b.node("QuantizeLinear", {x, scalar("sx", 0.02f), zp("zx")}, {"xq"});
+  b.node("DequantizeLinear", {b.value("xq"), scalar("sx2", 0.02f), zp("zx2")}, {"xd"});
+  b.node("DequantizeLinear", {b.constant("wq", wq), b.constant("sw", sw), b.constant("zw", Tensor(DataType::kInt8, {K}))},
+         {"w"}, {{"axis", Attribute::fromInt(0)}});
+  b.node("Conv", {b.value("xd"), b.value("w"), b.constant("bias", randomTensor({K}, -0.2f, 0.2f, 5))}, {"c"},
+         {{"pads", Attribute::fromInts({1, 1, 1, 1})}});
+  b.node("Relu", {b.value("c")}, {"r"});
+  b.node("QuantizeLinear", {b.value("r"), scalar("sy", 0.05f), zp("zy")}, {"rq"});
+  b.node("DequantizeLinear", {b.value("rq"), scalar("sy2", 0.05f), zp("zy2")}, {"y"});
+  b.output("y");
+  ASSERT_TRUE(b.g.inferShapes().ok());
+  std::map<std::string, Tensor> feeds{{"x", randomTensor({2, C, 10, 10}, -2, 2, 6)}};
+  auto ref = buildAndRun(b.g, BuildOptions{}, feeds);
+  ASSERT_TRUE(ref.ok()) << ref.status().message();
+  BuildOptions opt;
+  opt.precision = Precision::kINT8;
+  std::string report;
+  auto got = buildAndRun(b.g, opt, feeds, &report);
+  ASSERT_TRUE(got.ok()) << got.status().message();
+  EXPECT_NE(report.find("int8x1"), std::string::npos) << report;
+  EXPECT_NE(report.find("Q/DQ pairs"), std::string::npos) << report;
+  const Tensor& g = (*got)[0];
+  const Tensor& r = (*ref)[0];
+  int64_t exact = 0;
+  double worst = 0;
+  for (int64_t i = 0; i < r.numel(); ++i) {
+    double d = std::fabs(g.getDouble(i) - r.getDouble(i));
+    worst = std::max(worst, d);
+    exact += d == 0;
+  }
+  EXPECT_LE(worst, 0.05 + 1e-6) << report;                  // at most one output step
+  EXPECT_GE(exact, r.numel() * 99 / 100) << exact << " of " << r.numel() << " exact\n" << report;
+}
+
+}  // namespace
