@@ -170,3 +170,52 @@ TEST_F(Int8Gpu, TinyCnnInt8AndFp16) {
 }
 
 }  // namespace
+
+namespace {
+
+// A QDQ (explicitly quantized) conv model: INT8 on CUDA needs no calibration and matches the FP32
+// reference, which runs the Q/DQ ops exactly, within one output step; the trailing Q/DQ pair
+// (a graph output) runs unfused on the CUDA QuantizeLinear/DequantizeLinear kernels.
+TEST_F(Int8Gpu, QdqModel) {
+  const int64_t C = 16, K = 32;
+  Builder b;
+  Value* x = b.input("x", DataType::kFloat32, {4, C, 12, 12});
+  Tensor wq = randomInt8({K, C, 3, 3}, 3, -127);
+  for (int64_t k = 0; k < K; ++k) wq.data<int8_t>()[k * C * 9] = 127;
+  auto scalar = [&](const char* n, float v) { return b.constant(n, Tensor::scalar<float>(v)); };
+  auto zp = [&](const char* n) { return b.constant(n, Tensor::scalar<int8_t>(0)); };
+  b.node("QuantizeLinear", {x, scalar("sx", 0.02f), zp("zx")}, {"xq"});
+  b.node("DequantizeLinear", {b.value("xq"), scalar("sx2", 0.02f), zp("zx2")}, {"xd"});
+  b.node("DequantizeLinear", {b.constant("wq", wq), b.constant("sw", randomFloat({K}, 0.001f, 0.004f, 4)),
+                              b.constant("zw", Tensor(DataType::kInt8, {K}))},
+         {"w"}, {{"axis", Attribute::fromInt(0)}});
+  b.node("Conv", {b.value("xd"), b.value("w"), b.constant("bias", randomFloat({K}, -0.2f, 0.2f, 5))}, {"c"},
+         {{"pads", Attribute::fromInts({1, 1, 1, 1})}});
+  b.node("Relu", {b.value("c")}, {"r"});
+  b.node("QuantizeLinear", {b.value("r"), scalar("sy", 0.05f), zp("zy")}, {"rq"});
+  b.node("DequantizeLinear", {b.value("rq"), scalar("sy2", 0.05f), zp("zy2")}, {"y"});
+  b.output("y");
+  ASSERT_TRUE(b.g.inferShapes().ok());
+  std::map<std::string, Tensor> feeds{{"x", randomFloat({4, C, 12, 12}, -2, 2, 6)}};
+  auto ref = runOn(b.g, DeviceKind::kCpu, {}, feeds);
+  ASSERT_TRUE(ref.ok()) << ref.status().message();
+  BuildOptions opt;
+  opt.precision = Precision::kINT8;
+  auto got = runOn(b.g, DeviceKind::kCuda, opt, feeds);
+  ASSERT_TRUE(got.ok()) << got.status().message();
+  const Tensor& g = (*got)[0];
+  const Tensor& r = (*ref)[0];
+  int64_t exact = 0;
+  double worst = 0;
+  for (int64_t i = 0; i < r.numel(); ++i) {
+    double d = std::fabs(g.getDouble(i) - r.getDouble(i));
+    worst = std::max(worst, d);
+    exact += d == 0;
+  }
+  std::printf("QDQ conv on CUDA INT8: %lld of %lld outputs exact, worst %g (one step 0.05)\n",
+              static_cast<long long>(exact), static_cast<long long>(r.numel()), worst);
+  EXPECT_LE(worst, 0.05 + 1e-6);
+  EXPECT_GE(exact, r.numel() * 99 / 100);
+}
+
+}  // namespace

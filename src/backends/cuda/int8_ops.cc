@@ -3,6 +3,7 @@
 //   QConv: int8 NHWC im2col (skipped for 1x1/stride-1/no-pad) + cuBLASLt IMMA GEMM with int32
 //          accumulation + own epilogue kernel (rescale, bias, activation, residual, requantize).
 //   QGemm: the same GEMM + epilogue without im2col.
+//   QuantizeLinear / DequantizeLinear (ONNX, unfused in QDQ models): per-tensor int8, zero point 0.
 // Rows are processed in chunks so the im2col and int32 accumulator buffers stay within a
 // bounded workspace at any batch size.
 #include <cublasLt.h>
@@ -230,6 +231,48 @@ class QuantizeKernel final : public Kernel {
   bool q_;
 };
 
+// ONNX QuantizeLinear / DequantizeLinear left unfused (QDQ models): per-tensor int8 with zero
+// point 0, the scale a constant read on the host. Same formulas as Int8Quantize/Dequantize.
+class OnnxQdqKernel final : public Kernel {
+ public:
+  OnnxQdqKernel(const Node& n, bool quantize) : n_(n), q_(quantize) {}
+  Status run(const RunArgs& a) override {
+    if (!a.inputs[1].host || a.inputs[1].host->numel() != 1)
+      return makeError(StatusCode::kUnsupported, n_.describe(), ": scale must be a constant scalar");
+    const float scale = static_cast<float>(a.inputs[1].host->getDouble(0));
+    const int64_t n = a.outputs[0].numel();
+    if (q_)
+      return int8Quantize(a.inputs[0].dtype, a.inputs[0].data, static_cast<int8_t*>(a.outputs[0].data), 1, 1, n, false,
+                          scale, S(a));
+    return int8Dequantize(static_cast<const int8_t*>(a.inputs[0].data), a.outputs[0].dtype, a.outputs[0].data, 1, 1, n,
+                          false, scale, S(a));
+  }
+
+ private:
+  const Node& n_;
+  bool q_;
+};
+
+// Ok for per-tensor symmetric int8 Q/DQ (what OnnxQdqKernel runs).
+Status onnxQdqSupported(const Node& n, bool quantize, const std::vector<TensorType>& in, const std::vector<TensorType>& out) {
+  auto no = [&](const char* why) { return makeError(StatusCode::kUnsupported, n.describe(), ": ", why); };
+  if (n.inputs.size() < 2 || !n.inputs[1] || !n.inputs[1]->constant || n.inputs[1]->constant->numel() != 1 ||
+      n.inputs[1]->constant->dtype() != DataType::kFloat32)
+    return no("only a constant scalar float32 scale (per-tensor) runs on CUDA");
+  if (n.hasInput(2)) {
+    const Value* zp = n.inputs[2];
+    if (!zp->constant || zp->constant->dtype() != DataType::kInt8 || zp->constant->numel() != 1 || zp->constant->getInt(0) != 0)
+      return no("only int8 with zero point 0 runs on CUDA");
+  } else if (quantize) {
+    return no("QuantizeLinear without a zero point outputs uint8, which has no CUDA kernel");
+  }
+  if (quantize && (out[0].dtype != DataType::kInt8 || (in[0].dtype != DataType::kFloat32 && in[0].dtype != DataType::kFloat16)))
+    return no("f32/f16 -> int8 only");
+  if (!quantize && (in[0].dtype != DataType::kInt8 || (out[0].dtype != DataType::kFloat32 && out[0].dtype != DataType::kFloat16)))
+    return no("int8 -> f32/f16 only");
+  return Status::Ok();
+}
+
 Status noSupport(const Node& n, const std::string& why) {
   return makeError(StatusCode::kUnsupported, n.describe(), ": ", why);
 }
@@ -259,6 +302,17 @@ void registerInt8Ops(CudaOpTable& t) {
     return std::unique_ptr<Kernel>(new QuantizeKernel(n, false));
   };
   t.add("Int8Dequantize", dq);
+  for (bool quantize : {true, false}) {
+    CudaOpHandler h;
+    h.supports = [quantize](const Node& n, const std::vector<TensorType>& in, const std::vector<TensorType>& out) {
+      return onnxQdqSupported(n, quantize, in, out);
+    };
+    h.create = [quantize](const Node& n, const Tactic&, Handles&) -> Result<std::unique_ptr<Kernel>> {
+      return std::unique_ptr<Kernel>(new OnnxQdqKernel(n, quantize));
+    };
+    h.reads_on_host = [](const Node&, size_t i) { return i >= 1; };
+    t.add(quantize ? "QuantizeLinear" : "DequantizeLinear", h);
+  }
   for (const char* op : {"QConv", "QGemm"}) {
     const bool conv = std::string(op) == "QConv";
     CudaOpHandler g;
