@@ -219,6 +219,9 @@ TEST_F(MoreOpsGpu, ClipIntegersAndVariadic) {
                     cst(Tensor::scalar<int32_t>(20))}});
   runCase({"Clip", {data(randI<int64_t>(DataType::kInt64, {77}, -50, 50)), none(), cst(Tensor::scalar<int64_t>(3))}});
   runCase({"Clip", {data(randI<uint8_t>(DataType::kUInt8, {64}, 0, 255)), cst(Tensor::scalar<uint8_t>(10)), none()}});
+  // An absent bound must not wrap when narrowed to the type (int32 / int8).
+  runCase({"Clip", {data(randI<int32_t>(DataType::kInt32, {40}, -1000, 1000)), none(), cst(Tensor::scalar<int32_t>(100))}});
+  runCase({"Clip", {data(randI<int8_t>(DataType::kInt8, {40}, -100, 100)), cst(Tensor::scalar<int8_t>(-20)), none()}});
   runCase({"Clip", {data(randF({3, 41})), cst(Tensor::scalar<float>(-0.5f)), cst(Tensor::scalar<float>(0.75f))}});
   runCase({"Sum", {data(randF({3, 4, 5})), data(randF({4, 1})), data(randF({5}))}});
   runCase({"Mean", {data(randF({2, 7})), data(randF({2, 7})), data(randF({1, 7})), data(randF({7}))}});

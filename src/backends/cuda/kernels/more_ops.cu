@@ -5,6 +5,8 @@
 
 #include <cmath>
 #include <cstring>
+#include <limits>
+#include <type_traits>
 
 #include "backends/cuda/kernels/common.cuh"
 #include "backends/cuda/more_ops.h"
@@ -355,8 +357,19 @@ Status clipInt(DataType dtype, const void* x, void* y, int64_t n, int64_t lo, in
   if (n <= 0) return Status::Ok();
   bool ok = visitIntDev(dtype, [&](auto tag) {
     using T = typename decltype(tag)::type;
-    clipIntKernel<T><<<gridFor(n), kThreads, 0, stream>>>(static_cast<const T*>(x), static_cast<T*>(y), n,
-                                                          static_cast<T>(lo), static_cast<T>(hi));
+    // Bounds saturate to T's range (an absent bound arrives as the int64 extreme; a plain cast
+    // would wrap it, e.g. INT64_MAX -> -1 for int32). uint64: a negative hi means "no bound".
+    using L = std::numeric_limits<T>;
+    T tlo, thi;
+    if constexpr (std::is_unsigned_v<T>) {
+      tlo = lo <= 0 ? T(0) : (static_cast<uint64_t>(lo) >= static_cast<uint64_t>(L::max()) ? L::max() : static_cast<T>(lo));
+      thi = hi < 0 ? (sizeof(T) == 8 ? L::max() : T(0))
+                   : (static_cast<uint64_t>(hi) >= static_cast<uint64_t>(L::max()) ? L::max() : static_cast<T>(hi));
+    } else {
+      tlo = lo <= static_cast<int64_t>(L::min()) ? L::min() : lo >= static_cast<int64_t>(L::max()) ? L::max() : static_cast<T>(lo);
+      thi = hi <= static_cast<int64_t>(L::min()) ? L::min() : hi >= static_cast<int64_t>(L::max()) ? L::max() : static_cast<T>(hi);
+    }
+    clipIntKernel<T><<<gridFor(n), kThreads, 0, stream>>>(static_cast<const T*>(x), static_cast<T*>(y), n, tlo, thi);
   });
   if (!ok) return unsupportedType("Clip", dtype);
   RJ_CUDA_CHECK_LAUNCH("Clip(int)");
