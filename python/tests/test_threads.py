@@ -6,6 +6,7 @@ import threading
 import time
 
 import numpy as np
+import pytest
 
 import ramjet
 from conftest import DETECTOR
@@ -89,9 +90,24 @@ def test_gil_released_during_build_and_infer():
     ctx = engine.create_context()
     x = np.zeros((2, 3, 640, 640), np.float32)
     ctx.infer({"images": x})
-    gap_i, dt_i = _longest_main_thread_stall(lambda: [ctx.infer({"images": x}) for _ in range(2)])
-    print(f"build {dt_b:.2f} s (longest stall {gap_b * 1e3:.1f} ms); infer {dt_i:.2f} s (longest stall {gap_i * 1e3:.1f} ms)")
-    assert dt_b > 0.05 and dt_i > 0.2, (dt_b, dt_i)
-    assert gap_b < 0.5 * dt_b, (gap_b, dt_b)
-    assert gap_i < 0.5 * dt_i, (gap_i, dt_i)
+
+    calls = []
+
+    def infer_for_a_while():  # at least 0.3 s of calls, whatever the machine's speed
+        t0 = time.perf_counter()
+        while time.perf_counter() - t0 < 0.3:
+            t1 = time.perf_counter()
+            ctx.infer({"images": x})
+            calls.append(time.perf_counter() - t1)
+
+    gap_i, dt_i = _longest_main_thread_stall(infer_for_a_while)
+    shortest = min(calls)
+    print(f"build {dt_b:.2f} s (longest stall {gap_b * 1e3:.1f} ms); {len(calls)} infer calls, shortest "
+          f"{shortest * 1e3:.1f} ms (longest stall {gap_i * 1e3:.1f} ms)")
+    if dt_b > 0.2:  # a build too short to tell is not checked
+        assert gap_b < 0.5 * dt_b, (gap_b, dt_b)
+    if shortest < 0.05:
+        pytest.skip(f"infer calls of {shortest * 1e3:.1f} ms are too short to tell a held GIL from noise")
+    # A call holding the GIL would stall this thread for the whole call.
+    assert gap_i < 0.5 * shortest, (gap_i, shortest)
     engine.close()
