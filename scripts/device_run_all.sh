@@ -4,6 +4,7 @@
 # into $OUT/files.tar.gz (the device tool returns at most 8 files).
 set -u
 cd "$(dirname "$0")/.."
+if [ -f build-pack/stage.tar.xz ]; then rm -rf build-stage build; tar xJf build-pack/stage.tar.xz; fi
 [ -e build ] || ln -s build-stage build
 OUT=${OUT:-out/device}; mkdir -p "$OUT/logs"
 LIMIT=${LIMIT:-150}
