@@ -92,6 +92,13 @@ struct BuildOptions {
   // lowering. Passes named here (or in RAMJET_DISABLE_PASSES) are skipped; "all" skips every one.
   bool optimize = true;
   std::vector<std::string> disabled_passes;
+  // Convolution data layout of CUDA FP16 builds (the NhwcLayout pass). kAuto builds the engine
+  // both ways, times each at the profiles' opt shapes and keeps the faster (the choice is stored
+  // in the timing cache, so a rebuild with it builds once and gives the same bytes). NHWC wins
+  // big on dense CNNs (ResNet-50) and loses on depthwise/SE-heavy ones; hence the measurement.
+  // RAMJET_NHWC=1 / =0 overrides to kNhwc / kNchw.
+  enum class ConvLayout { kAuto, kNchw, kNhwc };
+  ConvLayout conv_layout = ConvLayout::kAuto;
   // Optional: the graph passes report here why a candidate fusion did not fire (pass name,
   // message); `ramjet build --explain`.
   std::function<void(const std::string& pass, const std::string& why)> explain;
@@ -137,6 +144,7 @@ struct BuildReport {
   size_t weight_bytes = 0;    // as stored in the plan
   std::map<std::string, size_t> tactics;  // tactic name -> number of nodes using it
   size_t tactics_timed = 0, timing_cache_hits = 0;
+  std::string layout;         // conv layout decision (CUDA FP16 CNNs), e.g. "NHWC (0.39 ms vs NCHW 0.77 ms)"
   MemoryReport memory;        // at the profiles' max shapes
   double build_ms = 0;
   std::string toString() const;

@@ -40,6 +40,17 @@ struct BatcherOptions {
   // sizes CUDA graphs were recorded for; empty = run the exact batch. The profile's min batch is
   // always honoured by padding.
   std::vector<int64_t> preferred_batch_sizes;
+  // With no preferred_batch_sizes, a CUDA engine pads to the powers of two up to max_batch (and
+  // max_batch itself): a handful of shapes, each warmed up once, instead of a new shape (CUDA graph
+  // capture, cuDNN plan) at every batch size the traffic happens to form. CPU engines run exact.
+  bool auto_buckets = true;
+  // Run every batch size the batcher can form (the buckets; or 1 and max_batch when exact) once
+  // per instance at startup, so no request pays for first-use work.
+  bool warmup = true;
+  // Dispatch at once when no batch is running on any instance: the GPU never idles while a
+  // request waits for company (low latency at low load; batches still form under load). Off:
+  // the oldest request always waits up to max_queue_delay_us for max_batch rows (Triton's rule).
+  bool eager_when_idle = true;
   // Model instances: ExecutionContexts, each with its own stream and worker thread.
   int instances = 1;
   // Bounded queue: requests waiting beyond this number are rejected with kQueueFull.

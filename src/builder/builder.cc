@@ -26,6 +26,7 @@
 
 #include "backends/backend.h"
 #include "builder/timing_cache.h"
+#include "precision/calibrator.h"
 #include "ops/op_registry.h"
 #include "passes/pass_manager.h"
 #include "plan/plan_format.h"
@@ -227,6 +228,7 @@ std::string BuildReport::toString() const {
   os << "tactics:";
   for (const auto& [k, v] : tactics) os << " " << k << "x" << v;
   os << "\ntimed " << tactics_timed << " nodes (" << timing_cache_hits << " timing-cache hits)\n";
+  if (!layout.empty()) os << "conv layout: " << layout << "\n";
   auto mb = [](size_t b) { return static_cast<double>(b) / (1 << 20); };
   char buf[256];
   std::snprintf(buf, sizeof(buf),
@@ -264,7 +266,9 @@ Status Plan::save(const std::string& path) const {
   return Status::Ok();
 }
 
-Result<Plan> build(const Graph& input, const BuildOptions& opt) {
+namespace {
+
+Result<Plan> buildOnce(const Graph& input, const BuildOptions& opt, bool nhwc) {
   auto t0 = std::chrono::steady_clock::now();
   BuildLog log(opt.logger);
   BuildReport report;
@@ -298,8 +302,7 @@ Result<Plan> build(const Graph& input, const BuildOptions& opt) {
       return !(int8 && (op == "FusedConv" || op == "FusedGemm" || op == "PoolNhwc" || op == "FusedElementwise")) &&
              devp->hasKernelFor(op);
     };
-    po.config.prefer_nhwc = opt.device == DeviceKind::kCuda && opt.precision == Precision::kFP16 &&
-                            std::getenv("RAMJET_NHWC") && std::getenv("RAMJET_NHWC")[0] == '1';
+    po.config.prefer_nhwc = nhwc;
     po.config.explain = opt.explain;
     passes::PassReport pr;
     Status st = passes::PassManager::createDefault().run(*g, po, &pr);
@@ -600,6 +603,104 @@ Result<Plan> build(const Graph& input, const BuildOptions& opt) {
   report.build_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   log(Severity::kInfo, "plan: ", bytes.size(), " bytes\n", report.toString());
   return Plan(std::move(bytes), std::move(report));
+}
+
+
+// Median wall time of one infer() at the profiles' opt shapes (zero inputs), after warm-up.
+Result<double> timeAtOptShapes(const Plan& p, int iterations) {
+  RJ_ASSIGN_OR_RETURN(auto engine, Engine::loadFromMemory(p.bytes().data(), p.bytes().size()));
+  RJ_ASSIGN_OR_RETURN(auto ctx, engine->createContext());
+  std::map<std::string, Tensor> feeds;
+  for (const TensorInfo& t : engine->inputs()) {
+    const ShapeProfile* prof = nullptr;
+    for (const auto& q : engine->info().profiles)
+      if (q.input == t.name) prof = &q;
+    std::vector<int64_t> dims;
+    for (size_t k = 0; k < t.shape.rank(); ++k)
+      dims.push_back(t.shape.dims[k].known() ? t.shape.dims[k].value : prof && k < prof->opt.size() ? prof->opt[k] : 1);
+    feeds.emplace(t.name, Tensor(t.dtype, dims));
+  }
+  std::vector<double> ms;
+  for (int i = 0; i < iterations + 3; ++i) {
+    auto s = std::chrono::steady_clock::now();
+    RJ_ASSIGN_OR_RETURN(auto out, ctx->infer(feeds));
+    if (i >= 3) ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - s).count());
+  }
+  std::sort(ms.begin(), ms.end());
+  return ms[ms.size() / 2];
+}
+
+bool nhwcDisabled(const BuildOptions& opt) {
+  std::string list;
+  for (const auto& d : opt.disabled_passes) list += d + ",";
+  if (const char* env = std::getenv("RAMJET_DISABLE_PASSES")) list += env;
+  return list.find("NhwcLayout") != std::string::npos || list.find("all") != std::string::npos;
+}
+
+}  // namespace
+
+Result<Plan> build(const Graph& input, const BuildOptions& opt) {
+  using L = BuildOptions::ConvLayout;
+  L layout = opt.conv_layout;
+  if (const char* e = std::getenv("RAMJET_NHWC")) layout = e[0] == '1' ? L::kNhwc : e[0] == '0' ? L::kNchw : layout;
+  size_t convs = 0;
+  for (const auto& n : input.nodes()) convs += n->op_type == "Conv";
+  const bool eligible = opt.device == DeviceKind::kCuda && opt.precision == Precision::kFP16 && opt.optimize &&
+                        !nhwcDisabled(opt) && convs > 0;
+  if (!eligible || layout == L::kNchw) return buildOnce(input, opt, false);
+  if (layout == L::kNhwc) return buildOnce(input, opt, true);
+  // kAuto: a layout only pays off (or hurts) when convolutions carry the model.
+  if (convs < 8) return buildOnce(input, opt, false);
+
+  auto t0 = std::chrono::steady_clock::now();
+  auto log = [&](Severity s, const std::string& m) {
+    if (opt.logger) opt.logger->log(s, m);
+  };
+  std::ostringstream key;
+  key << "layout|" << precision::graphHash(input) << "|" << precisionName(opt.precision);
+  for (const auto& p : opt.profiles) {
+    key << "|" << p.input;
+    for (const auto* v : {&p.min, &p.opt, &p.max})
+      for (int64_t d : *v) key << ":" << d;
+  }
+  for (const auto& o : opt.precision_overrides) key << "|" << o;
+  for (const auto& d : opt.disabled_passes) key << "|-" << d;
+  builder::TimingCache cache;
+  if (!opt.timing_cache_path.empty()) (void)cache.load(opt.timing_cache_path);
+  // The device name is part of every tactic key; take it from the backend.
+  RJ_ASSIGN_OR_RETURN(std::unique_ptr<backend::Backend> dev, backend::createBackend(opt.device, opt.device_index));
+  const std::string k = dev->device().name + "|" + key.str();
+  dev.reset();
+  if (const auto* hit = cache.find(k)) {
+    const bool nhwc = hit->tactic.name == "nhwc";
+    RJ_ASSIGN_OR_RETURN(Plan p, buildOnce(input, opt, nhwc));
+    BuildReport r = p.report();
+    r.layout = std::string(nhwc ? "NHWC" : "NCHW") + " (from the timing cache)";
+    return Plan(p.bytes(), std::move(r));
+  }
+  RJ_ASSIGN_OR_RETURN(Plan nchw, buildOnce(input, opt, false));
+  RJ_ASSIGN_OR_RETURN(Plan nhwc, buildOnce(input, opt, true));
+  if (opt.progress) opt.progress(0, 1, "layout timing");
+  RJ_ASSIGN_OR_RETURN(double ms_nchw, timeAtOptShapes(nchw, 15));
+  RJ_ASSIGN_OR_RETURN(double ms_nhwc, timeAtOptShapes(nhwc, 15));
+  const bool pick_nhwc = ms_nhwc < ms_nchw;
+  char buf[160];
+  std::snprintf(buf, sizeof buf, "%s (measured at opt shapes: NHWC %.3f ms, NCHW %.3f ms per run)",
+                pick_nhwc ? "NHWC" : "NCHW", ms_nhwc, ms_nchw);
+  log(Severity::kInfo, std::string("conv layout: ") + buf);
+  if (!opt.timing_cache_path.empty()) {
+    builder::TimingCache merged;  // the two builds saved their tactic timings: keep them
+    (void)merged.load(opt.timing_cache_path);
+    merged.put(k, backend::Tactic(pick_nhwc ? "nhwc" : "nchw", 0), pick_nhwc ? ms_nhwc : ms_nchw);
+    Status st = merged.save(opt.timing_cache_path);
+    if (!st.ok()) log(Severity::kWarning, st.message());
+  }
+  Plan& chosen = pick_nhwc ? nhwc : nchw;
+  BuildReport r = chosen.report();
+  r.layout = buf;
+  r.tactics_timed += (pick_nhwc ? nchw : nhwc).report().tactics_timed;
+  r.build_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  return Plan(chosen.bytes(), std::move(r));
 }
 
 }  // namespace ramjet

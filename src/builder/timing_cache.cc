@@ -4,6 +4,7 @@
 
 #include <cstdio>
 #include <fstream>
+#include <iomanip>
 #include <sstream>
 
 namespace ramjet::builder {
@@ -41,7 +42,7 @@ Status TimingCache::save(const std::string& path) const {
   {
     std::ofstream f(tmp);
     if (!f) return makeError(StatusCode::kIoError, "cannot write timing cache '", tmp, "'");
-    f << kHeader << "\n";
+    f << kHeader << "\n" << std::setprecision(17);  // times round-trip exactly: same plan bytes
     for (const auto& [k, e] : entries_) f << k << "\t" << e.tactic.name << "\t" << e.tactic.id << "\t" << e.ms << "\n";
     if (!f) return makeError(StatusCode::kIoError, "writing timing cache '", tmp, "' failed");
   }

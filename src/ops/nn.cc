@@ -865,6 +865,11 @@ Status inferLogSoftmax(InferContext& ctx) {
 Status inferHardmax(InferContext& ctx) {
   return inferSoftmaxLike(ctx);
 }
+Status inferLpNormalization(InferContext& ctx) {
+  const int64_t p = ctx.node().attrInt("p", 2);
+  if (p != 1 && p != 2) return ctx.error("p must be 1 or 2, got ", p);
+  return inferSoftmaxLike(ctx);
+}
 
 // ---------------------------------------------------------------- Einsum
 Status inferEinsum(InferContext& ctx) {

@@ -140,6 +140,12 @@ class BatcherImpl final : public Batcher {
     if (opt_.max_batch < profile_min_)
       return makeError(StatusCode::kInvalidArgument, "max_batch ", opt_.max_batch, " is below the profile's minimum batch ",
                        profile_min_);
+    if (opt_.preferred_batch_sizes.empty() && opt_.auto_buckets && opt_.dynamic_batching && has_batch_ &&
+        engine_->info().device == DeviceKind::kCuda) {
+      for (int64_t b = 1; b < opt_.max_batch; b *= 2)
+        if (b >= profile_min_) opt_.preferred_batch_sizes.push_back(b);
+      opt_.preferred_batch_sizes.push_back(opt_.max_batch);
+    }
     std::sort(opt_.preferred_batch_sizes.begin(), opt_.preferred_batch_sizes.end());
     for (int64_t b : opt_.preferred_batch_sizes)
       if (b < 1 || b > opt_.max_batch)
@@ -155,6 +161,7 @@ class BatcherImpl final : public Batcher {
         RJ_ASSIGN_OR_RETURN(auto ctx, e->createContext());
         contexts_.push_back(std::move(ctx));
       }
+    if (opt_.warmup) RJ_RETURN_IF_ERROR(warmup());
     for (size_t i = 0; i < contexts_.size(); ++i) workers_.emplace_back([this, i] { workerLoop(static_cast<int>(i)); });
     reaper_ = std::thread([this] { reaperLoop(); });
     return Status::Ok();
@@ -223,6 +230,40 @@ class BatcherImpl final : public Batcher {
   bool hasBatchDim() const override { return has_batch_; }
 
  private:
+  // One run per instance of every batch size this batcher can form, on zero inputs whose
+  // non-batch symbolic dims take the profile's opt values.
+  Status warmup() {
+    std::vector<int64_t> sizes;
+    if (!has_batch_) {
+      sizes = {1};
+    } else if (!opt_.preferred_batch_sizes.empty()) {
+      sizes = opt_.preferred_batch_sizes;
+      if (opt_.max_batch > sizes.back()) sizes.push_back(opt_.max_batch);  // beyond the largest: exact
+    } else {
+      sizes = {std::max<int64_t>(1, profile_min_), opt_.max_batch};
+    }
+    for (auto& ctx : contexts_)
+      for (int64_t b : sizes) {
+        std::map<std::string, Tensor> feeds;
+        for (const TensorInfo& t : engine_->inputs()) {
+          if (!t.shape.rank_known) return Status::Ok();  // nothing sensible to make: skip warm-up
+          const ShapeProfile* p = profileOf(t.name);
+          std::vector<int64_t> dims;
+          for (size_t k = 0; k < t.shape.rank(); ++k) {
+            const Dim& d = t.shape.dims[k];
+            if (k == 0 && has_batch_) dims.push_back(b);
+            else if (d.known()) dims.push_back(d.value);
+            else dims.push_back(p && k < p->opt.size() ? p->opt[k] : 1);
+          }
+          feeds.emplace(t.name, Tensor(t.dtype, dims));
+        }
+        auto r = ctx->infer(feeds);
+        if (!r.ok())
+          return makeError(StatusCode::kInternal, "warm-up run at batch ", b, " failed: ", r.status().toString());
+      }
+    return Status::Ok();
+  }
+
   const ShapeProfile* profileOf(const std::string& name) const {
     for (const auto& p : engine_->info().profiles)
       if (p.input == name) return &p;
@@ -385,7 +426,8 @@ class BatcherImpl final : public Batcher {
       if (rows == opt_.max_batch) break;
     }
     auto due = head.enqueued + std::chrono::microseconds(opt_.max_queue_delay_us);
-    if (rows < opt_.max_batch && now < due && !stopping_) {
+    const bool idle = opt_.eager_when_idle && running_ == 0;
+    if (rows < opt_.max_batch && now < due && !stopping_ && !idle) {
       *wake = due;
       return batch;
     }
@@ -421,10 +463,13 @@ class BatcherImpl final : public Batcher {
         continue;
       }
       bool more = !queue_.empty();
+      ++running_;
       lk.unlock();
       if (more) cv_.notify_all();  // another idle instance may take the rest
       runBatch(idx, &batch);
       lk.lock();
+      --running_;
+      if (!queue_.empty()) cv_.notify_all();  // waiting instances may dispatch now that one is free
     }
   }
 
@@ -525,6 +570,7 @@ class BatcherImpl final : public Batcher {
   std::condition_variable cv_;
   std::deque<Pending> queue_;
   bool stopping_ = false;
+  int running_ = 0;  // batches being run by instances (guarded by mu_)
   std::vector<std::thread> workers_;
   std::thread reaper_;
   std::mutex join_mu_;

@@ -49,6 +49,9 @@ Status applyModelConfigJson(std::string_view text, const std::string& what, Batc
     } else if (k == "dynamic_batching") {
       if (!it->is_boolean()) return makeError(StatusCode::kInvalidArgument, what, ": 'dynamic_batching' must be a boolean");
       cfg->dynamic_batching = it->get<bool>();
+    } else if (k == "auto_buckets" || k == "warmup" || k == "eager_when_idle") {
+      if (!it->is_boolean()) return makeError(StatusCode::kInvalidArgument, what, ": '", k, "' must be a boolean");
+      (k == "auto_buckets" ? cfg->auto_buckets : k == "warmup" ? cfg->warmup : cfg->eager_when_idle) = it->get<bool>();
     } else if (k == "preferred_batch_sizes") {
       if (!it->is_array())
         return makeError(StatusCode::kInvalidArgument, what, ": 'preferred_batch_sizes' must be an array of integers");
@@ -68,7 +71,7 @@ Status applyModelConfigJson(std::string_view text, const std::string& what, Batc
     } else {
       return makeError(StatusCode::kInvalidArgument, what, ": unknown key '", k,
                        "' (known: max_batch, max_queue_delay_us, instances, max_queue_size, timeout_us, "
-                       "dynamic_batching, preferred_batch_sizes, devices)");
+                       "dynamic_batching, preferred_batch_sizes, auto_buckets, warmup, eager_when_idle, devices)");
     }
   }
   return Status::Ok();

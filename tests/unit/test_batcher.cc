@@ -75,6 +75,7 @@ TEST(Batcher, ConcurrentDistinctRequestsMatchSingleRequestResults) {
   BatcherOptions bo;
   bo.max_batch = 16;
   bo.max_queue_delay_us = 2000;
+  bo.eager_when_idle = false;  // this test needs requests to wait for a batch
   bo.instances = 3;
   auto b = Batcher::create(engine, bo);
   ASSERT_TRUE(b.ok()) << b.status().toString();
@@ -205,6 +206,7 @@ TEST(Batcher, InvalidRequestsAreRejectedWithAReason) {
 TEST(Batcher, QueueTimeoutFiresWhileWaitingForABatch) {
   BatcherOptions bo;
   bo.max_queue_delay_us = 2'000'000;  // the batch would wait 2 s to fill
+  bo.eager_when_idle = false;  // this test needs requests to wait for a batch
   auto b = Batcher::create(tinyEngine(), bo);
   ASSERT_TRUE(b.ok());
   Request rq = imagesRequest(randomImages(1, 1));
@@ -218,9 +220,30 @@ TEST(Batcher, QueueTimeoutFiresWhileWaitingForABatch) {
   EXPECT_EQ((*b)->stats().failures[Outcome::kTimedOut], 1u);
 }
 
+TEST(Batcher, IdleInstancesDispatchAtOnceButBatchUnderLoad) {
+  // eager_when_idle (the default): a lone request does not sit out max_queue_delay_us when
+  // nothing is running; with the flag off it does.
+  for (bool eager : {true, false}) {
+    BatcherOptions bo;
+    bo.max_queue_delay_us = 300'000;
+    bo.eager_when_idle = eager;
+    auto b = Batcher::create(tinyEngine(), bo);
+    ASSERT_TRUE(b.ok());
+    auto t0 = Clock::now();
+    Response r = (*b)->infer(imagesRequest(randomImages(1, 1)));
+    double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+    ASSERT_EQ(r.outcome, Outcome::kOk) << r.status.toString();
+    if (eager)
+      EXPECT_LT(ms, 250) << "an idle batcher should run a lone request at once";
+    else
+      EXPECT_GE(ms, 290) << "without eager dispatch the request waits for the batch delay";
+  }
+}
+
 TEST(Batcher, CancelledRequestIsDropped) {
   BatcherOptions bo;
   bo.max_queue_delay_us = 2'000'000;
+  bo.eager_when_idle = false;  // this test needs requests to wait for a batch
   auto b = Batcher::create(tinyEngine(), bo);
   ASSERT_TRUE(b.ok());
   Request rq = imagesRequest(randomImages(1, 1));
@@ -239,6 +262,7 @@ TEST(Batcher, FullQueueRejectsAndShutdownDrainsQueuedRequests) {
   BatcherOptions bo;
   bo.max_queue_size = 2;
   bo.max_queue_delay_us = 5'000'000;  // queued requests wait for the batch until shutdown
+  bo.eager_when_idle = false;  // this test needs requests to wait for a batch
   auto b = Batcher::create(tinyEngine(), bo);
   ASSERT_TRUE(b.ok());
   std::atomic<int> ok{0}, calls{0};

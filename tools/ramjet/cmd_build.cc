@@ -109,6 +109,7 @@ void addBuildCommand(CLI::App& app, Action* action) {
     std::string calib_data, calib_cache, calib_method = "entropy";
     size_t calib_batches = 8;
     std::string disable_passes;
+    std::string layout = "auto";
     bool explain = false;
     int device_index = 0;
   };
@@ -135,6 +136,9 @@ void addBuildCommand(CLI::App& app, Action* action) {
   cmd->add_flag("--allow-cpu-fallback", o->fallback, "run nodes the GPU backend lacks on the CPU");
   cmd->add_flag("--no-fold", o->no_fold, "skip constant folding");
   cmd->add_flag("--no-optimize", o->no_optimize, "skip the graph optimizer (all passes)");
+  cmd->add_option("--layout", o->layout,
+                  "conv data layout of CUDA FP16 builds: auto (build both, time, keep the faster), nchw, nhwc")
+      ->check(CLI::IsMember({"auto", "nchw", "nhwc"}));
   cmd->add_option("--disable-passes", o->disable_passes,
                   "comma-separated pass names to skip (see `ramjet optimize --list-passes`); also RAMJET_DISABLE_PASSES");
   cmd->add_flag("-v,--verbose", o->verbose, "log every build decision");
@@ -160,6 +164,9 @@ void addBuildCommand(CLI::App& app, Action* action) {
       opt.allow_cpu_fallback = o->fallback;
       opt.fold_constants = !o->no_fold;
       opt.optimize = !o->no_optimize;
+      opt.conv_layout = o->layout == "nhwc"   ? BuildOptions::ConvLayout::kNhwc
+                        : o->layout == "nchw" ? BuildOptions::ConvLayout::kNchw
+                                              : BuildOptions::ConvLayout::kAuto;
       for (const std::string& p : passes::parsePassList(o->disable_passes)) opt.disabled_passes.push_back(p);
       opt.logger = &logger;
       auto explained = std::make_shared<std::vector<std::string>>();

@@ -92,7 +92,8 @@ class AttentionKernel final : public Kernel {
     s.k = {a.inputs[1].data, p.sk * p.d, 0, p.d};
     s.v = {a.inputs[2].data, p.sk * p.dv, 0, p.dv};
     s.o = {a.outputs[0].data, p.sq * p.dv, 0, p.dv};
-    if (a.inputs.size() > 3 && a.inputs[3].data) {
+    // Present mask: known by its type (workspaceBytes is asked with no data pointers).
+    if (a.inputs.size() > 3 && (a.inputs[3].data || a.inputs[3].dtype != DataType::kUndefined)) {
       const TensorRef& m = a.inputs[3];
       p.mask = m.data;
       p.mask_bool = m.dtype == DataType::kBool;

@@ -10,7 +10,7 @@
 namespace ramjet::ops {
 namespace {
 
-enum class Mode { kSoftmax, kLogSoftmax, kHardmax };
+enum class Mode { kSoftmax, kLogSoftmax, kHardmax, kLpNorm1, kLpNorm2 };
 
 template <Mode kMode>
 Status softmaxKernel(KernelContext& ctx) {
@@ -45,6 +45,17 @@ Status softmaxKernel(KernelContext& ctx) {
               const A* s = px + o * n * inner + i;
               A* d = py + o * n * inner + i;
               if (n == 0) continue;
+              if (kMode == Mode::kLpNorm1 || kMode == Mode::kLpNorm2) {  // x / ||x||_p, 0 for a zero norm
+                double norm = 0;
+                for (int64_t k = 0; k < n; ++k) {
+                  const double v = static_cast<double>(s[k * inner]);
+                  norm += kMode == Mode::kLpNorm1 ? std::fabs(v) : v * v;
+                }
+                if (kMode == Mode::kLpNorm2) norm = std::sqrt(norm);
+                for (int64_t k = 0; k < n; ++k)
+                  d[k * inner] = static_cast<A>(norm > 0 ? static_cast<double>(s[k * inner]) / norm : 0.0);
+                continue;
+              }
               double mx = -std::numeric_limits<double>::infinity();
               int64_t arg = 0;
               for (int64_t k = 0; k < n; ++k) {
@@ -89,6 +100,9 @@ Status refLogSoftmax(KernelContext& ctx) {
 }
 Status refHardmax(KernelContext& ctx) {
   return softmaxKernel<Mode::kHardmax>(ctx);
+}
+Status refLpNormalization(KernelContext& ctx) {
+  return ctx.node.attrInt("p", 2) == 1 ? softmaxKernel<Mode::kLpNorm1>(ctx) : softmaxKernel<Mode::kLpNorm2>(ctx);
 }
 
 }  // namespace ramjet::ops
