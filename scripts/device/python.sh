@@ -3,7 +3,8 @@
 # with the lead's build in build/ (built with scripts/build.sh: build/python/ramjet holds the
 # module for this machine's python3 when a python3.12 was found at build time).
 # Prints PASS/FAIL lines; writes $OUT/python/{pytest.txt,bench.json}. Never writes to the tree.
-set -uo pipefail
+set -u
+export PYTHONFAULTHANDLER=1  # a crash prints the Python stacko pipefail
 export PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT/python"

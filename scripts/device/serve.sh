@@ -34,6 +34,7 @@ build() {  # name, extra args...
   local n=$1; shift
   timeout 60 $R build $M -o "$TMP/$n.plan" --device cuda --fp16 --timing-cache "$TC" "$@" > "$TMP/$n.build.log" 2>&1 \
     || { say "FAIL: build $n: $(tail -2 "$TMP/$n.build.log" | tr '\n' ' ')"; return 1; }
+  say "  $n: $(grep -E '^conv layout' "$TMP/$n.build.log")"
 }
 build dyn --min-shapes $IN:1x$S --opt-shapes $IN:32x$S --max-shapes $IN:64x$S || exit 1
 say "built dynamic 1..64 ($(el) s)"
