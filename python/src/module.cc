@@ -1,6 +1,10 @@
 // ramjet._ramjet: the Python extension, thin over include/ramjet (no second implementation).
 // The pure-Python layer (python/ramjet/__init__.py) adds BuildOptions, Calibrator, the error
 // classes and logging setup; everything that runs per call lives here.
+#include <execinfo.h>
+#include <signal.h>
+#include <unistd.h>
+
 #include <chrono>
 #include <cstring>
 #include <set>
@@ -15,6 +19,28 @@ namespace ramjet::python {
 namespace {
 
 std::atomic<bool> g_finalizing{false};
+
+// Native crash report: Python's faulthandler is off by the time C++ statics are torn down, so a
+// crash there would leave no trace. With RAMJET_CRASH_BACKTRACE=1 the module prints a raw
+// backtrace (module+offset, for addr2line) and chains to the previous handler.
+struct sigaction g_prev_segv, g_prev_bus;
+void onFatalSignal(int sig) {
+  const char head[] = "\nramjet python module: fatal signal, native backtrace:\n";
+  (void)!write(2, head, sizeof(head) - 1);
+  void* frames[64];
+  backtrace_symbols_fd(frames, backtrace(frames, 64), 2);
+  sigaction(sig, sig == SIGSEGV ? &g_prev_segv : &g_prev_bus, nullptr);
+  raise(sig);
+}
+void installCrashBacktrace() {
+  const char* e = std::getenv("RAMJET_CRASH_BACKTRACE");
+  if (!e || e[0] != '1') return;
+  struct sigaction sa {};
+  sa.sa_handler = onFatalSignal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGSEGV, &sa, &g_prev_segv);
+  sigaction(SIGBUS, &sa, &g_prev_bus);
+}
 
 // ---- logging: ramjet's Logger -> Python's logging.getLogger("ramjet") ----
 class PyLogger final : public Logger {
@@ -462,6 +488,7 @@ using namespace ramjet::python;
 PYBIND11_MODULE(_ramjet, m) {
   m.doc() = "ramjet's compiled core. Use the `ramjet` package, which re-exports it with docs.";
   m.attr("__version__") = RAMJET_VERSION;
+  installCrashBacktrace();
 #ifdef RAMJET_HAVE_CUDA
   m.attr("cuda_compiled") = true;
   (void)registerCudaBackend();  // without a GPU, CUDA builds and plans fail with the backend's message

@@ -4,7 +4,7 @@
 # module for this machine's python3 when a python3.12 was found at build time).
 # Prints PASS/FAIL lines; writes $OUT/python/{pytest.txt,bench.json}. Never writes to the tree.
 set -u
-export PYTHONFAULTHANDLER=1  # a crash prints the Python stacko pipefail
+export PYTHONFAULTHANDLER=1 RAMJET_CRASH_BACKTRACE=1  # a crash prints the Python and the native stack
 export PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT/python"

@@ -13,7 +13,9 @@
 //   6. memory plan at the profiles' max shapes; 7. encode the plan.
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -606,8 +608,9 @@ Result<Plan> buildOnce(const Graph& input, const BuildOptions& opt, bool nhwc) {
 }
 
 
-// Median wall time of one infer() at the profiles' opt shapes (zero inputs), after warm-up.
-Result<double> timeAtOptShapes(const Plan& p, int iterations) {
+// Median GPU compute time (enqueue to synchronize, inputs already on the device) of one run
+// at the profiles' opt shapes, or min shapes with at_min, on zero inputs, after warm-up.
+Result<double> timeAtProfileShapes(const Plan& p, bool at_min, int iterations) {
   RJ_ASSIGN_OR_RETURN(auto engine, Engine::loadFromMemory(p.bytes().data(), p.bytes().size()));
   RJ_ASSIGN_OR_RETURN(auto ctx, engine->createContext());
   std::map<std::string, Tensor> feeds;
@@ -615,19 +618,25 @@ Result<double> timeAtOptShapes(const Plan& p, int iterations) {
     const ShapeProfile* prof = nullptr;
     for (const auto& q : engine->info().profiles)
       if (q.input == t.name) prof = &q;
+    const std::vector<int64_t>* pd = prof ? (at_min ? &prof->min : &prof->opt) : nullptr;
     std::vector<int64_t> dims;
     for (size_t k = 0; k < t.shape.rank(); ++k)
-      dims.push_back(t.shape.dims[k].known() ? t.shape.dims[k].value : prof && k < prof->opt.size() ? prof->opt[k] : 1);
+      dims.push_back(t.shape.dims[k].known() ? t.shape.dims[k].value : pd && k < pd->size() ? (*pd)[k] : 1);
     feeds.emplace(t.name, Tensor(t.dtype, dims));
   }
   std::vector<double> ms;
   for (int i = 0; i < iterations + 3; ++i) {
-    auto s = std::chrono::steady_clock::now();
     RJ_ASSIGN_OR_RETURN(auto out, ctx->infer(feeds));
-    if (i >= 3) ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - s).count());
+    if (i >= 3) ms.push_back(ctx->lastTiming().compute_ms);
   }
   std::sort(ms.begin(), ms.end());
   return ms[ms.size() / 2];
+}
+
+bool profilesHaveRange(const std::vector<ShapeProfile>& ps) {
+  for (const auto& p : ps)
+    if (p.min != p.opt) return true;
+  return false;
 }
 
 bool nhwcDisabled(const BuildOptions& opt) {
@@ -681,12 +690,29 @@ Result<Plan> build(const Graph& input, const BuildOptions& opt) {
   RJ_ASSIGN_OR_RETURN(Plan nchw, buildOnce(input, opt, false));
   RJ_ASSIGN_OR_RETURN(Plan nhwc, buildOnce(input, opt, true));
   if (opt.progress) opt.progress(0, 1, "layout timing");
-  RJ_ASSIGN_OR_RETURN(double ms_nchw, timeAtOptShapes(nchw, 15));
-  RJ_ASSIGN_OR_RETURN(double ms_nhwc, timeAtOptShapes(nhwc, 15));
-  const bool pick_nhwc = ms_nhwc < ms_nchw;
-  char buf[160];
-  std::snprintf(buf, sizeof buf, "%s (measured at opt shapes: NHWC %.3f ms, NCHW %.3f ms per run)",
-                pick_nhwc ? "NHWC" : "NCHW", ms_nhwc, ms_nchw);
+  // GPU compute time at the opt shapes and, for a range profile, at the min shapes too: a
+  // layout that wins at batch 64 can lose 3x at batch 1 (depthwise / squeeze-excite nets).
+  RJ_ASSIGN_OR_RETURN(double c_opt, timeAtProfileShapes(nchw, false, 20));
+  RJ_ASSIGN_OR_RETURN(double h_opt, timeAtProfileShapes(nhwc, false, 20));
+  double c_min = c_opt, h_min = h_opt;
+  const bool range = profilesHaveRange(opt.profiles);
+  if (range) {
+    RJ_ASSIGN_OR_RETURN(c_min, timeAtProfileShapes(nchw, true, 20));
+    RJ_ASSIGN_OR_RETURN(h_min, timeAtProfileShapes(nhwc, true, 20));
+  }
+  // NHWC only when it wins overall (geometric mean of the ratios, 3% margin: it costs layout
+  // transposes at the boundaries) and loses nowhere by more than 10%.
+  const double r_opt = h_opt / std::max(c_opt, 1e-9), r_min = h_min / std::max(c_min, 1e-9);
+  const bool pick_nhwc = std::sqrt(r_opt * r_min) < 0.97 && std::max(r_opt, r_min) < 1.10;
+  const double ms_nhwc = h_opt, ms_nchw = c_opt;
+  char buf[256];
+  if (range)
+    std::snprintf(buf, sizeof buf,
+                  "%s (GPU ms at opt shapes: NHWC %.3f, NCHW %.3f; at min shapes: NHWC %.3f, NCHW %.3f)",
+                  pick_nhwc ? "NHWC" : "NCHW", h_opt, c_opt, h_min, c_min);
+  else
+    std::snprintf(buf, sizeof buf, "%s (GPU ms at the build shapes: NHWC %.3f, NCHW %.3f)", pick_nhwc ? "NHWC" : "NCHW",
+                  h_opt, c_opt);
   log(Severity::kInfo, std::string("conv layout: ") + buf);
   if (!opt.timing_cache_path.empty()) {
     builder::TimingCache merged;  // the two builds saved their tactic timings: keep them
