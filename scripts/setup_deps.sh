@@ -4,7 +4,7 @@
 set -euo pipefail
 pkgs=(cmake ninja-build g++ clang ccache protobuf-compiler libprotobuf-dev libonnx-dev libonnx-testdata
       libgtest-dev libgmock-dev libcli11-dev libflatbuffers-dev flatbuffers-compiler nlohmann-json3-dev
-      libstb-dev python3-numpy libgrpc++-dev protobuf-compiler-grpc pkg-config
+      libstb-dev python3-numpy libgrpc++-dev protobuf-compiler-grpc pkg-config libclang-rt-14-dev
       libavformat-dev libavcodec-dev libswscale-dev libavutil-dev)  # video I/O: headers at build time, dlopen'ed at run time
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done

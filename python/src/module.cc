@@ -507,7 +507,12 @@ PYBIND11_MODULE(_ramjet, m) {
       PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(exc.ptr())), exc.ptr());
     }
   });
-  py::module_::import("atexit").attr("register")(py::cpp_function([]() { g_finalizing = true; }));
+  // Also re-arms the crash backtrace: pytest's faulthandler plugin restores the handler it found
+  // (the default) when the session ends, which would hide a crash during interpreter teardown.
+  py::module_::import("atexit").attr("register")(py::cpp_function([]() {
+    g_finalizing = true;
+    installCrashBacktrace();
+  }));
 
   m.def("_precisions", []() {
     py::list out;
