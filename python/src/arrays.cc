@@ -197,11 +197,16 @@ TorchTypes* torchTypes() {
   return t;
 }
 
+const py::str& leakedStr(const char* s) { return *new py::str(s); }
+
 bool viewTorch(py::handle obj, const std::string& what, ArrayView* out) {
   TorchTypes* tt = torchTypes();
   if (!tt || !PyObject_IsInstance(obj.ptr(), tt->tensor_type.ptr())) return false;
-  static const py::str kIsCuda("is_cuda"), kContig("is_contiguous"), kPtr("data_ptr"), kDtype("dtype"),
-      kShape("shape"), kDev("get_device");
+  // Interned once and never released: a static py::str would be destroyed by the C++ runtime at
+  // exit, after the interpreter is gone (that was the segfault at interpreter exit).
+  static const py::str &kIsCuda = leakedStr("is_cuda"), &kContig = leakedStr("is_contiguous"),
+                       &kPtr = leakedStr("data_ptr"), &kDtype = leakedStr("dtype"), &kShape = leakedStr("shape"),
+                       &kDev = leakedStr("get_device");
   if (!obj.attr(kIsCuda).cast<bool>()) return false;
   py::object dt = obj.attr(kDtype);
   auto it = tt->dtypes.find(dt.ptr());
@@ -237,7 +242,7 @@ bool viewDeviceArray(py::handle obj, uintptr_t consumer_stream, const std::strin
     out->keepalive = out->source;
     return true;
   }
-  static const py::str kCai("__cuda_array_interface__");
+  static const py::str& kCai = leakedStr("__cuda_array_interface__");
   if (py::hasattr(obj, kCai)) {
     py::dict d = obj.attr(kCai).cast<py::dict>();
     out->source = py::reinterpret_borrow<py::object>(obj);
@@ -266,7 +271,7 @@ bool viewDeviceArray(py::handle obj, uintptr_t consumer_stream, const std::strin
     out->device_id = -1;  // the interface does not say; the pointer's device is the engine's or it fails
     return true;
   }
-  static const py::str kDl("__dlpack__"), kDlDev("__dlpack_device__");
+  static const py::str &kDl = leakedStr("__dlpack__"), &kDlDev = leakedStr("__dlpack_device__");
   if (py::hasattr(obj, kDl) && py::hasattr(obj, kDlDev)) {
     py::tuple dev = obj.attr(kDlDev)().cast<py::tuple>();
     int type = dev[0].cast<int>();

@@ -35,11 +35,18 @@ void onFatalSignal(int sig) {
 void installCrashBacktrace() {
   const char* e = std::getenv("RAMJET_CRASH_BACKTRACE");
   if (!e || e[0] != '1') return;
+  static bool installed = false;  // re-arming at exit must not chain the handler to itself
+  struct sigaction cur {};
+  sigaction(SIGSEGV, nullptr, &cur);
+  if (installed && cur.sa_handler == onFatalSignal) return;
   struct sigaction sa {};
   sa.sa_handler = onFatalSignal;
   sigemptyset(&sa.sa_mask);
-  sigaction(SIGSEGV, &sa, &g_prev_segv);
-  sigaction(SIGBUS, &sa, &g_prev_bus);
+  struct sigaction ignored_segv {}, ignored_bus {};
+  // The first install remembers the previous handlers; a re-arm keeps those (not our own).
+  sigaction(SIGSEGV, &sa, installed ? &ignored_segv : &g_prev_segv);
+  sigaction(SIGBUS, &sa, installed ? &ignored_bus : &g_prev_bus);
+  installed = true;
 }
 
 // ---- logging: ramjet's Logger -> Python's logging.getLogger("ramjet") ----
