@@ -81,6 +81,59 @@ bool matchSource(Value* t, bool sbh, HeadSource* out) {
   return true;
 }
 
+// torch.nn.MultiheadAttention's packed-QKV split as exported by torch 2.x:
+//   R = Reshape(X[..., K*W] -> [..., K, W]); U = Unsqueeze(R, 0); T = Transpose(U, [n,1..n-1,0,n+1]);
+//   S = Squeeze(T, [n]); G_i = Gather(S, i, axis 0)
+// G_i is the column block X[..., i*W:(i+1)*W]: it becomes Slice(X) over the last axis, which the
+// fold below then reads in place. Returns the Slice or null.
+Node* gatherSplitToSlice(Graph& g, Rewriter& rw, Node* ga) {
+  if (ga->op_type != "Gather" || !ga->domain.empty() || ga->attrInt("axis", 0) != 0 || ga->inputs.size() != 2) return nullptr;
+  std::vector<int64_t> idx;
+  if (!constantInts(ga->inputs[1], &idx) || idx.size() != 1 || !ga->inputs[1]->type.shape.rank_known ||
+      ga->inputs[1]->type.shape.rank() != 0)
+    return nullptr;
+  Node* sq = producerOf(ga->inputs[0], "Squeeze");
+  if (!sq || sq->inputs.size() < 2) return nullptr;
+  Node* tr = producerOf(sq->inputs[0], "Transpose");
+  if (!tr) return nullptr;
+  // U = Unsqueeze(Reshape(X), 0), or one Reshape straight to [1, ..., K, W] (what
+  // ReshapeChainSimplification makes of the pair).
+  Node* un = producerOf(tr->inputs[0], "Unsqueeze");
+  Node* rs = un ? (un->inputs.size() >= 2 ? producerOf(un->inputs[0], "Reshape") : nullptr)
+                : producerOf(tr->inputs[0], "Reshape");
+  if (!rs) return nullptr;
+  if (un) {
+    std::vector<int64_t> ua;
+    if (!constantInts(un->inputs[1], &ua) || ua != std::vector<int64_t>{0}) return nullptr;
+  }
+  Value* x = rs->inputs[0];
+  const Shape& xs = x->type.shape;
+  const Shape& us = tr->inputs[0]->type.shape;  // [1, X0..X(n-2), K, W]
+  if (!xs.rank_known || !us.rank_known || xs.rank() < 2 || us.rank() != xs.rank() + 2) return nullptr;
+  const int64_t n = static_cast<int64_t>(xs.rank());
+  if (!us.dims[0].known() || us.dims[0].value != 1) return nullptr;
+  const Dim& kd = us.dims[static_cast<size_t>(n)];
+  const Dim& wd = us.dims[static_cast<size_t>(n + 1)];
+  if (!xs.dims.back().known() || !kd.known() || !wd.known() || kd.value * wd.value != xs.dims.back().value) return nullptr;
+  for (int64_t k = 0; k + 1 < n; ++k)
+    if (!sameDim(xs.dims[static_cast<size_t>(k)], us.dims[static_cast<size_t>(k + 1)])) return nullptr;
+  std::vector<int64_t> sa;
+  if (!constantInts(sq->inputs[1], &sa) || sa.size() != 1 || (sa[0] != n && sa[0] != -2)) return nullptr;
+  std::vector<int64_t> perm = {n};
+  for (int64_t k = 1; k < n; ++k) perm.push_back(k);
+  perm.push_back(0);
+  perm.push_back(n + 1);
+  if (!isPerm(tr, perm)) return nullptr;
+  int64_t i = idx[0] < 0 ? idx[0] + kd.value : idx[0];
+  if (i < 0 || i >= kd.value) return nullptr;
+  auto c = [&](const std::string& nm, int64_t v) {
+    Tensor t(DataType::kInt64, {1});
+    t.data<int64_t>()[0] = v;
+    return makeConstant(g, ga->name + nm, t);
+  };
+  return rw.replace(ga, "Slice", {x, c("_start", i * wd.value), c("_end", (i + 1) * wd.value), c("_axis", n - 1)});
+}
+
 class AttentionLayoutFold final : public Pass {
  public:
   const char* name() const override { return "AttentionLayoutFold"; }
@@ -91,15 +144,33 @@ class AttentionLayoutFold final : public Pass {
     // A device lowering: only for a target that asked for it (the builder sets can_emit).
     if (!cfg.can_emit || !cfg.canEmit("MultiHeadAttention")) return Status::Ok();
     Rewriter rw{g, stats, {}};
+    for (Node* n : nodeList(g))
+      if (rw.alive(n) && n->op_type == "Gather") gatherSplitToSlice(g, rw, n);
     for (Node* att : nodeList(g)) {
       if (!rw.alive(att) || att->op_type != "Attention" || !att->domain.empty()) continue;
       if (att->inputs.size() > 3 && att->inputs[3]) continue;  // masks stay with Attention
       const Shape& qs = att->inputs[0]->type.shape;
       if (!qs.rank_known || (qs.rank() != 3 && qs.rank() != 4)) continue;
-      const bool sbh = qs.rank() == 3;
+      bool sbh = qs.rank() == 3;
       HeadSource src[3];
       bool ok = true;
       for (int i = 0; i < 3 && ok; ++i) ok = matchSource(att->inputs[static_cast<size_t>(i)], sbh, &src[i]);
+      // torch 2.x MHA: the sbh split [B*H,S,D] reshaped to [B,H,S,D] before Attention, merged
+      // back through Transpose(2,0,1,3) -> [S,B,H,D].
+      bool via_reshape = false;
+      if (!ok && qs.rank() == 4) {
+        ok = true;
+        for (int i = 0; i < 3 && ok; ++i) {
+          Value* in = att->inputs[static_cast<size_t>(i)];
+          Node* r = producerOf(in, "Reshape");
+          const Shape& os = in->type.shape;
+          const Shape* is = r ? &r->inputs[0]->type.shape : nullptr;
+          ok = r && is->rank_known && is->rank() == 3 && os.rank_known && os.rank() == 4 &&
+               sameDim(os.dims[2], is->dims[1]) && sameDim(os.dims[3], is->dims[2]) && os.dims[1].known() &&
+               matchSource(r->inputs[0], true, &src[i]) && src[i].heads == os.dims[1].value;
+        }
+        sbh = via_reshape = ok;
+      }
       if (!ok) continue;
       if (src[0].heads != src[1].heads || src[0].heads != src[2].heads || src[0].head_size != src[1].head_size)
         continue;
@@ -109,7 +180,9 @@ class AttentionLayoutFold final : public Pass {
       if (!sameDim(b0, src[1].x->type.shape.dims[bdim]) || !sameDim(b0, src[2].x->type.shape.dims[bdim])) continue;
       Node* ot = soleConsumer(att->outputs[0]);
       if (!ot || !rw.alive(ot) || ot->op_type != "Transpose" ||
-          !isPerm(ot, sbh ? std::vector<int64_t>{1, 0, 2} : std::vector<int64_t>{0, 2, 1, 3}))
+          !isPerm(ot, via_reshape ? std::vector<int64_t>{2, 0, 1, 3}
+                      : sbh       ? std::vector<int64_t>{1, 0, 2}
+                                  : std::vector<int64_t>{0, 2, 1, 3}))
         continue;
       const DataType dt = att->inputs[0]->type.dtype;
       if (src[0].x->type.dtype != dt || src[1].x->type.dtype != dt || src[2].x->type.dtype != dt) continue;
@@ -125,7 +198,10 @@ class AttentionLayoutFold final : public Pass {
       mha->attrs["scale"] = Attribute::fromFloat(
           att->hasAttr("scale") ? att->attrFloat("scale", 1.f) : 1.f / std::sqrt(static_cast<float>(d)));
       // [Sq, B, H*Dv] -> [Sq, B*H, Dv] (sbh) or [B, Sq, H*Dv] -> [B, Sq, H, Dv] (bsh).
-      std::vector<int64_t> shape = sbh ? std::vector<int64_t>{0, -1, dv} : std::vector<int64_t>{0, 0, heads, dv};
+      // via_reshape: [Sq, B, H*Dv] -> [Sq, B, H, Dv], the merge Transpose's output.
+      std::vector<int64_t> shape = via_reshape ? std::vector<int64_t>{0, 0, heads, dv}
+                                   : sbh       ? std::vector<int64_t>{0, -1, dv}
+                                               : std::vector<int64_t>{0, 0, heads, dv};
       Tensor st(DataType::kInt64, {static_cast<int64_t>(shape.size())});
       std::copy(shape.begin(), shape.end(), st.data<int64_t>());
       Value* sv = makeConstant(g, ot->name + "_heads", st);

@@ -148,6 +148,43 @@ TEST(TransformerPasses, AttentionLayoutFoldSbh) {
   EXPECT_EQ(off["Attention"], 1);
 }
 
+// torch 2.x nn.MultiheadAttention as exported for ViT: the packed projection [S,B,3W] is split
+// by Reshape[S,B,3,W] -> Unsqueeze(0) -> Transpose(3,1,2,0,4) -> Squeeze(3) -> Gather(i), each
+// head split goes through an extra Reshape to [B,H,S,D], and the merge is Transpose(2,0,1,3).
+TEST(TransformerPasses, AttentionLayoutFoldTorchMhaGatherSplit) {
+  const int64_t S = 5, B = 3, H = 2, D = 4, W = H * D;
+  auto make = [&] {
+    Builder b;
+    Value* x = b.input("x", DataType::kFloat32, {S, B, 3 * W});
+    b.node("Reshape", {x, b.constant("s4", i64({S, B, 3, W}))}, {"r4"});
+    b.node("Unsqueeze", {b.value("r4"), b.constant("u0", i64({0}))}, {"u5"});
+    b.node("Transpose", {b.value("u5")}, {"t5"}, {{"perm", Attribute::fromInts({3, 1, 2, 0, 4})}});
+    b.node("Squeeze", {b.value("t5"), b.constant("sq", i64({3}))}, {"qkv"});
+    const char* names[3] = {"q", "k", "v"};
+    for (int i = 0; i < 3; ++i) {
+      std::string n = names[i];
+      b.node("Gather", {b.value("qkv"), b.constant(n + "_i", Tensor::scalar<int64_t>(i))}, {n + "_g"},
+             {{"axis", Attribute::fromInt(0)}});
+      b.node("Reshape", {b.value(n + "_g"), b.constant(n + "_s3", i64({S, B * H, D}))}, {n + "_rs"});
+      b.node("Transpose", {b.value(n + "_rs")}, {n + "_t"}, {{"perm", Attribute::fromInts({1, 0, 2})}});
+      b.node("Reshape", {b.value(n + "_t"), b.constant(n + "_s4", i64({B, H, S, D}))}, {n + "_h"});
+    }
+    b.node("Attention", {b.value("q_h"), b.value("k_h"), b.value("v_h")}, {"att"},
+           {{"scale", Attribute::fromFloat(0.35f)}});
+    b.node("Transpose", {b.value("att")}, {"att_t"}, {{"perm", Attribute::fromInts({2, 0, 1, 3})}});
+    b.node("Reshape", {b.value("att_t"), b.constant("oshp", i64({S * B, W}))}, {"y"});
+    b.output("y");
+    return b.owned;
+  };
+  std::map<std::string, Tensor> feeds{{"x", rnd({S, B, 3 * W}, 12, -2.f, 2.f)}};
+  auto after = optimizeAndCompare(make, feeds);
+  EXPECT_EQ(after["MultiHeadAttention"], 1);
+  EXPECT_EQ(after["Attention"] + after["Transpose"] + after["Gather"] + after["Slice"] + after["Squeeze"], 0);
+  auto off = optimizeAndCompare(make, feeds, {"AttentionLayoutFold"});
+  EXPECT_EQ(off["MultiHeadAttention"], 0);
+  EXPECT_EQ(off["Gather"], 3);
+}
+
 // HF-style head split (bsh): X[B,S,H*D] -> Reshape[B,S,H,D] -> Transpose(0,2,1,3).
 TEST(TransformerPasses, AttentionLayoutFoldBsh) {
   const int64_t S = 5, B = 3, H = 3, D = 4, W = H * D;
