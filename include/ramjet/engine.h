@@ -92,10 +92,11 @@ struct BuildOptions {
   // lowering. Passes named here (or in RAMJET_DISABLE_PASSES) are skipped; "all" skips every one.
   bool optimize = true;
   std::vector<std::string> disabled_passes;
-  // Convolution data layout of CUDA FP16 builds (the NhwcLayout pass). kAuto builds the engine
-  // both ways, times each at the profiles' opt shapes and keeps the faster (the choice is stored
-  // in the timing cache, so a rebuild with it builds once and gives the same bytes). NHWC wins
-  // big on dense CNNs (ResNet-50) and loses on depthwise/SE-heavy ones; hence the measurement.
+  // Convolution data layout of CUDA FP16 builds (the NhwcLayout pass). kAuto, for models with
+  // at least 8 Convs, builds the engine both ways, times GPU compute at the profiles' opt and
+  // min shapes and keeps the faster (rule: src/builder/conv_layout.h; the choice is stored in
+  // the timing cache, so a rebuild with it builds once and gives the same bytes). NHWC wins big
+  // on dense CNNs (ResNet-50) and loses on depthwise/SE-heavy ones; hence the measurement.
   // RAMJET_NHWC=1 / =0 overrides to kNhwc / kNchw.
   enum class ConvLayout { kAuto, kNchw, kNhwc };
   ConvLayout conv_layout = ConvLayout::kAuto;

@@ -27,6 +27,7 @@
 #include <sstream>
 
 #include "backends/backend.h"
+#include "builder/conv_layout.h"
 #include "builder/timing_cache.h"
 #include "precision/calibrator.h"
 #include "ops/op_registry.h"
@@ -639,14 +640,23 @@ bool profilesHaveRange(const std::vector<ShapeProfile>& ps) {
   return false;
 }
 
-bool nhwcDisabled(const BuildOptions& opt) {
-  std::string list;
-  for (const auto& d : opt.disabled_passes) list += d + ",";
-  if (const char* env = std::getenv("RAMJET_DISABLE_PASSES")) list += env;
-  return list.find("NhwcLayout") != std::string::npos || list.find("all") != std::string::npos;
+}  // namespace
+
+namespace builder {
+
+bool preferNhwc(double nchw_opt_ms, double nhwc_opt_ms, double nchw_min_ms, double nhwc_min_ms) {
+  const double r_opt = nhwc_opt_ms / std::max(nchw_opt_ms, 1e-9), r_min = nhwc_min_ms / std::max(nchw_min_ms, 1e-9);
+  return std::sqrt(r_opt * r_min) < 0.97 && std::max(r_opt, r_min) < 1.10;
 }
 
-}  // namespace
+bool nhwcLayoutDisabled(const std::vector<std::string>& disabled_passes, const char* env) {
+  std::set<std::string> off(disabled_passes.begin(), disabled_passes.end());
+  if (env)
+    for (const auto& n : passes::parsePassList(env)) off.insert(n);
+  return off.count("NhwcLayout") > 0 || off.count("all") > 0;
+}
+
+}  // namespace builder
 
 Result<Plan> build(const Graph& input, const BuildOptions& opt) {
   using L = BuildOptions::ConvLayout;
@@ -655,7 +665,8 @@ Result<Plan> build(const Graph& input, const BuildOptions& opt) {
   size_t convs = 0;
   for (const auto& n : input.nodes()) convs += n->op_type == "Conv";
   const bool eligible = opt.device == DeviceKind::kCuda && opt.precision == Precision::kFP16 && opt.optimize &&
-                        !nhwcDisabled(opt) && convs > 0;
+                        !builder::nhwcLayoutDisabled(opt.disabled_passes, std::getenv("RAMJET_DISABLE_PASSES")) &&
+                        convs > 0;
   if (!eligible || layout == L::kNchw) return buildOnce(input, opt, false);
   if (layout == L::kNhwc) return buildOnce(input, opt, true);
   // kAuto: a layout only pays off (or hurts) when convolutions carry the model.
@@ -700,11 +711,7 @@ Result<Plan> build(const Graph& input, const BuildOptions& opt) {
     RJ_ASSIGN_OR_RETURN(c_min, timeAtProfileShapes(nchw, true, 20));
     RJ_ASSIGN_OR_RETURN(h_min, timeAtProfileShapes(nhwc, true, 20));
   }
-  // NHWC only when it wins overall (geometric mean of the ratios, 3% margin: it costs layout
-  // transposes at the boundaries) and loses nowhere by more than 10%.
-  const double r_opt = h_opt / std::max(c_opt, 1e-9), r_min = h_min / std::max(c_min, 1e-9);
-  const bool pick_nhwc = std::sqrt(r_opt * r_min) < 0.97 && std::max(r_opt, r_min) < 1.10;
-  const double ms_nhwc = h_opt, ms_nchw = c_opt;
+  const bool pick_nhwc = builder::preferNhwc(c_opt, h_opt, c_min, h_min);
   char buf[256];
   if (range)
     std::snprintf(buf, sizeof buf,
@@ -717,7 +724,7 @@ Result<Plan> build(const Graph& input, const BuildOptions& opt) {
   if (!opt.timing_cache_path.empty()) {
     builder::TimingCache merged;  // the two builds saved their tactic timings: keep them
     (void)merged.load(opt.timing_cache_path);
-    merged.put(k, backend::Tactic(pick_nhwc ? "nhwc" : "nchw", 0), pick_nhwc ? ms_nhwc : ms_nchw);
+    merged.put(k, backend::Tactic(pick_nhwc ? "nhwc" : "nchw", 0), pick_nhwc ? h_opt : c_opt);
     Status st = merged.save(opt.timing_cache_path);
     if (!st.ok()) log(Severity::kWarning, st.message());
   }

@@ -144,8 +144,9 @@ class AttentionLayoutFold final : public Pass {
     // A device lowering: only for a target that asked for it (the builder sets can_emit).
     if (!cfg.can_emit || !cfg.canEmit("MultiHeadAttention")) return Status::Ok();
     Rewriter rw{g, stats, {}};
-    for (Node* n : nodeList(g))
-      if (rw.alive(n) && n->op_type == "Gather") gatherSplitToSlice(g, rw, n);
+    if (cfg.canEmit("Slice"))
+      for (Node* n : nodeList(g))
+        if (rw.alive(n) && n->op_type == "Gather") gatherSplitToSlice(g, rw, n);
     for (Node* att : nodeList(g)) {
       if (!rw.alive(att) || att->op_type != "Attention" || !att->domain.empty()) continue;
       if (att->inputs.size() > 3 && att->inputs[3]) continue;  // masks stay with Attention

@@ -390,6 +390,13 @@ TEST(KServe, ModelConfigJsonIsChecked) {
   EXPECT_FALSE(applyModelConfigJson(R"({"devices":[]})", "cfg", &o, &devices).ok());
   s = applyModelConfigJson(R"({"instances":0})", "cfg.json", &o);
   EXPECT_NE(s.message().find("'instances' must be an integer in 1..256"), std::string::npos) << s.message();
+  // The batching-policy switches default on and are read as booleans only.
+  BatcherOptions p;
+  EXPECT_TRUE(p.auto_buckets && p.warmup && p.eager_when_idle);
+  ASSERT_TRUE(applyModelConfigJson(R"({"auto_buckets":false,"warmup":false,"eager_when_idle":false})", "cfg", &p).ok());
+  EXPECT_FALSE(p.auto_buckets || p.warmup || p.eager_when_idle);
+  s = applyModelConfigJson(R"({"warmup":1})", "cfg.json", &p);
+  EXPECT_NE(s.message().find("'warmup' must be a boolean"), std::string::npos) << s.message();
 }
 
 // ---- HTTP ----

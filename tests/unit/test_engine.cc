@@ -5,6 +5,7 @@
 #include <random>
 
 #include "backends/cpu/reference/interpreter.h"
+#include "builder/conv_layout.h"
 #include "ramjet/engine.h"
 #include "ramjet/graph.h"
 
@@ -240,6 +241,24 @@ TEST(Engine, CudaBuildWithoutBackendFailsClearly) {
 // Builds are reproducible: the same graph and options give the same plan bytes (no wall-clock
 // time in the plan unless SOURCE_DATE_EPOCH asks for one), and the optimizer's kill switch
 // still gives a plan whose outputs match the reference.
+// The conv-layout rule on GPU times measured on the H100 (2026-11-26, dynamic 1..64 FP16 builds,
+// opt = 64, min = 1; docs/PERFORMANCE.md): NCHW ms at opt, NHWC at opt, NCHW at min, NHWC at min.
+TEST(Engine, ConvLayoutRuleOnMeasuredTimes) {
+  EXPECT_TRUE(builder::preferNhwc(6.265, 3.314, 0.843, 0.416));    // ResNet-50: NHWC wins both ends
+  EXPECT_FALSE(builder::preferNhwc(3.678, 3.062, 0.454, 1.376));   // MobileNetV3: 3x worse at batch 1
+  EXPECT_FALSE(builder::preferNhwc(5.109, 14.365, 0.729, 7.493));  // EfficientNet-B0: worse everywhere
+  EXPECT_TRUE(builder::preferNhwc(14.502, 15.185, 1.174, 1.041));  // YOLOv8n: +4.7% at opt, -11% at min (geo-mean 0.964)
+  EXPECT_FALSE(builder::preferNhwc(1.0, 0.98, 1.0, 0.98));         // within the 3% margin: keep NCHW
+  EXPECT_TRUE(builder::preferNhwc(1.0, 0.95, 1.0, 0.95));          // static profile (opt twice)
+  EXPECT_FALSE(builder::preferNhwc(1.0, 0.5, 1.0, 1.12));          // big win at opt but >10% loss at min
+  // Switched off by exact pass name or "all", in the options or the environment list.
+  EXPECT_TRUE(builder::nhwcLayoutDisabled({"NhwcLayout"}, nullptr));
+  EXPECT_TRUE(builder::nhwcLayoutDisabled({}, "ConvBnFold, all"));
+  EXPECT_TRUE(builder::nhwcLayoutDisabled({}, "ConvBnFold,NhwcLayout"));
+  EXPECT_FALSE(builder::nhwcLayoutDisabled({"ConvActivationFusion"}, "CallSomething,NhwcLayoutX"));
+  EXPECT_FALSE(builder::nhwcLayoutDisabled({}, nullptr));
+}
+
 TEST(Engine, RebuildGivesIdenticalBytesAndOptimizerOffStillMatches) {
   auto g = tinyCnn();
   ASSERT_TRUE(g.ok());

@@ -711,6 +711,23 @@ TEST(NnSoftmax, AxisAndCoerce2d) {
   EXPECT_FALSE(runOp("Softmax", {x}, {{"axis", i64(3)}}).ok());
 }
 
+// LpNormalization: x / ||x||_p along axis (spec: p-norm with absolute values), 0 for a zero norm.
+TEST(NnSoftmax, LpNormalization) {
+  Tensor x = Tensor::fromVector<float>({3, 4, 1, -3, 0, 0}, {3, 2});
+  auto l2 = runOp("LpNormalization", {x}, {{"axis", i64(-1)}, {"p", i64(2)}});
+  ASSERT_TRUE(l2.ok()) << l2.status().toString();
+  expectClose((*l2)[0], {3, 2}, {0.6, 0.8, 1 / std::sqrt(10.0), -3 / std::sqrt(10.0), 0, 0}, 1e-6, "p=2 axis -1");
+  auto l1 = runOp("LpNormalization", {x}, {{"axis", i64(1)}, {"p", i64(1)}});
+  ASSERT_TRUE(l1.ok()) << l1.status().toString();
+  expectClose((*l1)[0], {3, 2}, {3 / 7.0, 4 / 7.0, 0.25, -0.75, 0, 0}, 1e-6, "p=1 axis 1");
+  auto c0 = runOp("LpNormalization", {x}, {{"axis", i64(0)}, {"p", i64(1)}});  // columns: |3|+|1|+0, |4|+|-3|+0
+  ASSERT_TRUE(c0.ok()) << c0.status().toString();
+  expectClose((*c0)[0], {3, 2}, {0.75, 4 / 7.0, 0.25, -3 / 7.0, 0, 0}, 1e-6, "p=1 axis 0");
+  auto bad = runOp("LpNormalization", {x}, {{"p", i64(3)}});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("p must be 1 or 2"), std::string::npos) << bad.status().message();
+}
+
 // ---------------------------------------------------------------- normalizations
 TEST(NnNorm, LayerBatchInstanceGroup) {
   Tensor x = randomTensor({2, 6, 3, 5});

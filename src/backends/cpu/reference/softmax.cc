@@ -1,5 +1,6 @@
-// Reference kernels for Softmax, LogSoftmax and Hardmax. Opset >= 13 normalises along `axis`;
-// the importer marks older nodes with coerce_2d=1: flatten to 2-D at `axis` and normalise rows.
+// Reference kernels for Softmax, LogSoftmax, Hardmax and LpNormalization (one walk along `axis`).
+// Opset >= 13 normalises along `axis`; the importer marks older Softmax-family nodes with
+// coerce_2d=1: flatten to 2-D at `axis` and normalise rows.
 #include <cmath>
 #include <limits>
 
