@@ -109,12 +109,18 @@ Result<Tensor> parseNpy(const uint8_t* data, size_t size, const std::string& wha
     dims.push_back(v);
   }
   size_t body = size - off - header_len;
-  // Overflow-safe size computation.
-  unsigned __int128 need = dataTypeSize(dt);
-  for (auto d : dims) need *= static_cast<unsigned __int128>(d);
+  // Overflow-checked size: a shape such as (2^32, 2^32, 2^32, 2^32) wraps even 128-bit
+  // arithmetic to 0 (found by npy_fuzzer), so every step is checked; a zero dim means no data.
+  uint64_t need = dataTypeSize(dt);
+  bool has_zero = false;
+  for (auto d : dims) has_zero |= d == 0;
+  if (has_zero) need = 0;
+  for (auto d : dims)
+    if (!has_zero && __builtin_mul_overflow(need, static_cast<uint64_t>(d), &need))
+      return npyError(what, "shape " + dimsToString(dims) + " is too large to address");
   if (need > body)
     return npyError(what, "data is truncated: shape " + dimsToString(dims) + " of " + descr +
-                              " needs " + std::to_string(static_cast<uint64_t>(need)) + " bytes, file has " +
+                              " needs " + std::to_string(need) + " bytes, file has " +
                               std::to_string(body));
   Tensor t(dt, dims);
   if (t.nbytes()) std::memcpy(t.raw(), data + off + header_len, t.nbytes());

@@ -49,6 +49,31 @@ TEST(Npy, RejectsGarbageAndTruncation) {
   EXPECT_FALSE(readNpy("/nonexistent/x.npy").ok());
 }
 
+// A shape whose byte count wraps 128-bit arithmetic to 0 passed the size check and reached a
+// negative-size memcpy (npy_fuzzer, CI 2026-11-26); it must be rejected as too large.
+TEST(Npy, RejectsShapeWhoseSizeOverflows) {
+  auto make = [](const std::string& shape) {
+    std::string h = "{'descr': '<f4', 'fortran_order': False, 'shape': " + shape + ", }\n";
+    std::vector<uint8_t> b = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, static_cast<uint8_t>(h.size()), 0};
+    b.insert(b.end(), h.begin(), h.end());
+    for (int i = 0; i < 16; ++i) b.push_back(0);
+    return b;
+  };
+  auto big = make("(4294967296, 4294967296, 4294967296, 4294967296)");
+  auto r = parseNpy(big.data(), big.size(), "big.npy");
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("too large"), std::string::npos) << r.status().message();
+  // A zero dim makes any other dims legal: the array is empty.
+  auto empty = make("(1099511627776, 1099511627776, 0)");
+  r = parseNpy(empty.data(), empty.size(), "empty.npy");
+  ASSERT_TRUE(r.ok()) << r.status().toString();
+  EXPECT_EQ(r->nbytes(), 0u);
+  auto four = make("(2, 2)");
+  r = parseNpy(four.data(), four.size(), "four.npy");
+  ASSERT_TRUE(r.ok()) << r.status().toString();
+  EXPECT_EQ(r->numel(), 4);
+}
+
 TEST(Graph, BuildInferRunAdd) {
   Graph g;
   Value* a = g.addValue("a");
