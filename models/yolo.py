@@ -122,6 +122,11 @@ class Detect8(nn.Module):
         self.cv3 = nn.ModuleList(
             nn.Sequential(Conv(x, c3, 3), Conv(c3, c3, 3), nn.Conv2d(c3, nc, 1)) for x in ch)
         self.dfl = DFL(self.reg_max)
+        # dynamic_hw: the anchor grid is computed from each feature map's size in forward(), so an
+        # ONNX export with symbolic H/W runs at any multiple of 32 (the grid folds to constants
+        # once a build fixes the size). Off for training, which uses the buffers below.
+        self.dynamic_hw = False
+        self.stride_values = tuple(float(s) for s in strides)
         anchors, stride_t = [], []
         for s in strides:
             h, w = imgsz // s, imgsz // s
@@ -139,10 +144,25 @@ class Detect8(nn.Module):
         x = torch.cat(feats, 2)
         box, cls = x.split((4 * self.reg_max, self.nc), 1)
         lt, rb = self.dfl(box).chunk(2, 1)
-        x1y1 = self.anchors - lt
-        x2y2 = self.anchors + rb
-        dbox = torch.cat(((x1y1 + x2y2) / 2, x2y2 - x1y1), 1) * self.strides
+        anchors, strides = self._grid(xs) if self.dynamic_hw else (self.anchors, self.strides)
+        x1y1 = anchors - lt
+        x2y2 = anchors + rb
+        dbox = torch.cat(((x1y1 + x2y2) / 2, x2y2 - x1y1), 1) * strides
         return torch.cat((dbox, cls.sigmoid()), 1)
+
+    def _grid(self, xs):
+        """Anchor centres [1, 2, A] and strides [1, 1, A] for the feature maps' actual sizes
+        (the same values as the buffers at the construction size)."""
+        anchors, strides = [], []
+        for x, s in zip(xs, self.stride_values):
+            h, w = x.shape[2], x.shape[3]
+            sy = torch.arange(h, dtype=torch.float32, device=x.device) + 0.5
+            sx = torch.arange(w, dtype=torch.float32, device=x.device) + 0.5
+            gy = sy.view(-1, 1).expand(h, w).reshape(1, -1)
+            gx = sx.view(1, -1).expand(h, w).reshape(1, -1)
+            anchors.append(torch.cat((gx, gy), 0))
+            strides.append(torch.ones_like(gx) * s)
+        return torch.cat(anchors, 1).unsqueeze(0), torch.cat(strides, 1).unsqueeze(0)
 
 
 class YOLOv8(nn.Module):

@@ -272,6 +272,18 @@ class TorchTest(unittest.TestCase):
         torch.testing.assert_close(y[:, :4].transpose(1, 2), cxcywh, atol=1e-3, rtol=1e-4)
         torch.testing.assert_close(y[:, 4:].transpose(1, 2), scores, atol=1e-5, rtol=1e-4)
 
+    def test_dynamic_hw_grid_matches_buffers_at_any_size(self):
+        sys.path.insert(0, os.path.dirname(HERE))
+        from export import build_export_model
+        torch.manual_seed(0)
+        sd = train.build_model("n", 6, 256).state_dict()
+        dyn = build_export_model(sd, "n", 6, 256, dynamic_hw=True)
+        for size in (256, 320):  # 320: a size other than the one the model was built for
+            fixed = build_export_model(sd, "n", 6, size)
+            x = torch.rand(1, 3, size, size)
+            with torch.no_grad():
+                torch.testing.assert_close(dyn(x), fixed(x), atol=1e-4, rtol=1e-5)
+
     def test_assigner_gives_tiny_boxes_an_anchor(self):
         feats = [torch.zeros(1, 70, 160 // s, 160 // s) for s in (8, 16, 32)]
         anchors, strides = train.make_anchors(feats, (8, 16, 32), "cpu")
@@ -322,7 +334,8 @@ class TorchTest(unittest.TestCase):
         cache.put([0, 1], imgs, labels)
         gen = torch.Generator().manual_seed(0)
         x, gl, gb, gm = train.make_batch(cache, torch.tensor([0, 0, 1]), 128, gen, flip_p=1.0)
-        self.assertEqual(gb.shape[1], 1)
+        self.assertEqual(gb.shape[1], train.MAX_BOXES)  # fixed padding (make_batch never syncs)
+        self.assertEqual(gm[0].sum().item(), 1)
         self.assertEqual(gl[0, 0].item(), 3)
         torch.testing.assert_close(gb[0, 0], torch.tensor([98.0, 20.0, 118.0, 40.0]))
         self.assertTrue(x[0, :, 30, 108].min() > 0.99 and x[0, :, 30, 20].max() < 0.01)

@@ -811,8 +811,8 @@ def export_and_check(a, sd, nc, meta, val_imgs, summary, log):
 
     from export import build_export_model, export_onnx
     onnx_path = os.path.join(a.out, "detector.onnx")
-    em = build_export_model(sd, a.scale, nc, a.export_size)
-    export_onnx(em, onnx_path, a.export_size, 17, meta, log=log)
+    em = build_export_model(sd, a.scale, nc, a.export_size, dynamic_hw=True)
+    export_onnx(em, onnx_path, a.export_size, 17, meta, log=log, dynamic_hw=True)
     # a reference input/output pair for checking the ONNX file with any runtime
     x = torch.from_numpy(val_imgs[:1]).permute(0, 3, 1, 2).float().div(255).contiguous()
     with torch.no_grad():

@@ -117,14 +117,33 @@ Status resolveProfiles(const Graph& g, const BuildOptions& opt, std::vector<Shap
   return Status::Ok();
 }
 
-// Inputs whose profile has min == max become static: their symbolic dims are replaced, and
-// symbols shared with other inputs are substituted consistently.
+// Every input dim whose profile has min == max becomes static, also when other dims of that
+// input vary (a detector built for 320x320 at batch 1..32: H and W fold, so its anchor grid's
+// Shape -> Range subgraph becomes constants). A symbol fixed this way is substituted in every
+// input that names it, unless some profile lets that symbol vary or fixes it to another value.
 void specializeStaticInputs(Graph& g, const std::vector<ShapeProfile>& profiles) {
+  std::map<std::string, int64_t> fixed;
+  std::set<std::string> varies;
   for (const auto& p : profiles) {
-    if (p.min != p.max) continue;
     Value* v = g.findValue(p.input);
-    v->type.shape = Shape::fromDims(p.max);
+    if (!v || p.min.size() != v->type.shape.rank() || p.max.size() != p.min.size()) continue;
+    for (size_t i = 0; i < p.min.size(); ++i) {
+      Dim& d = v->type.shape.dims[i];
+      if (p.min[i] != p.max[i]) {
+        if (!d.known()) varies.insert(d.symbol);
+        continue;
+      }
+      if (!d.known() && !d.symbol.empty()) {
+        auto [it, fresh] = fixed.emplace(d.symbol, p.min[i]);
+        if (!fresh && it->second != p.min[i]) varies.insert(d.symbol);
+      }
+      d = Dim(p.min[i]);
+    }
   }
+  for (Value* v : g.inputs)
+    for (Dim& d : v->type.shape.dims)
+      if (!d.known() && !d.symbol.empty() && fixed.count(d.symbol) && !varies.count(d.symbol))
+        d = Dim(fixed.at(d.symbol));
 }
 
 // ---- constant folding ----

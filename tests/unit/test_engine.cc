@@ -190,6 +190,55 @@ TEST(Engine, StaticBuildFoldsShapeArithmetic) {
   expectSame(*got, *reference::run(g, {{"x", x}}));
 }
 
+// y = x + float(range(width(x))): a profile that fixes the width but not the batch makes the
+// Shape -> Gather -> Range subgraph constants (how a detector's anchor grid folds when it is
+// built for one image size and many batch sizes); the batch stays dynamic.
+TEST(Engine, ProfileFixingOneDimFoldsItsShapeArithmetic) {
+  Graph g;
+  Value* x = g.addValue("x");
+  x->type = TensorType{DataType::kFloat32, Shape({Dim::symbolic("b"), Dim::symbolic("w")})};
+  x->is_graph_input = true;
+  g.inputs.push_back(x);
+  auto constant = [&](const char* name, Tensor t) {
+    Value* v = g.addValue(name);
+    v->constant = std::make_shared<Tensor>(std::move(t));
+    v->type = v->constant->type();
+    return v;
+  };
+  Value* idx = constant("idx", Tensor::fromVector<int64_t>({1}, {}));
+  Value* zero = constant("zero", Tensor::fromVector<int64_t>({0}, {}));
+  Value* one = constant("one", Tensor::fromVector<int64_t>({1}, {}));
+  Value *s = g.addValue("s"), *w = g.addValue("w"), *r = g.addValue("r"), *rf = g.addValue("rf"),
+        *y = g.addValue("y");
+  g.addNode("Shape", "shape", {x}, {s});
+  g.addNode("Gather", "width", {s, idx}, {w});
+  g.addNode("Range", "range", {zero, w, one}, {r});
+  g.addNode("Cast", "cast", {r}, {rf})->attrs["to"] = Attribute::fromInt(1);
+  g.addNode("Add", "add", {x, rf}, {y});
+  y->is_graph_output = true;
+  g.outputs = {y};
+  ASSERT_TRUE(g.inferShapes().ok());
+
+  BuildOptions opt;
+  opt.profiles = {{"x", {1, 5}, {2, 5}, {4, 5}}};
+  auto plan = build(g, opt);
+  ASSERT_TRUE(plan.ok()) << plan.status().toString();
+  EXPECT_EQ(plan->report().host_nodes, 0u) << plan->report().toString();
+  EXPECT_EQ(plan->report().nodes_out, 1u) << plan->report().toString();  // only the Add is left
+  auto engine = Engine::loadFromMemory(plan->bytes().data(), plan->bytes().size());
+  ASSERT_TRUE(engine.ok()) << engine.status().toString();
+  auto ctx = (*engine)->createContext().value();
+  for (int64_t b : {1, 3, 4}) {
+    Tensor xt = randomFloat({b, 5}, 11);
+    auto got = ctx->infer({{"x", xt}});
+    ASSERT_TRUE(got.ok()) << got.status().toString();
+    expectSame(*got, *reference::run(g, {{"x", xt}}));
+  }
+  Status bad = ctx->setInputShape("x", {2, 6});  // the width was fixed at build time
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.message().find("x"), std::string::npos) << bad.message();
+}
+
 TEST(Engine, Fp16BuildOnCpuStaysClose) {
   auto g = tinyCnn();
   ASSERT_TRUE(g.ok());
