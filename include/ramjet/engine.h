@@ -123,6 +123,21 @@ struct BuildOptions {
   std::function<void(size_t, size_t)> calibration_progress;
   // Explicit activation ranges (tensor name -> max |x|); take precedence over calibration.
   std::map<std::string, float> activation_amax;
+
+  // ---- accuracy budget (INT8; src/precision/accuracy_budget.h, docs/PRECISION.md) ----
+  // > 0: the most accuracy an INT8 build may lose against the FP32 reference, as a fraction
+  // (0.005 = 0.5%) of the metric below, measured on `accuracy_samples` batches of the
+  // calibrator's data. Each quantizable layer's sensitivity is measured (the loss recovered by
+  // keeping it FP16) and the most sensitive layers stay FP16 until the loss fits; the build
+  // report lists them with their sensitivities. 0: every quantizable layer is INT8.
+  double accuracy_budget = 0;
+  // "auto" (top1 for a classifier's [N, C] output, else cosine), "top1" (1 - top-1 agreement),
+  // "cosine" (1 - cosine similarity of all outputs), "rel-l2" (|y - ref| / |ref|), or "custom":
+  // accuracy_loss(candidate outputs per batch, FP32 outputs per batch) -> loss (>= 0).
+  std::string accuracy_metric = "auto";
+  std::function<Result<double>(const std::vector<std::vector<Tensor>>&, const std::vector<std::vector<Tensor>>&)>
+      accuracy_loss;
+  size_t accuracy_samples = 8;
 };
 
 // Activation memory of one shape signature.
@@ -142,6 +157,8 @@ struct BuildReport {
   size_t host_nodes = 0;      // shape computations evaluated on the host per input signature
   size_t fallback_nodes = 0;  // nodes placed on the CPU backend in a device build
   std::string precision;      // the precision lowering's per-layer summary (empty for FP32)
+  std::vector<std::string> int8_layers;  // nodes that run in INT8 (QConv/QGemm), by name
+  std::string accuracy_budget;  // the accuracy-budget search: losses, sensitivities, layers kept
   size_t weight_bytes = 0;    // as stored in the plan
   std::map<std::string, size_t> tactics;  // tactic name -> number of nodes using it
   size_t tactics_timed = 0, timing_cache_hits = 0;

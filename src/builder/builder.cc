@@ -28,6 +28,7 @@
 
 #include "backends/backend.h"
 #include "builder/conv_layout.h"
+#include "precision/accuracy_budget.h"
 #include "builder/timing_cache.h"
 #include "precision/calibrator.h"
 #include "ops/op_registry.h"
@@ -345,6 +346,7 @@ Result<Plan> buildOnce(const Graph& input, const BuildOptions& opt, bool nhwc) {
     };
     RJ_ASSIGN_OR_RETURN(precision::LoweringReport pr, precision::lowerPrecision(*g, input, opt, env));
     if (opt.precision != Precision::kFP32 || !opt.precision_overrides.empty()) report.precision = pr.toString();
+    report.int8_layers = pr.int8_layers;
   }
   if (opt.fold_constants) {
     progress(0, 1, "fold constants");
@@ -677,7 +679,9 @@ bool nhwcLayoutDisabled(const std::vector<std::string>& disabled_passes, const c
 
 }  // namespace builder
 
-Result<Plan> build(const Graph& input, const BuildOptions& opt) {
+namespace {
+
+Result<Plan> buildChoosingLayout(const Graph& input, const BuildOptions& opt) {
   using L = BuildOptions::ConvLayout;
   L layout = opt.conv_layout;
   if (const char* e = std::getenv("RAMJET_NHWC")) layout = e[0] == '1' ? L::kNhwc : e[0] == '0' ? L::kNchw : layout;
@@ -753,6 +757,29 @@ Result<Plan> build(const Graph& input, const BuildOptions& opt) {
   r.tactics_timed += (pick_nhwc ? nchw : nhwc).report().tactics_timed;
   r.build_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   return Plan(chosen.bytes(), std::move(r));
+}
+
+}  // namespace
+
+Result<Plan> build(const Graph& input, const BuildOptions& opt) {
+  if (opt.accuracy_budget == 0) return buildChoosingLayout(input, opt);
+  // INT8 with an accuracy budget: choose the layers that stay FP16 on the CPU backend first
+  // (src/precision/accuracy_budget.h), then build the target with those overrides and the
+  // activation ranges the search calibrated (no second calibration).
+  auto t0 = std::chrono::steady_clock::now();
+  RJ_ASSIGN_OR_RETURN(precision::AccuracyBudgetResult ab, precision::searchAccuracyBudget(input, opt));
+  if (opt.logger) opt.logger->log(Severity::kInfo, ab.toString());
+  BuildOptions o = opt;
+  o.accuracy_budget = 0;
+  for (auto& s : ab.overrides()) o.precision_overrides.push_back(std::move(s));
+  o.activation_amax = ab.table.amax;
+  o.calibrator = nullptr;
+  o.calibration_cache_path.clear();  // already read or written by the search
+  RJ_ASSIGN_OR_RETURN(Plan p, buildChoosingLayout(input, o));
+  BuildReport r = p.report();
+  r.accuracy_budget = ab.toString();
+  r.build_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  return Plan(p.bytes(), std::move(r));
 }
 
 }  // namespace ramjet

@@ -677,6 +677,7 @@ struct Lowerer {
       q->attrs["pads"] = Attribute::fromInts(pads.empty() ? std::vector<int64_t>{0, 0, 0, 0} : pads);
       q->attrs["dilations"] = Attribute::fromInts(dil.empty() ? std::vector<int64_t>{1, 1} : dil);
     }
+    rep.int8_layers.push_back(qname);
     q->attrs["activation"] = Attribute::fromInt(gr.act);
     q->attrs["alpha"] = Attribute::fromFloat(gr.alpha);
     q->attrs["beta"] = Attribute::fromFloat(gr.beta);

@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "vision/image.h"
+#include "vision/nms.h"
 
 namespace ramjet::vision {
 
@@ -317,6 +318,47 @@ Result<EvalResult> evaluate(const std::vector<EvalImage>& images, const EvalOpti
   r.map50 /= r.classes.size();
   r.map50_95 /= r.classes.size();
   return r;
+}
+
+Result<double> detectionAgreementLoss(const std::vector<std::vector<Tensor>>& got,
+                                      const std::vector<std::vector<Tensor>>& ref, float ref_conf, float nms_iou) {
+  if (got.size() != ref.size())
+    return makeError(StatusCode::kInvalidArgument, "detection loss: ", got.size(), " candidate batches vs ", ref.size(),
+                     " reference batches");
+  std::vector<EvalImage> images;
+  NmsOptions nms_opt;
+  nms_opt.iou_threshold = nms_iou;
+  for (size_t b = 0; b < ref.size(); ++b) {
+    // The first output that looks like a detector's.
+    size_t k = ref[b].size();
+    for (size_t i = 0; i < ref[b].size() && k == ref[b].size(); ++i)
+      if (ref[b][i].isTensor() && detectYoloFormat(ref[b][i].dims(), "output").ok()) k = i;
+    if (k == ref[b].size())
+      return makeError(StatusCode::kInvalidArgument, "detection loss: no output shaped like a YOLO detector's "
+                                                     "([N, 4 + classes, anchors], [N, anchors, 5 + classes] or [N, K, 6])");
+    if (k >= got[b].size() || got[b][k].dims() != ref[b][k].dims())
+      return makeError(StatusCode::kInvalidArgument, "detection loss: candidate output ", k, " of batch ", b,
+                       " does not match the reference's shape");
+    DecodeOptions dref, dgot;
+    dref.conf_threshold = ref_conf;
+    dgot.conf_threshold = 0.001f;
+    RJ_ASSIGN_OR_RETURN(DecodeResult r, decodeYolo(ref[b][k], "reference", dref));
+    RJ_ASSIGN_OR_RETURN(DecodeResult c, decodeYolo(got[b][k], "candidate", dgot));
+    auto rk = batchedNms(std::move(r.per_image), nms_opt);
+    auto ck = batchedNms(std::move(c.per_image), nms_opt);
+    for (size_t n = 0; n < rk.size() && n < ck.size(); ++n) {
+      EvalImage im;
+      im.id = static_cast<int64_t>(images.size());
+      for (const auto& d : rk[n]) im.truth.push_back({d.x1, d.y1, d.x2, d.y2, d.cls});
+      im.detections = std::move(ck[n]);
+      images.push_back(std::move(im));
+    }
+  }
+  bool any = false;
+  for (const auto& im : images) any |= !im.truth.empty();
+  if (!any) return 0.0;
+  RJ_ASSIGN_OR_RETURN(EvalResult e, evaluate(images));
+  return std::max(0.0, 1.0 - e.map50);
 }
 
 }  // namespace ramjet::vision

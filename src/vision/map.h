@@ -70,4 +70,14 @@ struct EvalOptions {
 // Fails when no image has ground truth (AP would be undefined).
 Result<EvalResult> evaluate(const std::vector<EvalImage>& images, const EvalOptions& opt = {});
 
+// How far a reduced-precision detector's outputs are from FP32's, as a loss for the INT8
+// accuracy budget (BuildOptions::accuracy_loss): the FP32 detections (score >= ref_conf, NMS)
+// are the ground truth, the candidate's detections (score >= 0.001, NMS) are scored against
+// them, and the loss is 1 - mAP@0.5 (0 when they agree). got/ref: per batch, the engine's
+// outputs; the first output shaped like a YOLO detector's is used. Batches without any FP32
+// detection are skipped; a loss of 0 is returned when no batch has one.
+Result<double> detectionAgreementLoss(const std::vector<std::vector<Tensor>>& got,
+                                      const std::vector<std::vector<Tensor>>& ref, float ref_conf = 0.25f,
+                                      float nms_iou = 0.6f);
+
 }  // namespace ramjet::vision

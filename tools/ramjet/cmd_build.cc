@@ -1,6 +1,8 @@
 // `ramjet build model.onnx -o model.plan`: import, optimize, pick kernels, plan memory, write the plan.
 #include <unistd.h>
 
+#include <cmath>
+#include <cstdlib>
 #include <iostream>
 #include <map>
 
@@ -10,6 +12,8 @@
 #include "ramjet/engine.h"
 #include "passes/pass_manager.h"
 #include "precision/calibrator.h"
+#include "precision_common.h"
+#include "vision/map.h"
 #include "ramjet/graph.h"
 
 namespace ramjet::cli {
@@ -58,25 +62,48 @@ bool parseProfiles(const std::vector<std::string>& shapes, const std::vector<std
 
 namespace {
 
+// On a terminal: one updating line per stage. Otherwise (logs): a line when a multi-step
+// stage starts and when it ends, so long searches still show they are alive.
 class ProgressBar {
  public:
-  explicit ProgressBar(bool enabled) : on_(enabled && ::isatty(2)) {}
+  explicit ProgressBar(bool enabled) : on_(enabled), tty_(::isatty(2)) {}
   void operator()(size_t done, size_t total, const std::string& stage) {
     if (!on_) return;
-    if (stage != stage_) {
-      if (!stage_.empty()) std::cerr << "\n";
+    const bool fresh = stage != stage_;
+    if (fresh) {
+      if (tty_ && !stage_.empty()) std::cerr << "\n";
       stage_ = stage;
     }
-    std::cerr << "\r  " << stage << ": " << done << "/" << total << std::flush;
+    if (tty_) {
+      std::cerr << "\r  " << stage << ": " << done << "/" << total << std::flush;
+    } else if (total > 1 && (fresh || done == total)) {
+      std::cerr << "  " << stage << ": " << done << "/" << total << "\n";
+    }
   }
   ~ProgressBar() {
-    if (on_ && !stage_.empty()) std::cerr << "\n";
+    if (on_ && tty_ && !stage_.empty()) std::cerr << "\n";
   }
 
  private:
-  bool on_;
+  bool on_, tty_;
   std::string stage_;
 };
+
+// "0.5%" -> 0.005, "0.005" -> 0.005; must end up in (0, 1).
+Result<double> parseFraction(const std::string& s) {
+  std::string t = s;
+  const bool percent = !t.empty() && t.back() == '%';
+  if (percent) t.pop_back();
+  char* end = nullptr;
+  double v = std::strtod(t.c_str(), &end);
+  if (t.empty() || *end != '\0' || !std::isfinite(v))
+    return makeError(StatusCode::kInvalidArgument, "'", s, "' is not a number like 0.5% or 0.005");
+  if (percent) v /= 100.0;
+  if (!(v > 0) || !(v < 1))
+    return makeError(StatusCode::kInvalidArgument, "'", s, "' must be above 0 and below 100% (a fraction below 1; "
+                                                   "write 1% for one percent)");
+  return v;
+}
 
 }  // namespace
 
@@ -112,6 +139,9 @@ void addBuildCommand(CLI::App& app, Action* action) {
     std::string layout = "auto";
     bool explain = false;
     int device_index = 0;
+    CalibFlags image;  // --calib-size/--calib-mean/--calib-std
+    std::string accuracy_budget, accuracy_metric = "auto";
+    size_t accuracy_samples = 8;
   };
   auto o = std::make_shared<Opts>();
   auto* cmd = app.add_subcommand("build", "Optimize an ONNX model into a plan file for one device");
@@ -128,6 +158,16 @@ void addBuildCommand(CLI::App& app, Action* action) {
   cmd->add_option("--calib-cache", o->calib_cache, "calibration cache (read when it matches the model, else written)");
   cmd->add_option("--calib-batches", o->calib_batches, "calibration batches (default 8)");
   cmd->add_option("--calib-method", o->calib_method, "minmax | percentile | entropy (default) | mse");
+  o->image.addImageFlags(cmd);
+  cmd->add_option("--accuracy-budget", o->accuracy_budget,
+                  "INT8: most accuracy to lose vs FP32, e.g. 0.5% or 0.005; the most sensitive layers stay FP16 "
+                  "until the loss fits (measured on --accuracy-samples calibration batches)");
+  cmd->add_option("--accuracy-metric", o->accuracy_metric,
+                  "loss for --accuracy-budget: auto (top1 for classifiers, else cosine), top1, cosine, rel-l2, "
+                  "detection (1 - mAP@0.5 of the detections against FP32's)")
+      ->check(CLI::IsMember({"auto", "top1", "cosine", "rel-l2", "detection"}));
+  cmd->add_option("--accuracy-samples", o->accuracy_samples, "calibration batches the accuracy budget is measured on (default 8)")
+      ->check(CLI::Range(1, 100000));
   cmd->add_option("--shapes", o->shapes, "fixed shapes for inputs with symbolic dims: name:1x3x224x224[,..]");
   cmd->add_option("--min-shapes", o->min, "dynamic profile minimum: name:1x3x224x224[,..]");
   cmd->add_option("--opt-shapes", o->opt, "dynamic profile optimum (tactics are timed here)");
@@ -181,9 +221,36 @@ void addBuildCommand(CLI::App& app, Action* action) {
       if (!parseProfiles(o->shapes, o->min, o->opt, o->max, &opt.profiles, &err)) return fail(err);
       auto g = importOnnx(o->model);
       if (!g.ok()) return fail(g.status().message());
+      if (!o->accuracy_budget.empty()) {
+        auto b = parseFraction(o->accuracy_budget);
+        if (!b.ok()) return fail("--accuracy-budget: " + b.status().message());
+        if (!o->int8) return fail("--accuracy-budget applies to INT8 builds: add --int8");
+        if (o->calib_data.empty())
+          return fail("--accuracy-budget needs --calib-data: accuracy is measured on calibration batches");
+        opt.accuracy_budget = *b;
+        opt.accuracy_samples = o->accuracy_samples;
+        if (o->accuracy_metric == "detection") {
+          opt.accuracy_metric = "custom";
+          opt.accuracy_loss = [](const std::vector<std::vector<Tensor>>& got, const std::vector<std::vector<Tensor>>& ref) {
+            return vision::detectionAgreementLoss(got, ref);
+          };
+        } else {
+          opt.accuracy_metric = o->accuracy_metric;
+        }
+      }
       std::unique_ptr<precision::Calibrator> calib;
       if (!o->calib_data.empty()) {
-        auto c = precision::makeCalibratorForSpec(*g, o->calib_data, precision::ImagePreprocess{}, o->calib_batches, 1234);
+        precision::ImagePreprocess pre;
+        std::string perr;
+        if (!o->image.preprocess(&pre, &perr, *g)) return fail(perr);
+        // Symbolic image size: the profile's opt shape gives it.
+        if (pre.height <= 0 && g->inputs.size() == 1)
+          for (const auto& p : opt.profiles)
+            if (p.input == g->inputs[0]->name && p.opt.size() == 4) {
+              pre.height = static_cast<int>(p.opt[2]);
+              pre.width = static_cast<int>(p.opt[3]);
+            }
+        auto c = precision::makeCalibratorForSpec(*g, o->calib_data, pre, o->calib_batches, 1234);
         if (!c.ok()) return fail(c.status().message());
         calib = std::move(*c);
         opt.calibrator = calib.get();
@@ -203,7 +270,7 @@ void addBuildCommand(CLI::App& app, Action* action) {
       if (!st.ok()) return fail(st.message());
       std::cout << "wrote " << o->output << " (" << plan->bytes().size() << " bytes; ONNX weights "
                 << g->weightBytes() << " bytes)\n"
-                << plan->report().toString();
+                << plan->report().toString() << plan->report().accuracy_budget;
       return 0;
     };
   });

@@ -34,7 +34,7 @@ void addCalibrateCommand(CLI::App& app, Action* action) {
       if (!g.ok()) return fail(g.status().message());
       precision::ImagePreprocess pre;
       std::string err;
-      if (!o->calib.preprocess(&pre, &err)) return fail(err);
+      if (!o->calib.preprocess(&pre, &err, *g)) return fail(err);
       size_t n = o->samples ? o->samples : (o->data == "random" ? 8 : 0);
       auto calib = precision::makeCalibratorForSpec(*g, o->data, pre, n, o->seed);
       if (!calib.ok()) return fail(calib.status().message());

@@ -216,7 +216,7 @@ void addValidateCommand(CLI::App& app, Action* action) {
       if (!g.ok()) return fail(g.status().message());
       precision::ImagePreprocess pre;
       std::string err;
-      if (!o->calib.preprocess(&pre, &err)) return fail(err);
+      if (!o->calib.preprocess(&pre, &err, *g)) return fail(err);
       size_t n = o->samples ? o->samples : (o->inputs == "random" ? 8 : 0);
       auto data = precision::makeCalibratorForSpec(*g, o->inputs, pre, n, o->seed);
       if (!data.ok()) return fail(data.status().message());

@@ -1,4 +1,5 @@
-// Options shared by `ramjet validate` and `ramjet calibrate`: calibration data and method flags.
+// Options shared by `ramjet validate`, `ramjet calibrate` and `ramjet build`: calibration data
+// and method flags.
 #pragma once
 
 #include <CLI/CLI.hpp>
@@ -10,6 +11,7 @@
 #include <string>
 
 #include "precision/calibrator.h"
+#include "ramjet/graph.h"
 
 namespace ramjet::cli {
 
@@ -17,24 +19,38 @@ struct CalibFlags {
   std::string method = "entropy";
   double percentile = 99.99;
   std::string size;  // HxW
-  std::string mean = "0.485,0.456,0.406", std = "0.229,0.224,0.225";
+  // Empty: ImageNet's mean/std, or 0,0,0 / 1,1,1 (pixels scaled to [0, 1] only) for a model
+  // whose ONNX metadata marks it as a YOLO-style exporter's (keys "task" or "stride").
+  std::string mean, std;
   size_t batches = 0;
   int bins = 2048;
   bool quiet = false;
+
+  void addImageFlags(CLI::App* cmd) {
+    cmd->add_option("--calib-size", size, "image size HxW for image folders (default: the input's H, W)");
+    cmd->add_option("--calib-mean", mean,
+                    "image mean per channel (R,G,B) after scaling to [0,1] (default: ImageNet's; 0,0,0 for YOLO models)");
+    cmd->add_option("--calib-std", std, "image std per channel (R,G,B) (default: ImageNet's; 1,1,1 for YOLO models)");
+  }
 
   void add(CLI::App* cmd) {
     cmd->add_option("--method", method, "calibrator: entropy (default), minmax, percentile, mse")
         ->check(CLI::IsMember({"entropy", "minmax", "percentile", "mse"}));
     cmd->add_option("--percentile", percentile, "percentile for --method percentile (99.9, 99.99, ...)")
         ->check(CLI::Range(50.0, 100.0));
-    cmd->add_option("--calib-size", size, "image size HxW for image folders (default: the input's H, W)");
-    cmd->add_option("--calib-mean", mean, "image mean per channel (R,G,B) after scaling to [0,1]");
-    cmd->add_option("--calib-std", std, "image std per channel (R,G,B)");
+    addImageFlags(cmd);
     cmd->add_option("--calib-batches", batches, "use at most this many calibration batches");
     cmd->add_option("--calib-bins", bins, "histogram bins per tensor")->check(CLI::Range(256, 65536));
   }
 
-  bool preprocess(precision::ImagePreprocess* pre, std::string* err) const {
+  // YOLO exporters (Ultralytics, ours) feed RGB scaled to [0, 1] without mean/std and mark
+  // their models with these metadata keys.
+  static bool yoloStyle(const Graph& g) { return g.metadata.count("task") || g.metadata.count("stride"); }
+
+  bool preprocess(precision::ImagePreprocess* pre, std::string* err, const Graph& g) const {
+    const bool yolo = yoloStyle(g);
+    std::string mean_s = mean.empty() ? (yolo ? "0,0,0" : "0.485,0.456,0.406") : mean;
+    std::string std_s = this->std.empty() ? (yolo ? "1,1,1" : "0.229,0.224,0.225") : this->std;
     auto floats = [&](const std::string& s, std::vector<float>* out, const char* flag) {
       out->clear();
       std::stringstream ss(s);
@@ -48,7 +64,7 @@ struct CalibFlags {
       if (out->size() != 3) return *err = std::string(flag) + " '" + s + "' must have 3 values (R,G,B)", false;
       return true;
     };
-    if (!floats(mean, &pre->mean, "--calib-mean") || !floats(std, &pre->std, "--calib-std")) return false;
+    if (!floats(mean_s, &pre->mean, "--calib-mean") || !floats(std_s, &pre->std, "--calib-std")) return false;
     for (float v : pre->std)
       if (!(v > 0)) return *err = "--calib-std values must be positive", false;
     if (!size.empty()) {
