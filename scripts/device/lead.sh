@@ -5,7 +5,8 @@
 set -u
 echo "tools: $(command -v nsys ncu compute-sanitizer | tr '\n' ' ')"; python3 --version
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm --format=csv,noheader
-for t in build/bin/ramjet_gpu_tests build/bin/ramjet_engine_gpu_tests; do
+# LEAD_EXTRA_TESTS="ramjet_vision_gpu_tests ramjet_int8_gpu_tests" adds suites from build/bin.
+for t in build/bin/ramjet_gpu_tests build/bin/ramjet_engine_gpu_tests ${LEAD_EXTRA_TESTS:+$(printf 'build/bin/%s ' $LEAD_EXTRA_TESTS)}; do
   [ -x "$t" ] || continue
   RAMJET_ZOO_DIR=models/zoo timeout 100 "$t" 2>&1 | grep -E "^\[zoo\]|^\[  (PASSED|FAILED|SKIPPED) |^\[==========\]|Failure|error" | head -40
 done

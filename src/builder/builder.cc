@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cmath>
 #include <chrono>
@@ -90,6 +91,22 @@ Status resolveProfiles(const Graph& g, const BuildOptions& opt, std::vector<Shap
       ShapeProfile p;
       p.input = v->name;
       for (const Dim& d : s.dims) p.min.push_back(d.known() ? d.value : 1);
+      // An image model whose metadata states its size (YOLO exporters write "imgsz": 640 or
+      // [640, 640]): symbolic H/W of its only [N, 3, H, W] input default to that.
+      auto md = g.metadata.find("imgsz");
+      if (md != g.metadata.end() && g.inputs.size() == 1 && s.rank() == 4) {
+        std::vector<int64_t> hw;
+        std::string t = md->second;
+        for (char& c : t)
+          if (!std::isdigit(static_cast<unsigned char>(c))) c = ' ';
+        std::istringstream is(t);
+        for (int64_t x; is >> x && hw.size() < 3;) hw.push_back(x);
+        if (hw.size() == 1) hw.push_back(hw[0]);
+        if (hw.size() == 2 && hw[0] > 0 && hw[0] <= 16384 && hw[1] > 0 && hw[1] <= 16384) {
+          if (!s.dims[2].known()) p.min[2] = hw[0];
+          if (!s.dims[3].known()) p.min[3] = hw[1];
+        }
+      }
       p.opt = p.max = p.min;
       log(Severity::kWarning, "input '", v->name, "' has symbolic dims ", s.toString(), "; building for ",
           dimsToString(p.min), " (give --shapes or a profile for other sizes)");

@@ -41,6 +41,38 @@ std::string pct(double x) {
   return buf;
 }
 
+// The ranking proxy: relative L2 error per channel (dim 1) of every float output, averaged over
+// channels, so a detector's box rows (hundreds of pixels) and score rows (0..1) weigh the same.
+// Continuous, unlike top-1 or mAP agreement on a few batches, which one layer rarely moves.
+double channelRelL2(const std::vector<std::vector<Tensor>>& got, const std::vector<std::vector<Tensor>>& ref) {
+  std::vector<double> nd, nr;  // per (output, channel)
+  size_t base = 0;
+  if (ref.empty()) return 0;
+  for (size_t i = 0; i < ref[0].size(); ++i) {
+    const Tensor& r0 = ref[0][i];
+    if (!numeric(r0)) continue;
+    const int64_t C = r0.rank() >= 2 ? r0.dims()[1] : 1;
+    nd.resize(base + C, 0.0);
+    nr.resize(base + C, 0.0);
+    for (size_t b = 0; b < ref.size(); ++b) {
+      Tensor g = asFloat(got[b][i]), r = asFloat(ref[b][i]);
+      const int64_t n = r.rank() >= 1 ? r.dims()[0] : 1;
+      const int64_t inner = r.numel() / std::max<int64_t>(1, n * C);
+      const float *gp = g.data<float>(), *rp = r.data<float>();
+      for (int64_t k = 0; k < r.numel(); ++k) {
+        const int64_t c = C == 1 ? 0 : (k / inner) % C;
+        const double x = std::isfinite(gp[k]) ? gp[k] : 1e30, y = rp[k];
+        nd[base + c] += (x - y) * (x - y);
+        nr[base + c] += y * y;
+      }
+    }
+    base += C;
+  }
+  double sum = 0;
+  for (size_t c = 0; c < nd.size(); ++c) sum += nr[c] > 0 ? std::sqrt(nd[c] / nr[c]) : std::sqrt(nd[c]);
+  return nd.empty() ? 0.0 : sum / static_cast<double>(nd.size());
+}
+
 }  // namespace
 
 Result<double> accuracyLoss(const std::string& metric0, const std::vector<std::vector<Tensor>>& got,
@@ -112,10 +144,15 @@ std::string AccuracyBudgetResult::toString() const {
   os << "  " << int8_layers - std::min(int8_layers, kept_fp16.size()) << " of " << int8_layers
      << " quantizable layers INT8";
   if (!kept_fp16.empty()) {
-    os << "; kept FP16 (loss recovered by keeping that layer alone FP16):\n";
+    os << "; kept FP16 (" << ranking << " recovered by keeping that layer alone FP16):\n";
     std::map<std::string, const LayerSensitivity*> by;
     for (const auto& l : layers) by[l.layer] = &l;
+    size_t shown = 0;
     for (const auto& k : kept_fp16) {
+      if (++shown > 30) {
+        os << "    ... and " << kept_fp16.size() - 30 << " more\n";
+        break;
+      }
       os << "    " << k;
       if (by.count(k)) os << "  " << pct(by[k]->gain);
       os << "\n";
@@ -200,9 +237,12 @@ Result<AccuracyBudgetResult> searchAccuracyBudget(const Graph& g, const BuildOpt
   sub.progress = nullptr;
   sub.explain = nullptr;
 
-  // One candidate: the listed layers FP16, every other quantizable layer INT8.
+  // One candidate: the listed layers FP16, every other quantizable layer INT8. Returns the
+  // metric's loss; *proxy (when given) gets the continuous ranking loss of the same outputs.
   std::vector<std::string> int8_names;
-  auto evaluate = [&](const std::vector<std::string>& keep, bool record_layers) -> Result<double> {
+  const bool continuous = r.metric == "cosine" || r.metric == "rel-l2";
+  r.ranking = continuous ? r.metric : "channel rel-l2";
+  auto evaluate = [&](const std::vector<std::string>& keep, bool record_layers, double* proxy = nullptr) -> Result<double> {
     BuildOptions o = sub;
     for (const auto& k : keep) o.precision_overrides.push_back(k + ":fp16");
     auto plan = build(g, o);
@@ -217,16 +257,21 @@ Result<AccuracyBudgetResult> searchAccuracyBudget(const Graph& g, const BuildOpt
       if (!y.ok()) return y.status().withContext("accuracy-budget candidate on a calibration batch");
       got.push_back(std::move(*y));
     }
+    if (proxy && !continuous) *proxy = channelRelL2(got, ref);
     if (custom) {
       RJ_ASSIGN_OR_RETURN(double l, opt.accuracy_loss(got, ref));
       if (!std::isfinite(l) || l < 0)
         return makeError(StatusCode::kInvalidArgument, "the custom accuracy loss returned ", l, " (must be finite and >= 0)");
+      if (proxy && continuous) *proxy = l;
       return l;
     }
-    return accuracyLoss(r.metric, got, ref);
+    RJ_ASSIGN_OR_RETURN(double l, accuracyLoss(r.metric, got, ref));
+    if (proxy && continuous) *proxy = l;
+    return l;
   };
 
-  RJ_ASSIGN_OR_RETURN(r.loss_int8, evaluate({}, true));
+  double proxy_int8 = 0;
+  RJ_ASSIGN_OR_RETURN(r.loss_int8, evaluate({}, true, &proxy_int8));
   r.int8_layers = int8_names.size();
   log(Severity::kInfo, "accuracy budget: all-INT8 " + r.metric + " loss " + pct(r.loss_int8) + " over " +
                            std::to_string(r.samples) + " batches (budget " + pct(r.budget) + "), " +
@@ -248,12 +293,13 @@ Result<AccuracyBudgetResult> searchAccuracyBudget(const Graph& g, const BuildOpt
     return finish();
   }
 
-  // Sensitivity of each layer: the loss recovered when it alone stays FP16.
+  // Sensitivity of each layer: the (ranking) loss recovered when it alone stays FP16.
   const size_t n = int8_names.size();
   for (size_t i = 0; i < n; ++i) {
     if (opt.progress) opt.progress(i, n, "accuracy budget: layer sensitivity");
-    RJ_ASSIGN_OR_RETURN(double l, evaluate({int8_names[i]}, false));
-    r.layers.push_back({int8_names[i], l, r.loss_int8 - l});
+    double p = 0;
+    RJ_ASSIGN_OR_RETURN(double l, evaluate({int8_names[i]}, false, &p));
+    r.layers.push_back({int8_names[i], l, proxy_int8 - p});
   }
   if (opt.progress) opt.progress(n, n, "accuracy budget: layer sensitivity");
   std::stable_sort(r.layers.begin(), r.layers.end(),

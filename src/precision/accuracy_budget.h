@@ -8,7 +8,9 @@
 //   1. loss of the all-INT8 build; done if it fits the budget;
 //   2. loss of the all-FP16 build: the floor (a budget below it cannot be met; the plan then
 //      keeps every layer FP16 and the report says so);
-//   3. sensitivity of each INT8 layer: the loss recovered when that layer alone stays FP16;
+//   3. sensitivity of each INT8 layer: the loss recovered when that layer alone stays FP16
+//      (for a coarse metric such as top-1 or detection agreement, of a continuous proxy: the
+//      outputs' relative L2 error per channel);
 //   4. the k most sensitive layers stay FP16, k found by doubling then bisection on the real
 //      loss (each probe one build), the smallest k that fits.
 // Cost: (number of INT8 layers + ~2 log2 of it + 2) CPU builds and runs of the samples.
@@ -31,12 +33,16 @@ Result<double> accuracyLoss(const std::string& metric, const std::vector<std::ve
 
 struct LayerSensitivity {
   std::string layer;     // node name (the Conv/Gemm/MatMul the INT8 kernel replaces)
-  double loss_fp16 = 0;  // loss of the build with only this layer FP16
-  double gain = 0;       // loss(all INT8) - loss_fp16
+  double loss_fp16 = 0;  // the metric's loss of the build with only this layer FP16
+  double gain = 0;       // ranking loss recovered: ranking(all INT8) - ranking(only this layer FP16)
 };
 
 struct AccuracyBudgetResult {
   std::string metric;
+  // What layers are ranked by: the metric itself when it is continuous (cosine, rel-l2), else
+  // "channel rel-l2" (relative L2 error per output channel, averaged): top-1 or mAP agreement
+  // on a few batches rarely moves for one layer, so it cannot order them.
+  std::string ranking;
   double budget = 0;
   double loss_int8 = 0;   // every quantizable layer INT8
   double loss_fp16 = 0;   // none INT8 (the floor)

@@ -1,10 +1,16 @@
 #include "vision/detector.h"
 
+#include <algorithm>
+#include <cctype>
 #include <chrono>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <regex>
+
+#include "precision/calibrator.h"
+#include "vision/map.h"
 
 namespace ramjet::vision {
 
@@ -32,6 +38,39 @@ std::vector<std::string> readLines(const std::string& path) {
 }
 
 DevicePipelineFactory g_cuda_pipeline = nullptr;
+
+// Calibration batches for an INT8 detector: the first calib_images images of the folder
+// (sorted by name), each pre-processed exactly like a frame (letterbox, scaling) at w x h.
+Result<std::unique_ptr<precision::Calibrator>> makeFrameCalibrator(const DetectorOptions& opt, const std::string& input,
+                                                                   int w, int h) {
+  std::error_code ec;
+  if (!fs::is_directory(opt.calib_data, ec))
+    return makeError(StatusCode::kNotFound, "calibration images '", opt.calib_data, "' is not a folder");
+  std::vector<std::string> files;
+  for (const auto& e : fs::directory_iterator(opt.calib_data, ec)) {
+    std::string ext = e.path().extension().string();
+    for (auto& c : ext) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (e.is_regular_file(ec) && (ext == ".png" || ext == ".jpg" || ext == ".jpeg" || ext == ".bmp"))
+      files.push_back(e.path().string());
+  }
+  std::sort(files.begin(), files.end());
+  if (files.empty())
+    return makeError(StatusCode::kNotFound, "calibration folder '", opt.calib_data, "' holds no .png/.jpg/.jpeg/.bmp images");
+  if (opt.calib_images > 0 && files.size() > static_cast<size_t>(opt.calib_images)) files.resize(opt.calib_images);
+  PreprocessOptions pre = opt.pre;
+  pre.width = w;
+  pre.height = h;
+  pre.fp16 = false;
+  auto fn = [files, pre, input](size_t i, std::map<std::string, Tensor>* feeds) -> Result<bool> {
+    if (i >= files.size()) return false;
+    RJ_ASSIGN_OR_RETURN(Image img, loadImage(files[i]));
+    Letterbox lb;
+    RJ_ASSIGN_OR_RETURN(Tensor t, preprocess(img, pre, &lb));
+    (*feeds)[input] = std::move(t);
+    return true;
+  };
+  return std::unique_ptr<precision::Calibrator>(new precision::CallbackCalibrator(fn, files.size()));
+}
 
 }  // namespace
 
@@ -107,8 +146,21 @@ Result<std::unique_ptr<Detector>> Detector::open(const std::string& model_path, 
                        s.dims[0].value, "; batching ", opt.max_batch,
                        " frames per call needs a model exported with a dynamic batch dim");
     std::string dev = deviceKindName(opt.device);
-    det->plan_path_ = fs::path(model_path).replace_extension("").string() + "." + dev +
-                      (opt.precision == Precision::kFP16 ? "-fp16" : "") + "-" + std::to_string(w) +
+    std::string prec_tag = opt.precision == Precision::kFP16 ? "-fp16" : "";
+    if (opt.precision == Precision::kINT8) {
+      if (opt.calib_data.empty())
+        return makeError(StatusCode::kInvalidArgument,
+                         "an INT8 detector needs calibration images (--calib-data DIR: frames like the ones it will see)");
+      // The cached plan depends on the calibration set and the budget: key its name on them.
+      std::error_code aec;
+      std::string key = fs::absolute(opt.calib_data, aec).string() + "|" + std::to_string(opt.calib_images) + "|" +
+                        opt.calib_method + "|" + std::to_string(opt.accuracy_budget) + "|" +
+                        std::to_string(opt.accuracy_samples);
+      char hex[17];
+      std::snprintf(hex, sizeof hex, "%08zx", std::hash<std::string>{}(key) & 0xffffffffu);
+      prec_tag = std::string("-int8-") + hex;
+    }
+    det->plan_path_ = fs::path(model_path).replace_extension("").string() + "." + dev + prec_tag + "-" + std::to_string(w) +
                       (w == h ? "" : "x" + std::to_string(h)) +
                       (opt.max_batch > 1 ? "-b" + std::to_string(opt.max_batch) : "") + ".plan";
     bool loaded = false;
@@ -131,7 +183,22 @@ Result<std::unique_ptr<Detector>> Detector::open(const std::string& model_path, 
       bo.precision = opt.precision;
       const int64_t b = opt.max_batch;
       bo.profiles.push_back(ShapeProfile{in->name, {1, 3, h, w}, {b, 3, h, w}, {b, 3, h, w}});
+      std::unique_ptr<precision::Calibrator> calib;
+      if (opt.precision == Precision::kINT8) {
+        RJ_ASSIGN_OR_RETURN(calib, makeFrameCalibrator(opt, in->name, w, h));
+        bo.calibrator = calib.get();
+        bo.calibration_method = opt.calib_method;
+        if (opt.accuracy_budget > 0) {
+          bo.accuracy_budget = opt.accuracy_budget;
+          bo.accuracy_samples = static_cast<size_t>(std::max(1, opt.accuracy_samples));
+          bo.accuracy_metric = "custom";
+          bo.accuracy_loss = [](const std::vector<std::vector<Tensor>>& got, const std::vector<std::vector<Tensor>>& ref) {
+            return detectionAgreementLoss(got, ref);
+          };
+        }
+      }
       auto plan = build(g, bo);
+      if (plan.ok()) det->accuracy_budget_report_ = plan->report().accuracy_budget;
       if (!plan.ok())
         return plan.status().withContext("building '" + model_path + "' for " + dev + " at " + std::to_string(w) +
                                          "x" + std::to_string(h));

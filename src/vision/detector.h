@@ -24,6 +24,14 @@ struct DetectorOptions {
   PreprocessOptions pre;     // mean/std/bgr; size is set from the engine
   Logger* logger = nullptr;
   Precision precision = Precision::kFP32;  // FP16: half weights/activations (CUDA builds)
+  // INT8 builds of ONNX models: calibration images (a folder, pre-processed exactly like frames:
+  // letterbox, scaling), how many of them (sorted by name), the calibrator, and an optional
+  // accuracy budget measured as detection agreement with FP32 (docs/PRECISION.md).
+  std::string calib_data;
+  int calib_images = 64;
+  std::string calib_method = "percentile";
+  double accuracy_budget = 0;
+  int accuracy_samples = 8;
   int max_batch = 1;         // frames per engine call; > 1 builds a dynamic-batch plan 1..max_batch
   bool gpu_pipeline = true;  // CUDA engines: pre/post-processing on the GPU when it is registered
 };
@@ -79,6 +87,8 @@ class Detector {
   bool planWasCached() const { return plan_cached_; }
   // Class names from the model's metadata ("names", as ultralytics writes it), if any.
   const std::vector<std::string>& names() const { return names_; }
+  // INT8 builds with an accuracy budget: what the search kept FP16 and the losses (else empty).
+  const std::string& accuracyBudgetReport() const { return accuracy_budget_report_; }
 
  private:
   std::unique_ptr<Engine> engine_;
@@ -91,6 +101,7 @@ class Detector {
   int num_classes_ = 0;
   bool plan_cached_ = false;
   std::vector<std::string> names_;
+  std::string accuracy_budget_report_;
   int max_batch_ = 1;
   std::unique_ptr<DevicePipeline> device_pipe_;
 };

@@ -239,6 +239,34 @@ TEST(Engine, ProfileFixingOneDimFoldsItsShapeArithmetic) {
   EXPECT_NE(bad.message().find("x"), std::string::npos) << bad.message();
 }
 
+// Symbolic H/W without a profile: the "imgsz" metadata YOLO exporters write gives the size
+// (else symbolic dims default to 1).
+TEST(Engine, ImageSizeMetadataGivesTheDefaultProfile) {
+  for (const char* md : {"[32, 48]", "32", ""}) {
+    Graph g;
+    Value* x = g.addValue("x");
+    x->type = TensorType{DataType::kFloat32,
+                         Shape({Dim::symbolic("b"), Dim(3), Dim::symbolic("h"), Dim::symbolic("w")})};
+    x->is_graph_input = true;
+    g.inputs.push_back(x);
+    Value* y = g.addValue("y");
+    g.addNode("Relu", "relu", {x}, {y});
+    y->is_graph_output = true;
+    g.outputs = {y};
+    if (*md) g.metadata["imgsz"] = md;
+    ASSERT_TRUE(g.inferShapes().ok());
+    auto plan = build(g, BuildOptions{});
+    ASSERT_TRUE(plan.ok()) << plan.status().toString();
+    auto engine = Engine::loadFromMemory(plan->bytes().data(), plan->bytes().size());
+    ASSERT_TRUE(engine.ok());
+    ASSERT_EQ((*engine)->info().profiles.size(), 1u);
+    std::vector<int64_t> want = std::string(md) == "32" ? std::vector<int64_t>{1, 3, 32, 32}
+                                : *md                   ? std::vector<int64_t>{1, 3, 32, 48}
+                                                        : std::vector<int64_t>{1, 3, 1, 1};
+    EXPECT_EQ((*engine)->info().profiles[0].max, want) << md;
+  }
+}
+
 TEST(Engine, Fp16BuildOnCpuStaysClose) {
   auto g = tinyCnn();
   ASSERT_TRUE(g.ok());

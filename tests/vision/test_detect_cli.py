@@ -138,6 +138,46 @@ def video_tests(ramjet, src, d, model, frames):
     check(rc == 0 and len(frame_lines(jl)) == 12, f"the annotated .mp4 reads back: 12 frames ({se.strip()})")
 
 
+def int8_tests(ramjet, src, d):
+    """--precision int8 on the committed detector at 320 (its H/W are symbolic), calibrated on two
+    generated scenes: boxes agree with FP32's; the accuracy-budget path and the flag errors."""
+    det = os.path.join(src, "models", "detector", "detector.onnx")
+    scenes = os.path.join(d, "scenes")
+    r = subprocess.run([sys.executable, os.path.join(src, "models", "detector", "scenes.py"), "--out", scenes,
+                        "--count", "2", "--seed", "2"], capture_output=True, text=True)
+    if r.returncode != 0:
+        check(False, f"scene generator: {r.stderr.strip()[-300:]}")
+        return
+    imgs = os.path.join(scenes, "images")
+    common = ["detect", "--model", det, "--source", imgs, "--imgsz", "320", "--no-plan-cache", "-q"]
+    j32, j8 = os.path.join(d, "fp32.jsonl"), os.path.join(d, "int8.jsonl")
+    rc, so, se = run(ramjet, *common, "--json", j32)
+    check(rc == 0, f"detector at --imgsz 320 (symbolic H/W export) ({se.strip()[-300:]})")
+    rc, so, se = run(ramjet, *common, "--json", j8, "--precision", "int8", "--calib-data", imgs,
+                     "--calib-images", "2", "--accuracy-budget", "50%", "--accuracy-samples", "1")
+    check(rc == 0 and "accuracy budget 50.000%" in se and "met" in se,
+          f"detect --precision int8 with a budget ({se.strip()[-400:]})")
+    if rc == 0 and os.path.exists(j32):
+        a, b = frame_lines(j32), frame_lines(j8)
+        n32 = sum(len(x["boxes"]) for x in a)
+        matched = 0
+        for fa, fb in zip(a, b):
+            for ba in fa["boxes"]:
+                for bb in fb["boxes"]:
+                    if bb["class"] == ba["class"] and all(abs(p - q) < 8 for p, q in zip(ba["box"], bb["box"])):
+                        matched += 1
+                        break
+        check(n32 > 0 and matched >= 0.8 * n32, f"INT8 finds the FP32 boxes: {matched} of {n32}")
+    rc, so, se = run(ramjet, *common, "--precision", "int8")
+    check(rc == 2 and "--calib-data" in se, f"int8 without calibration data: {se.strip()}")
+    rc, so, se = run(ramjet, *common, "--calib-data", imgs)
+    check(rc == 2 and "--precision int8" in se, f"--calib-data without int8: {se.strip()}")
+    rc, so, se = run(ramjet, *common, "--precision", "int8", "--calib-data", imgs, "--accuracy-budget", "150%")
+    check(rc == 2 and "--accuracy-budget" in se and "150%" in se, f"bad budget: {se.strip()}")
+    rc, so, se = run(ramjet, *common, "--precision", "int8", "--calib-data", os.path.join(d, "none"))
+    check(rc != 0 and "none" in se and "not a folder" in se, f"missing calibration folder: {se.strip()}")
+
+
 def main():
     ramjet, src = sys.argv[1], sys.argv[2]
     with tempfile.TemporaryDirectory() as d:
@@ -215,6 +255,7 @@ def main():
         check(os.path.exists(pr) and open(pr, "rb").read(8) == b"\x89PNG\r\n\x1a\n", "PR curve PNG written")
         rc, so, se = run(ramjet, "eval", "--model", model, "--images", frames, "--labels", os.path.join(d, "nope"))
         check(rc != 0 and "nope" in se, f"eval with missing labels: {se.strip()}")
+        int8_tests(ramjet, src, d)
     print(f"{CHECKS[0] - len(FAILS)} passed, {len(FAILS)} failed")
     return 1 if FAILS else 0
 

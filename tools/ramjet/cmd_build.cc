@@ -89,21 +89,6 @@ class ProgressBar {
   std::string stage_;
 };
 
-// "0.5%" -> 0.005, "0.005" -> 0.005; must end up in (0, 1).
-Result<double> parseFraction(const std::string& s) {
-  std::string t = s;
-  const bool percent = !t.empty() && t.back() == '%';
-  if (percent) t.pop_back();
-  char* end = nullptr;
-  double v = std::strtod(t.c_str(), &end);
-  if (t.empty() || *end != '\0' || !std::isfinite(v))
-    return makeError(StatusCode::kInvalidArgument, "'", s, "' is not a number like 0.5% or 0.005");
-  if (percent) v /= 100.0;
-  if (!(v > 0) || !(v < 1))
-    return makeError(StatusCode::kInvalidArgument, "'", s, "' must be above 0 and below 100% (a fraction below 1; "
-                                                   "write 1% for one percent)");
-  return v;
-}
 
 }  // namespace
 

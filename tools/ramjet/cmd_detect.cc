@@ -20,6 +20,7 @@
 #include <thread>
 
 #include "commands.h"
+#include "precision_common.h"
 #include "video/video.h"
 #include "vision/detector.h"
 #include "vision/draw.h"
@@ -145,6 +146,7 @@ void addDetectCommand(CLI::App& app, Action* action) {
     int64_t max_frames = -1;
     double fps_out = 0;
     bool show_fps = false, agnostic = false, no_cache = false, quiet = false, cpu_post = false;
+    DetectInt8Flags int8;
   };
   auto o = std::make_shared<Opts>();
   auto* cmd = app.add_subcommand(
@@ -164,7 +166,9 @@ void addDetectCommand(CLI::App& app, Action* action) {
   cmd->add_option("--names", o->names, "class names file, one per line (default: the model's metadata)");
   cmd->add_option("--imgsz", o->imgsz, "network input size (default: the model's)");
   cmd->add_option("--device", o->device, "cpu (default) or cuda")->check(CLI::IsMember({"cpu", "cuda"}));
-  cmd->add_option("--precision", o->precision, "fp32 (default) or fp16 (CUDA)")->check(CLI::IsMember({"fp32", "fp16"}));
+  cmd->add_option("--precision", o->precision, "fp32 (default), fp16 (CUDA), or int8 (with --calib-data)")
+      ->check(CLI::IsMember({"fp32", "fp16", "int8"}));
+  o->int8.add(cmd);
   cmd->add_flag_function("--fp16", [o](int64_t) { o->precision = "fp16"; }, "same as --precision fp16");
   cmd->add_option("--batch", o->batch, "frames per engine call (builds a dynamic-batch plan 1..N; default 1)");
   cmd->add_option("--format", o->format, "output format: auto (default), v5, v8, v11, v10/e2e");
@@ -241,7 +245,7 @@ void addDetectCommand(CLI::App& app, Action* action) {
       StderrLogger logger(Severity::kWarning);
       vision::DetectorOptions dopt;
       dopt.device = o->device == "cuda" ? DeviceKind::kCuda : DeviceKind::kCpu;
-      dopt.precision = o->precision == "fp16" ? Precision::kFP16 : Precision::kFP32;
+      dopt.precision = o->precision == "fp16" ? Precision::kFP16 : o->precision == "int8" ? Precision::kINT8 : Precision::kFP32;
       dopt.max_batch = o->batch;
       dopt.gpu_pipeline = !o->cpu_post;
       dopt.imgsz = o->imgsz;
@@ -253,9 +257,14 @@ void addDetectCommand(CLI::App& app, Action* action) {
       dopt.nms.agnostic = o->agnostic;
       dopt.nms.max_detections = o->max_det;
       dopt.logger = &logger;
+      {
+        std::string ierr;
+        if (!o->int8.apply(o->precision, &dopt, &ierr)) return fail(Status(StatusCode::kInvalidArgument, ierr));
+      }
       auto t_open = Clock::now();
       auto det = vision::Detector::open(o->model, dopt);
       if (!det.ok()) return fail(det.status());
+      if (!(*det)->accuracyBudgetReport().empty()) std::cerr << (*det)->accuracyBudgetReport();
       double open_ms = msSince(t_open);
       vision::Detector& D = **det;
       if (names.empty()) names = D.names();

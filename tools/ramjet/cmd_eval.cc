@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
+#include "precision_common.h"
 #ifdef RAMJET_HAVE_CUDA
 #include "vision/gpu_pipeline.h"
 #endif
@@ -31,6 +32,7 @@ void addEvalCommand(CLI::App& app, Action* action) {
     float conf = 0.001f, iou = 0.6f;
     int imgsz = 0, max_det = 300, batch = 1;
     bool json = false, no_cache = false, cpu_post = false;
+    DetectInt8Flags int8;
   };
   auto o = std::make_shared<Opts>();
   auto* cmd = app.add_subcommand("eval", "Accuracy of a YOLO model: COCO-style mAP@0.5, mAP@0.5:0.95, per-class AP");
@@ -45,7 +47,9 @@ void addEvalCommand(CLI::App& app, Action* action) {
   cmd->add_option("--names", o->names, "class names file, one per line");
   cmd->add_option("--imgsz", o->imgsz, "network input size (default: the model's)");
   cmd->add_option("--device", o->device, "cpu (default) or cuda")->check(CLI::IsMember({"cpu", "cuda"}));
-  cmd->add_option("--precision", o->precision, "fp32 (default) or fp16 (CUDA)")->check(CLI::IsMember({"fp32", "fp16"}));
+  cmd->add_option("--precision", o->precision, "fp32 (default), fp16 (CUDA), or int8 (with --calib-data)")
+      ->check(CLI::IsMember({"fp32", "fp16", "int8"}));
+  o->int8.add(cmd);
   cmd->add_flag_function("--fp16", [o](int64_t) { o->precision = "fp16"; }, "same as --precision fp16");
   cmd->add_option("--batch", o->batch, "images per engine call (dynamic-batch plan 1..N; default 1)")
       ->check(CLI::Range(1, 256));
@@ -93,7 +97,7 @@ void addEvalCommand(CLI::App& app, Action* action) {
         vision::DetectorOptions dopt;
         dopt.device = o->device == "cuda" ? DeviceKind::kCuda : DeviceKind::kCpu;
         dopt.imgsz = o->imgsz;
-        dopt.precision = o->precision == "fp16" ? Precision::kFP16 : Precision::kFP32;
+        dopt.precision = o->precision == "fp16" ? Precision::kFP16 : o->precision == "int8" ? Precision::kINT8 : Precision::kFP32;
         dopt.max_batch = o->batch;
         dopt.gpu_pipeline = !o->cpu_post;
         dopt.cache_plan = !o->no_cache;
@@ -102,8 +106,13 @@ void addEvalCommand(CLI::App& app, Action* action) {
         dopt.nms.iou_threshold = o->iou;
         dopt.nms.max_detections = o->max_det;
         dopt.logger = &logger;
+        {
+          std::string ierr;
+          if (!o->int8.apply(o->precision, &dopt, &ierr)) return fail(Status(StatusCode::kInvalidArgument, ierr));
+        }
         auto det = vision::Detector::open(o->model, dopt);
         if (!det.ok()) return fail(det.status());
+        if (!(*det)->accuracyBudgetReport().empty()) std::cerr << (*det)->accuracyBudgetReport();
         if (names.empty()) names = (*det)->names();
         const size_t B = size_t((*det)->maxBatch());
         for (size_t i0 = 0; i0 < ds->images.size(); i0 += B) {

@@ -3,7 +3,9 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
 #include <sstream>
 #include <vector>
@@ -14,6 +16,22 @@
 #include "ramjet/graph.h"
 
 namespace ramjet::cli {
+
+// "0.5%" -> 0.005, "0.005" -> 0.005; must end up in (0, 1).
+inline Result<double> parseFraction(const std::string& s) {
+  std::string t = s;
+  const bool percent = !t.empty() && t.back() == '%';
+  if (percent) t.pop_back();
+  char* end = nullptr;
+  double v = std::strtod(t.c_str(), &end);
+  if (t.empty() || *end != '\0' || !std::isfinite(v))
+    return makeError(StatusCode::kInvalidArgument, "'", s, "' is not a number like 0.5% or 0.005");
+  if (percent) v /= 100.0;
+  if (!(v > 0) || !(v < 1))
+    return makeError(StatusCode::kInvalidArgument, "'", s, "' must be above 0 and below 100% (a fraction below 1; "
+                                                   "write 1% for one percent)");
+  return v;
+}
 
 struct CalibFlags {
   std::string method = "entropy";
@@ -97,6 +115,47 @@ struct CalibFlags {
         }
       };
     return o;
+  }
+};
+
+// `ramjet detect` / `ramjet eval`: --precision int8 with its calibration images and budget.
+struct DetectInt8Flags {
+  std::string calib_data, calib_method = "percentile", budget;
+  int calib_images = 64, samples = 8;
+
+  void add(CLI::App* cmd) {
+    cmd->add_option("--calib-data", calib_data,
+                    "--precision int8: folder of calibration images (frames like the ones the detector will see)");
+    cmd->add_option("--calib-images", calib_images, "--precision int8: calibrate on this many images (default 64)")
+        ->check(CLI::Range(1, 100000));
+    cmd->add_option("--calib-method", calib_method, "--precision int8: percentile (default), mse, minmax, entropy")
+        ->check(CLI::IsMember({"percentile", "mse", "minmax", "entropy"}));
+    cmd->add_option("--accuracy-budget", budget,
+                    "--precision int8: most detection agreement with FP32 to lose (1 - mAP@0.5 vs FP32's boxes), "
+                    "e.g. 1%; the most sensitive layers stay FP16");
+    cmd->add_option("--accuracy-samples", samples, "--precision int8: calibration images the budget is measured on (default 8)")
+        ->check(CLI::Range(1, 100000));
+  }
+
+  // Fills the INT8 fields of `dopt` (a DetectorOptions); false with *err set on bad flags.
+  template <typename DetectorOptions>
+  bool apply(const std::string& precision, DetectorOptions* dopt, std::string* err) const {
+    if (precision != "int8") {
+      if (!calib_data.empty() || !budget.empty())
+        return *err = "--calib-data and --accuracy-budget need --precision int8", false;
+      return true;
+    }
+    if (calib_data.empty()) return *err = "--precision int8 needs --calib-data DIR (calibration images)", false;
+    dopt->calib_data = calib_data;
+    dopt->calib_images = calib_images;
+    dopt->calib_method = calib_method;
+    dopt->accuracy_samples = samples;
+    if (!budget.empty()) {
+      auto b = parseFraction(budget);
+      if (!b.ok()) return *err = "--accuracy-budget: " + b.status().message(), false;
+      dopt->accuracy_budget = *b;
+    }
+    return true;
   }
 };
 
