@@ -19,7 +19,7 @@ row() {  # label, eval args...
 echo "| precision | result (200 val scenes) |" > "$O/table.md"; echo "|---|---|" >> "$O/table.md"
 row fp32 --model $T/det.onnx --device cuda --precision fp32
 row fp16 --model $T/det.onnx --device cuda --precision fp16
-for m in percentile mse entropy minmax; do
+for m in ${DP_METHODS:-percentile mse entropy minmax}; do
   if timeout 120 $B build $T/det.onnx -o $T/det.$m.plan --device cuda --int8 --calib-data $T/cal/images \
        --calib-batches 16 --calib-method $m $shapes > $T/b.log 2>&1; then
     row "int8 $m" --model $T/det.$m.plan
