@@ -322,7 +322,10 @@ TEST(NnConvTranspose, MatchesNaiveScatter) {
 TEST(NnGemm, SharedGemmMatchesNaive) {
   // Sizes straddle the register tile (6x16), the k block (256) and the threading threshold.
   for (auto [M, N, K] : std::vector<std::array<int64_t, 3>>{
-           {1, 1, 1}, {7, 17, 5}, {70, 300, 600}, {301, 45, 260}, {2, 300, 700}, {1, 1000, 1100}}) {
+           {1, 1, 1}, {7, 17, 5}, {70, 300, 600}, {301, 45, 260}, {2, 300, 700}, {1, 1000, 1100},
+           // Per-thread column chunks wider than the n block (2048): with the AVX-512 tile
+           // (NR = 48, which does not divide 2048) a panel straddled two blocks and was added twice.
+           {20, 40000, 30}}) {
     for (int t = 0; t < 4; ++t) {
       const bool ta = t & 1, tb = t & 2;
       std::vector<float> a(M * K), b(K * N), c(M * N);

@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "backends/backend.h"
+#include "backends/cpu/fast_kernels.h"
 #include "ops/op_registry.h"
 
 namespace ramjet::backend {
@@ -92,11 +93,16 @@ class CpuBackend final : public Backend {
   }
   // Reference kernels read every input that has a host value through it.
   bool readsOnHost(const Node&, size_t) const override { return true; }
-  std::vector<Tactic> tactics(const Node&, const std::vector<TensorType>&,
-                              const std::vector<TensorType>&) const override {
+  // FusedConv / MaxPool / Softmax in float32 get the fast kernels (src/backends/cpu/fast_kernels.h),
+  // everything else its reference kernel. RAMJET_CPU_REFERENCE=1 builds reference-only engines.
+  std::vector<Tactic> tactics(const Node& node, const std::vector<TensorType>& in,
+                              const std::vector<TensorType>& out) const override {
+    const char* ref_only = std::getenv("RAMJET_CPU_REFERENCE");
+    if (!(ref_only && ref_only[0] == '1') && cpufast::applies(node, in, out)) return {Tactic{"cpu.fast", 0}};
     return {Tactic{"cpu.reference", 0}};
   }
   Result<std::unique_ptr<Kernel>> createKernel(const Node& node, const Tactic& tactic) override {
+    if (tactic.name == "cpu.fast") return cpufast::create(node);
     if (tactic.name != "cpu.reference")
       return makeError(StatusCode::kInvalidPlan, node.describe(), ": the CPU backend has no tactic '", tactic.name, "'");
     const ops::OpSchema* s = ops::findOp(node.op_type);

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <mutex>
@@ -33,15 +34,22 @@ struct Tile<double> {
   static constexpr int kMR = 6, kNR = 8, kVL = 4;
 };
 
+// AVX-512 float tile: 8 rows x 48 columns = 24 of the 32 zmm registers; 8 rows keep the waste
+// small for the 16..64-channel convolutions of small CNNs (M = output channels).
+struct Tile512F {
+  typedef float V __attribute__((vector_size(64)));
+  static constexpr int kMR = 8, kNR = 48, kVL = 16;
+};
+
 constexpr int64_t kKC = 256;   // k block: an A strip (MR x KC) + B panel (KC x NR) stay in L1/L2
 constexpr int64_t kNC = 2048;  // n block: the packed B block (KC x NC) stays in L2/L3
 
 // C[mr x nr] += a (packed MR x kc, k-major) * b (packed kc x NR, k-major).
-template <typename T>
+template <typename T, typename Tl = Tile<T>>
 [[gnu::always_inline]] inline void microKernel(int64_t kc, const T* a, const T* b, T* c,
                                                int64_t ldc, int mr, int nr) {
-  using V = typename Tile<T>::V;
-  constexpr int MR = Tile<T>::kMR, NR = Tile<T>::kNR, VL = Tile<T>::kVL, NV = NR / VL;
+  using V = typename Tl::V;
+  constexpr int MR = Tl::kMR, NR = Tl::kNR, VL = Tl::kVL, NV = NR / VL;
   V acc[MR][NV];
   for (int i = 0; i < MR; ++i)
     for (int v = 0; v < NV; ++v) acc[i][v] = V{};
@@ -85,6 +93,11 @@ __attribute__((target("avx2,fma"))) void microKernelD_avx2(int64_t kc, const dou
                                                            int mr, int nr) {
   microKernel<double>(kc, a, b, c, ldc, mr, nr);
 }
+__attribute__((target("avx512f,fma"))) void microKernelF_avx512(int64_t kc, const float* a,
+                                                               const float* b, float* c,
+                                                               int64_t ldc, int mr, int nr) {
+  microKernel<float, Tile512F>(kc, a, b, c, ldc, mr, nr);
+}
 void microKernelF_base(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int mr,
                        int nr) {
   microKernel<float>(kc, a, b, c, ldc, mr, nr);
@@ -102,6 +115,22 @@ bool haveAvx2Fma() {
   }();
   return kHave;
 }
+
+bool haveAvx512() {
+  static const bool kHave = [] {
+    __builtin_cpu_init();
+    const char* off = std::getenv("RAMJET_NO_AVX512");
+    return !(off && off[0] == '1') && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma");
+  }();
+  return kHave;
+}
+
+// The AVX-512 tile's micro-kernel, used by the gemmSerial instance packed for Tile512F.
+struct Micro512 {
+  static void call(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int mr, int nr) {
+    microKernelF_avx512(kc, a, b, c, ldc, mr, nr);
+  }
+};
 
 inline void callMicro(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int mr,
                       int nr) {
@@ -220,24 +249,34 @@ void gemmSmallM(bool transA, bool transB, int64_t M, int64_t N, int64_t K, T alp
 }
 
 // Single-threaded blocked GEMM on one block of C (C already scaled by beta).
-template <typename T>
+struct MicroDefault {
+  template <typename T>
+  static void call(int64_t kc, const T* a, const T* b, T* c, int64_t ldc, int mr, int nr) {
+    callMicro(kc, a, b, c, ldc, mr, nr);
+  }
+};
+
+template <typename T, typename Tl = Tile<T>, typename Micro = MicroDefault>
 void gemmSerial(bool transA, bool transB, int64_t M, int64_t N, int64_t K, T alpha, const T* A,
                 int64_t lda, const T* B, int64_t ldb, T* C, int64_t ldc) {
-  constexpr int MR = Tile<T>::kMR, NR = Tile<T>::kNR;
+  constexpr int MR = Tl::kMR, NR = Tl::kNR;
+  // Column blocks hold whole panels (a panel straddling two blocks was computed twice when NR
+  // did not divide kNC: the AVX-512 tile's NR = 48).
+  constexpr int64_t NC = kNC / NR * NR;
   if (M <= 0 || N <= 0 || K <= 0) return;
   const int64_t m_strips = (M + MR - 1) / MR;
   std::vector<T> a_pack(static_cast<size_t>(m_strips * MR * std::min(K, kKC)));
   std::vector<T> b_pack(
-      static_cast<size_t>(((std::min(N, kNC) + NR - 1) / NR) * NR * std::min(K, kKC)));
-  for (int64_t jc = 0; jc < N; jc += kNC) {
-    const int64_t nc = std::min(kNC, N - jc);
+      static_cast<size_t>(((std::min(N, NC) + NR - 1) / NR) * NR * std::min(K, kKC)));
+  for (int64_t jc = 0; jc < N; jc += NC) {
+    const int64_t nc = std::min(NC, N - jc);
     const int64_t n_panels = (nc + NR - 1) / NR;
     for (int64_t pc = 0; pc < K; pc += kKC) {
       const int64_t kc = std::min(kKC, K - pc);
       // Pack B[pc:pc+kc, jc:jc+nc] into k-major panels of NR columns (zero padded).
       for (int64_t p = 0; p < n_panels; ++p) {
         T* dst = b_pack.data() + p * NR * kc;
-        const int64_t j0 = jc + p * NR, nr = std::min<int64_t>(NR, N - j0);
+        const int64_t j0 = jc + p * NR, nr = std::min<int64_t>(NR, jc + nc - j0);
         for (int64_t k = 0; k < kc; ++k) {
           T* d = dst + k * NR;
           if (!transB) {
@@ -268,9 +307,9 @@ void gemmSerial(bool transA, bool transB, int64_t M, int64_t N, int64_t K, T alp
       for (int64_t p = 0; p < n_panels; ++p) {
         for (int64_t st = 0; st < m_strips; ++st) {
           const int64_t i0 = st * MR, j0 = jc + p * NR;
-          callMicro(kc, a_pack.data() + st * MR * kc, b_pack.data() + p * NR * kc,
-                    C + i0 * ldc + j0, ldc, static_cast<int>(std::min<int64_t>(MR, M - i0)),
-                    static_cast<int>(std::min<int64_t>(NR, N - j0)));
+          Micro::call(kc, a_pack.data() + st * MR * kc, b_pack.data() + p * NR * kc,
+                      C + i0 * ldc + j0, ldc, static_cast<int>(std::min<int64_t>(MR, M - i0)),
+                      static_cast<int>(std::min<int64_t>(NR, jc + nc - j0)));
         }
       }
     }
@@ -280,10 +319,10 @@ void gemmSerial(bool transA, bool transB, int64_t M, int64_t N, int64_t K, T alp
 // Threads split C into independent column (or row) chunks claimed from a shared counter, so a
 // descheduled helper thread (this machine is shared) never holds the caller up: the caller
 // runs every chunk nobody else has claimed.
-template <typename T>
+template <typename T, typename Tl = Tile<T>, typename Micro = MicroDefault>
 void gemmImpl(bool transA, bool transB, int64_t M, int64_t N, int64_t K, T alpha, const T* A,
               int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc) {
-  constexpr int MR = Tile<T>::kMR, NR = Tile<T>::kNR;
+  constexpr int MR = Tl::kMR, NR = Tl::kNR;
   if (M <= 0 || N <= 0) return;
   const bool scale_only = K <= 0 || alpha == T(0);
   const int threads =
@@ -314,8 +353,8 @@ void gemmImpl(bool transA, bool transB, int64_t M, int64_t N, int64_t K, T alpha
       gemmSmallM(transA, transB, m1 - m0, n1 - n0, K, alpha, a, lda, b, ldb, C + m0 * ldc + n0,
                  ldc);
     else
-      gemmSerial(transA, transB, m1 - m0, n1 - n0, K, alpha, a, lda, b, ldb, C + m0 * ldc + n0,
-                 ldc);
+      gemmSerial<T, Tl, Micro>(transA, transB, m1 - m0, n1 - n0, K, alpha, a, lda, b, ldb,
+                               C + m0 * ldc + n0, ldc);
   };
   if (threads == 1 || chunks == 1) {
     for (int64_t c = 0; c < chunks; ++c) block(c);
@@ -341,7 +380,10 @@ void parallelFor(int64_t n, const std::function<void(int64_t)>& fn) {
 
 void gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
           int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
-  gemmImpl<float>(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  if (haveAvx512())
+    gemmImpl<float, Tile512F, Micro512>(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  else
+    gemmImpl<float>(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 void gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, double alpha, const double* A,
           int64_t lda, const double* B, int64_t ldb, double beta, double* C, int64_t ldc) {

@@ -1,0 +1,177 @@
+// The CPU backend's fast kernels ("cpu.fast": FusedConv, MaxPool, Softmax in float32) against
+// the reference interpreter on the same graphs: geometry (stride, padding, dilation, groups,
+// 1x1), every activation, residual inputs, ceil-mode pooling, strided and contiguous softmax.
+// Also the vectorized exp/sigmoid against double precision, and that engines pick the tactic.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+
+#include "backends/cpu/fast_kernels.h"
+#include "graph_builder.h"
+#include "ramjet/engine.h"
+
+namespace {
+
+using namespace ramjet;
+using rjtest::Builder;
+
+Tensor randomTensor(std::vector<int64_t> dims, float lo, float hi, uint32_t seed) {
+  Tensor t(DataType::kFloat32, dims);
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> u(lo, hi);
+  for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = u(rng);
+  return t;
+}
+
+// Builds g for the CPU (optimizer off: the node stays as written), checks which tactic the
+// node got, runs it and compares with the reference interpreter.
+void expectFastMatchesReference(Graph& g, const std::map<std::string, Tensor>& feeds, const std::string& what,
+                                double rel_tol = 2e-6) {
+  ASSERT_TRUE(g.inferShapes().ok()) << what;
+  BuildOptions opt;
+  opt.optimize = false;
+  auto plan = build(g, opt);
+  ASSERT_TRUE(plan.ok()) << what << ": " << plan.status().message();
+  EXPECT_EQ(plan->report().tactics.count("cpu.fast"), 1u) << what << "\n" << plan->report().toString();
+  auto engine = Engine::loadFromMemory(plan->bytes().data(), plan->bytes().size());
+  ASSERT_TRUE(engine.ok());
+  auto got = (*engine)->createContext().value()->infer(feeds);
+  ASSERT_TRUE(got.ok()) << what << ": " << got.status().message();
+  auto want = reference::run(g, feeds);
+  ASSERT_TRUE(want.ok()) << what << ": " << want.status().message();
+  ASSERT_EQ(got->size(), want->size());
+  for (size_t i = 0; i < got->size(); ++i) {
+    const Tensor &a = (*got)[i], &b = (*want)[i];
+    ASSERT_EQ(a.dims(), b.dims()) << what;
+    double scale = 0, max_err = 0;
+    for (int64_t k = 0; k < b.numel(); ++k) scale = std::max(scale, std::fabs(double(b.data<float>()[k])));
+    for (int64_t k = 0; k < b.numel(); ++k)
+      max_err = std::max(max_err, std::fabs(double(a.data<float>()[k]) - double(b.data<float>()[k])));
+    EXPECT_LE(max_err, rel_tol * std::max(1.0, scale)) << what << ": max abs error " << max_err << " (scale " << scale << ")";
+  }
+}
+
+struct ConvCase {
+  int64_t n, c, h, w, m, k, stride, pad, dil, group;
+  std::string act;
+  bool bias, residual;
+};
+
+TEST(CpuFast, FusedConvMatchesReference) {
+  const std::vector<ConvCase> cases = {
+      {1, 3, 33, 31, 16, 3, 2, 1, 1, 1, "silu", true, false},      // a stem: odd sizes, stride 2
+      {2, 16, 20, 20, 24, 3, 1, 1, 1, 1, "relu", true, true},     // residual
+      {1, 32, 12, 12, 64, 1, 1, 0, 1, 1, "sigmoid", false, false},  // pointwise, no bias
+      {1, 8, 15, 15, 8, 3, 1, 2, 2, 1, "leaky_relu", true, false},  // dilation
+      {1, 16, 14, 14, 16, 3, 1, 1, 1, 16, "hard_swish", true, false},  // depthwise
+      {1, 12, 9, 9, 18, 3, 2, 0, 1, 3, "clip", true, false},     // groups, no padding
+      {1, 8, 10, 10, 8, 5, 1, 2, 1, 1, "tanh", true, false},     // 5x5, a scalar activation
+      {1, 8, 7, 7, 4, 3, 1, 1, 1, 1, "none", true, true},
+      {1, 4, 6, 6, 8, 3, 1, 1, 1, 1, "hard_sigmoid", true, false},
+      {1, 4, 6, 6, 8, 1, 2, 0, 1, 1, "mish", true, false},       // strided 1x1 (not pointwise)
+      {1, 4, 6, 6, 8, 3, 1, 1, 1, 1, "gelu", false, false},
+  };
+  uint32_t seed = 1;
+  for (const auto& c : cases) {
+    Builder b;
+    Value* x = b.input("x", DataType::kFloat32, {c.n, c.c, c.h, c.w});
+    std::vector<Value*> ins = {x, b.constant("w", randomTensor({c.m, c.c / c.group, c.k, c.k}, -0.5f, 0.5f, seed++))};
+    ins.push_back(c.bias ? b.constant("b", randomTensor({c.m}, -1, 1, seed++)) : nullptr);
+    const int64_t oh = (c.h + 2 * c.pad - c.dil * (c.k - 1) - 1) / c.stride + 1;
+    const int64_t ow = (c.w + 2 * c.pad - c.dil * (c.k - 1) - 1) / c.stride + 1;
+    std::map<std::string, Tensor> feeds{{"x", randomTensor({c.n, c.c, c.h, c.w}, -2, 2, seed++)}};
+    if (c.residual) {
+      ins.push_back(b.input("z", DataType::kFloat32, {c.n, c.m, oh, ow}));
+      feeds["z"] = randomTensor({c.n, c.m, oh, ow}, -1, 1, seed++);
+    }
+    std::map<std::string, Attribute> attrs{{"kernel_shape", Attribute::fromInts({c.k, c.k})},
+                                           {"strides", Attribute::fromInts({c.stride, c.stride})},
+                                           {"pads", Attribute::fromInts({c.pad, c.pad, c.pad, c.pad})},
+                                           {"dilations", Attribute::fromInts({c.dil, c.dil})},
+                                           {"group", Attribute::fromInt(c.group)},
+                                           {"activation", Attribute::fromString(c.act)}};
+    if (c.act == "clip") {
+      attrs["alpha"] = Attribute::fromFloat(-0.5f);
+      attrs["beta"] = Attribute::fromFloat(0.75f);
+    }
+    b.node("FusedConv", ins, {"y"}, attrs);
+    b.output("y");
+    expectFastMatchesReference(b.g, feeds, "FusedConv " + c.act + " k" + std::to_string(c.k) + " g" + std::to_string(c.group));
+  }
+}
+
+TEST(CpuFast, MaxPoolMatchesReference) {
+  struct P {
+    int64_t k, s, pad, dil, ceil, h, w;
+  };
+  for (const P& p : {P{5, 1, 2, 1, 0, 20, 20}, P{3, 2, 1, 1, 0, 17, 16}, P{3, 2, 0, 1, 1, 16, 15},
+                     P{2, 2, 0, 1, 0, 9, 9}, P{3, 1, 2, 2, 0, 11, 12}}) {
+    Builder b;
+    Value* x = b.input("x", DataType::kFloat32, {2, 5, p.h, p.w});
+    b.node("MaxPool", {x}, {"y"},
+           {{"kernel_shape", Attribute::fromInts({p.k, p.k})}, {"strides", Attribute::fromInts({p.s, p.s})},
+            {"pads", Attribute::fromInts({p.pad, p.pad, p.pad, p.pad})}, {"dilations", Attribute::fromInts({p.dil, p.dil})},
+            {"ceil_mode", Attribute::fromInt(p.ceil)}});
+    b.output("y");
+    expectFastMatchesReference(b.g, {{"x", randomTensor({2, 5, p.h, p.w}, -3, 3, 7)}},
+                               "MaxPool k" + std::to_string(p.k) + " s" + std::to_string(p.s), 0.0);
+  }
+}
+
+TEST(CpuFast, SoftmaxMatchesReference) {
+  struct S {
+    std::vector<int64_t> dims;
+    int64_t axis;
+    int coerce;
+  };
+  for (const S& s : {S{{1, 16, 4, 700}, 1, 0}, S{{3, 7, 1001}, -1, 0}, S{{2, 5, 6}, 1, 1}, S{{4, 1}, 0, 0}}) {
+    Builder b;
+    Value* x = b.input("x", DataType::kFloat32, s.dims);
+    b.node("Softmax", {x}, {"y"}, {{"axis", Attribute::fromInt(s.axis)}, {"coerce_2d", Attribute::fromInt(s.coerce)}});
+    b.output("y");
+    expectFastMatchesReference(b.g, {{"x", randomTensor(s.dims, -20, 20, 3)}}, "Softmax axis " + std::to_string(s.axis));
+  }
+}
+
+TEST(CpuFast, VectorExpAndSigmoidAccuracy) {
+  std::vector<float> x, y;
+  for (float v = -87.f; v <= 88.f; v += 0.0137f) x.push_back(v);
+  y = x;
+  backend::cpufast::expInPlace(y.data(), static_cast<int64_t>(y.size()));
+  double worst = 0;
+  for (size_t i = 0; i < x.size(); ++i) {
+    const double want = std::exp(double(x[i]));
+    worst = std::max(worst, std::fabs(y[i] - want) / want);
+  }
+  EXPECT_LT(worst, 3e-7);
+  y = x;
+  backend::cpufast::sigmoidInPlace(y.data(), static_cast<int64_t>(y.size()));
+  double worst_abs = 0;
+  for (size_t i = 0; i < x.size(); ++i) worst_abs = std::max(worst_abs, std::fabs(y[i] - 1.0 / (1.0 + std::exp(-double(x[i])))));
+  EXPECT_LT(worst_abs, 2e-7);
+  // Far outside the clamp: finite, saturated.
+  float big[4] = {-1e30f, -200.f, 200.f, 1e30f};
+  backend::cpufast::sigmoidInPlace(big, 4);
+  EXPECT_GE(big[0], 0.f);
+  EXPECT_LT(big[0], 1e-30f);
+  EXPECT_LT(big[1], 1e-30f);
+  EXPECT_EQ(big[2], 1.f);
+  EXPECT_EQ(big[3], 1.f);
+}
+
+TEST(CpuFast, ReferenceOnlyEnvironmentSwitch) {
+  Builder b;
+  Value* x = b.input("x", DataType::kFloat32, {1, 4, 8});
+  b.node("Softmax", {x}, {"y"}, {{"axis", Attribute::fromInt(-1)}});
+  b.output("y");
+  ASSERT_TRUE(b.g.inferShapes().ok());
+  setenv("RAMJET_CPU_REFERENCE", "1", 1);
+  auto plan = build(b.g, BuildOptions{});
+  unsetenv("RAMJET_CPU_REFERENCE");
+  ASSERT_TRUE(plan.ok());
+  EXPECT_EQ(plan->report().tactics.count("cpu.fast"), 0u);
+  EXPECT_EQ(plan->report().tactics.count("cpu.reference"), 1u);
+}
+
+}  // namespace
