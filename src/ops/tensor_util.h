@@ -89,5 +89,12 @@ struct ResizePlan {
 // `scales`/`sizes` empty when absent; `roi` empty when absent.
 Result<ResizePlan> resizePlan(const Node& node, const std::vector<int64_t>& in_dims, const std::vector<double>& roi,
                               const std::vector<double>& scales, const std::vector<int64_t>& sizes);
+// Nearest-mode Resize as per-axis source indices (output index -> input index) exactly as the
+// reference kernel picks them (src/backends/cpu/reference/resize.cc); kUnsupported for other
+// modes, tf_crop_and_resize or antialias. Used by the CPU backend's fast Resize.
+Result<std::vector<std::vector<int64_t>>> nearestResizeIndices(const Node& node, const std::vector<int64_t>& in_dims,
+                                                               const std::vector<double>& scales,
+                                                               const std::vector<int64_t>& sizes,
+                                                               std::vector<int64_t>* out_dims);
 
 }  // namespace ramjet::ops

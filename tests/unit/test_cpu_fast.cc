@@ -134,6 +134,31 @@ TEST(CpuFast, SoftmaxMatchesReference) {
   }
 }
 
+TEST(CpuFast, NearestResizeMatchesReferenceExactly) {
+  struct R {
+    std::string ct, nearest;
+    std::vector<float> scales;
+    std::vector<int64_t> sizes;
+  };
+  for (const R& r : {R{"asymmetric", "floor", {1, 1, 2, 2}, {}}, R{"half_pixel", "round_prefer_floor", {1, 1, 2, 2}, {}},
+                     R{"half_pixel", "round_prefer_ceil", {1, 1, 1.5f, 1.5f}, {}},
+                     R{"align_corners", "round_prefer_floor", {1, 1, 0.5f, 0.5f}, {}},
+                     R{"pytorch_half_pixel", "ceil", {}, {2, 3, 13, 7}}, R{"asymmetric", "floor", {1, 1, 3, 1}, {}}}) {
+    Builder b;
+    Value* x = b.input("x", DataType::kFloat32, {2, 3, 9, 10});
+    Value* scales = r.scales.empty() ? nullptr
+                                     : b.constant("scales", Tensor::fromVector<float>(r.scales, {4}));
+    Value* sizes = r.sizes.empty() ? nullptr : b.constant("sizes", Tensor::fromVector<int64_t>(r.sizes, {4}));
+    std::vector<Value*> ins = {x, nullptr, scales};
+    if (sizes) ins.push_back(sizes);
+    b.node("Resize", ins, {"y"},
+           {{"mode", Attribute::fromString("nearest")}, {"coordinate_transformation_mode", Attribute::fromString(r.ct)},
+            {"nearest_mode", Attribute::fromString(r.nearest)}});
+    b.output("y");
+    expectFastMatchesReference(b.g, {{"x", randomTensor({2, 3, 9, 10}, -3, 3, 5)}}, "Resize " + r.ct + " " + r.nearest, 0.0);
+  }
+}
+
 TEST(CpuFast, VectorExpAndSigmoidAccuracy) {
   std::vector<float> x, y;
   for (float v = -87.f; v <= 88.f; v += 0.0137f) x.push_back(v);

@@ -9,10 +9,12 @@
 #include <cstring>
 #include <string>
 #include <limits>
+#include <type_traits>
 
 #include "backends/cpu/reference/gemm.h"
 #include "ops/fused_conv.h"
 #include "ops/nn_geometry.h"
+#include "ops/tensor_util.h"
 
 namespace ramjet::backend::cpufast {
 namespace {
@@ -367,6 +369,54 @@ class SoftmaxKernel final : public Kernel {
   const Node& node_;
 };
 
+// ---- Resize, nearest, float32 rank 4: a gather with the reference's own source indices ----
+class ResizeNearestKernel final : public Kernel {
+ public:
+  explicit ResizeNearestKernel(const Node& node) : node_(node) {}
+
+  Status run(const RunArgs& args) override {
+    const auto& d = args.inputs[0].dims;
+    auto values = [&](size_t i, auto* out) -> Status {
+      if (i >= args.inputs.size()) return Status::Ok();
+      const TensorRef& r = args.inputs[i];
+      Tensor t = r.host ? *r.host
+                        : (r.data && r.numel() > 0
+                               ? Tensor(r.dtype, r.dims, std::shared_ptr<uint8_t>(std::shared_ptr<uint8_t>(), static_cast<uint8_t*>(r.data)))
+                               : Tensor());
+      if (!t.defined()) return Status::Ok();
+      for (int64_t k = 0; k < t.numel(); ++k) out->push_back(static_cast<typename std::remove_pointer_t<decltype(out)>::value_type>(t.getDouble(k)));
+      return Status::Ok();
+    };
+    std::vector<double> scales;
+    std::vector<int64_t> sizes;
+    RJ_RETURN_IF_ERROR(values(2, &scales));
+    RJ_RETURN_IF_ERROR(values(3, &sizes));
+    std::vector<int64_t> od;
+    RJ_ASSIGN_OR_RETURN(auto idx, ops::nearestResizeIndices(node_, d, scales, sizes, &od));
+    const TensorRef& yr = args.outputs[0];
+    if (yr.dims != od)
+      return makeError(StatusCode::kInternal, node_.describe(), ": output ", dimsToString(yr.dims), " but the resize gives ",
+                       dimsToString(od));
+    const float* x = static_cast<const float*>(args.inputs[0].data);
+    float* y = static_cast<float*>(yr.data);
+    const int64_t H = d[2], W = d[3], OH = od[2], OW = od[3];
+    reference::parallelRange(od[0] * od[1] * OH, std::max<int64_t>(1, 4096 / std::max<int64_t>(OW, 1)),
+                             [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) {
+        const int64_t oy = r % OH, plane = r / OH, oc = plane % od[1], on = plane / od[1];
+        const float* src = x + ((idx[0][on] * d[1] + idx[1][oc]) * H + idx[2][oy]) * W;
+        float* dst = y + r * OW;
+        const int64_t* ix = idx[3].data();
+        for (int64_t ox = 0; ox < OW; ++ox) dst[ox] = src[ix[ox]];
+      }
+    });
+    return Status::Ok();
+  }
+
+ private:
+  const Node& node_;
+};
+
 }  // namespace
 
 void expInPlace(float* x, int64_t n) { haveAvx2() ? expAvx2(x, n) : expBase(x, n); }
@@ -388,6 +438,11 @@ bool applies(const Node& node, const std::vector<TensorType>& in, const std::vec
     if (node.outputs.size() > 1 && node.outputs[1]) return false;  // Indices wanted
     return isF32(in[0], 4) && isF32(out[0], 4) && node.attrInts("kernel_shape").size() == 2;
   }
+  if (node.op_type == "Resize") {
+    return isF32(in[0], 4) && isF32(out[0], 4) && node.attrString("mode", "nearest") == "nearest" &&
+           node.attrString("coordinate_transformation_mode", "half_pixel") != "tf_crop_and_resize" &&
+           node.attrInt("antialias", 0) == 0;
+  }
   if (node.op_type == "Softmax") {
     return in[0].dtype == DataType::kFloat32 && out[0].dtype == DataType::kFloat32 && in[0].shape.rank_known &&
            in[0].shape.rank() >= 1;
@@ -402,6 +457,7 @@ Result<std::unique_ptr<Kernel>> create(const Node& node) {
   }
   if (node.op_type == "MaxPool") return std::unique_ptr<Kernel>(new MaxPoolKernel(node));
   if (node.op_type == "Softmax") return std::unique_ptr<Kernel>(new SoftmaxKernel(node));
+  if (node.op_type == "Resize") return std::unique_ptr<Kernel>(new ResizeNearestKernel(node));
   return makeError(StatusCode::kInvalidPlan, node.describe(), ": no cpu.fast kernel for ", node.op_type);
 }
 

@@ -1,6 +1,6 @@
 // The CPU backend's fast tactic ("cpu.fast"): float32 kernels for the ops that carry CNN
 // inference on a CPU — FusedConv (im2col + the shared packed GEMM + one parallel, vectorized
-// bias/residual/activation epilogue), MaxPool and Softmax — next to the reference kernels
+// bias/residual/activation epilogue), MaxPool, Softmax and nearest Resize — next to the reference kernels
 // ("cpu.reference"), which stay the plain-formula oracle. Each is tested against its reference
 // (tests/unit/test_cpu_fast.cc) and chosen by the builder like any other tactic.
 #pragma once

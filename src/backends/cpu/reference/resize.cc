@@ -113,6 +113,28 @@ T saturate(double v) {
 
 }  // namespace
 
+Result<std::vector<std::vector<int64_t>>> nearestResizeIndices(const Node& node, const std::vector<int64_t>& in_dims,
+                                                               const std::vector<double>& scales,
+                                                               const std::vector<int64_t>& sizes,
+                                                               std::vector<int64_t>* out_dims) {
+  ResizeAttrs at;
+  at.mode = node.attrString("mode", "nearest");
+  at.ct = node.attrString("coordinate_transformation_mode", "half_pixel");
+  at.nearest = node.attrString("nearest_mode", "round_prefer_floor");
+  at.antialias = node.attrInt("antialias", 0) != 0;
+  if (at.mode != "nearest" || at.ct == "tf_crop_and_resize" || at.antialias)
+    return makeError(StatusCode::kUnsupported, node.describe(), ": not a plain nearest resize");
+  RJ_ASSIGN_OR_RETURN(ResizePlan p, resizePlan(node, in_dims, {}, scales, sizes));
+  std::vector<std::vector<int64_t>> idx(in_dims.size());
+  for (size_t a = 0; a < in_dims.size(); ++a) {
+    AxisTaps t = axisTaps(at, in_dims[a], p.out_dims[a], p.scale[a], p.roi_start[a], p.roi_end[a]);
+    if (t.taps != 1) return makeError(StatusCode::kUnsupported, node.describe(), ": nearest with several taps");
+    idx[a] = t.index;
+  }
+  *out_dims = p.out_dims;
+  return idx;
+}
+
 Status refResize(KernelContext& ctx) {
   RJ_RETURN_IF_ERROR(requireOutput(ctx, 0));
   const Tensor& in = ctx.input(0);
