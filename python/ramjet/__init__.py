@@ -107,6 +107,12 @@ class BuildOptions:
         calibration_method: "entropy" (default), "minmax", "percentile" or "mse".
         calibration_batches: batches to draw from the calibrator (0: until exhausted).
         activation_amax: explicit activation ranges {tensor name: max |x|}.
+        accuracy_budget: INT8 only, with a calibrator: the most accuracy to lose against the
+            FP32 reference, as a fraction (0.005 = 0.5%); the layers whose INT8 costs most stay
+            FP16 until the measured loss fits (report.accuracy_budget says which). 0: off.
+        accuracy_metric: "auto", "top1", "cosine", "rel-l2", or a callable
+            ``(candidate, reference) -> loss`` over lists (per batch) of lists of numpy outputs.
+        accuracy_samples: calibration batches the budget is measured on.
     """
 
     def __init__(self, device: str = "cpu", precision: str = "fp32",
@@ -118,7 +124,8 @@ class BuildOptions:
                  progress: Optional[Callable[[int, int, str], None]] = None,
                  precision_overrides: Iterable[str] = (), calibration_cache: Optional[str] = None,
                  calibration_method: str = "entropy", calibration_batches: int = 0,
-                 activation_amax: Optional[Mapping[str, float]] = None):
+                 activation_amax: Optional[Mapping[str, float]] = None,
+                 accuracy_budget: float = 0.0, accuracy_metric: Any = "auto", accuracy_samples: int = 8):
         self.device = device
         self.precision = precision
         self.profiles = dict(profiles or {})
@@ -137,6 +144,9 @@ class BuildOptions:
         self.calibration_method = calibration_method
         self.calibration_batches = calibration_batches
         self.activation_amax = dict(activation_amax or {})
+        self.accuracy_budget = accuracy_budget
+        self.accuracy_metric = accuracy_metric
+        self.accuracy_samples = accuracy_samples
         self.validate()
 
     def validate(self) -> None:
@@ -171,6 +181,14 @@ class BuildOptions:
                           f"{PRECISIONS}, got {o!r}")
         if self.calibration_method not in ("minmax", "percentile", "entropy", "mse"):
             raise bad(f"calibration_method must be minmax, percentile, entropy or mse, got {self.calibration_method!r}")
+        if not isinstance(self.accuracy_budget, (int, float)) or not 0 <= self.accuracy_budget < 1:
+            raise bad(f"accuracy_budget must be a fraction in [0, 1) (0.005 = 0.5%), got {self.accuracy_budget!r}")
+        if self.accuracy_budget and self.precision != "int8":
+            raise bad("accuracy_budget applies to precision='int8'")
+        if not callable(self.accuracy_metric) and self.accuracy_metric not in ("auto", "top1", "cosine", "rel-l2"):
+            raise bad(f"accuracy_metric must be auto, top1, cosine, rel-l2 or a callable, got {self.accuracy_metric!r}")
+        if not isinstance(self.accuracy_samples, int) or self.accuracy_samples < 1:
+            raise bad("accuracy_samples must be a positive int")
         if not isinstance(self.calibration_batches, int) or self.calibration_batches < 0:
             raise bad("calibration_batches must be a non-negative int (0: until the calibrator is exhausted)")
         for k, v in self.activation_amax.items():
@@ -209,6 +227,13 @@ def build(graph: Graph, options: Optional[BuildOptions] = None, **kwargs: Any) -
         extra["calibration_batches"] = options.calibration_batches
     if options.activation_amax:
         extra["activation_amax"] = {k: float(v) for k, v in options.activation_amax.items()}
+    if options.accuracy_budget:
+        extra["accuracy_budget"] = float(options.accuracy_budget)
+        extra["accuracy_samples"] = options.accuracy_samples
+        if callable(options.accuracy_metric):
+            extra["accuracy_loss"] = options.accuracy_metric
+        else:
+            extra["accuracy_metric"] = options.accuracy_metric
     return _ramjet._build(graph, options.device, options.device_index, options.precision, profiles,
                           _os.fspath(options.timing_cache) if options.timing_cache else "",
                           options.allow_cpu_fallback, options.fold_constants, options.optimize,

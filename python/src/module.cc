@@ -472,6 +472,45 @@ std::shared_ptr<void> applyMixedPrecision(Opt& opt, py::object calibrator, py::d
       if (extra.contains("activation_amax"))
         opt.activation_amax = extra["activation_amax"].cast<std::map<std::string, float>>();
     }
+    if constexpr (requires { opt.accuracy_budget; opt.accuracy_metric; opt.accuracy_loss; opt.accuracy_samples; }) {
+      if (extra.contains("accuracy_budget")) opt.accuracy_budget = extra["accuracy_budget"].cast<double>();
+      if (extra.contains("accuracy_samples")) opt.accuracy_samples = extra["accuracy_samples"].cast<size_t>();
+      if (extra.contains("accuracy_metric")) opt.accuracy_metric = extra["accuracy_metric"].cast<std::string>();
+      if (extra.contains("accuracy_loss")) {
+        // A Python callable(candidate, reference) -> float; each a list (per batch) of lists of
+        // numpy arrays (the engine's outputs in order). Called with the GIL, during the build.
+        auto fn = std::make_shared<py::object>(extra["accuracy_loss"]);
+        auto hold = std::shared_ptr<void>(new int(0), [fn](int* p) {
+          py::gil_scoped_acquire gil;
+          *fn = py::object();
+          delete p;
+        });
+        keep = keep ? std::shared_ptr<void>(new std::pair<std::shared_ptr<void>, std::shared_ptr<void>>(keep, hold),
+                                            [](void* p) { delete static_cast<std::pair<std::shared_ptr<void>, std::shared_ptr<void>>*>(p); })
+                    : hold;
+        opt.accuracy_metric = "custom";
+        opt.accuracy_loss = [fn](const std::vector<std::vector<Tensor>>& got,
+                                 const std::vector<std::vector<Tensor>>& ref) -> Result<double> {
+          py::gil_scoped_acquire gil;
+          try {
+            auto lists = [](const std::vector<std::vector<Tensor>>& v) {
+              py::list out;
+              for (const auto& batch : v) {
+                py::list b;
+                for (const Tensor& t : batch) b.append(py::array(numpyDtype(t.dtype()), t.dims(), t.raw()));
+                out.append(b);
+              }
+              return out;
+            };
+            return (*fn)(lists(got), lists(ref)).template cast<double>();
+          } catch (py::error_already_set& e) {
+            return makeError(StatusCode::kInvalidArgument, "accuracy_metric callable raised ", e.what());
+          } catch (py::cast_error& e) {
+            return makeError(StatusCode::kInvalidArgument, "accuracy_metric callable must return a float: ", e.what());
+          }
+        };
+      }
+    }
   } else {
     if (!calibrator.is_none() || py::len(extra) > 0)
       fail(StatusCode::kUnsupported, "calibrator / mixed-precision options: this build of ramjet's C++ API "
@@ -611,7 +650,11 @@ PYBIND11_MODULE(_ramjet, m) {
         d["timing_cache_hits"] = r.timing_cache_hits;
         d["memory"] = memoryDict(r.memory);
         d["build_ms"] = r.build_ms;
-        d["summary"] = r.toString();
+        if constexpr (requires { r.int8_layers; r.accuracy_budget; }) {
+          d["int8_layers"] = py::cast(r.int8_layers);
+          d["accuracy_budget"] = r.accuracy_budget;
+        }
+        d["summary"] = r.toString() + r.accuracy_budget;
         return py::module_::import("ramjet._types").attr("BuildReport")(d);
       }, "What the builder did (BuildReport: attributes, and str() gives the C++ summary).");
 

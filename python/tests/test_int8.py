@@ -60,3 +60,45 @@ def test_int8_build_uses_the_python_calibrator(tiny_graph, tmp_path):
 def test_calibrator_errors_propagate(tiny_graph, bad, match):
     with pytest.raises(ramjet.RamjetError, match=match):
         ramjet.build(tiny_graph, device="cpu", precision="int8", profiles=PROFILE, calibrator=Batches(bad=bad))
+
+
+class Rewindable(Batches):
+    def reset(self):
+        self.calls = 0
+        self.rng = np.random.default_rng(7)
+
+
+def test_accuracy_budget_with_a_python_metric(tiny_graph):
+    seen = []
+
+    def metric(candidate, reference):
+        # lists (per calibration batch) of lists of numpy outputs, in the engine's output order
+        seen.append((len(candidate), [o.shape for o in candidate[0]], type(reference[0][0])))
+        got = np.concatenate([b[0].ravel() for b in candidate])
+        ref = np.concatenate([b[0].ravel() for b in reference])
+        return float(np.abs(got - ref).max())
+
+    plan = ramjet.build(tiny_graph, device="cpu", precision="int8", profiles=PROFILE, calibrator=Rewindable(),
+                        accuracy_budget=0.5, accuracy_metric=metric, accuracy_samples=2)
+    assert seen and seen[0][0] == 2 and seen[0][1] == [(8, 10)] and seen[0][2] is np.ndarray
+    r = plan.report
+    assert "accuracy budget 50.000%" in r.accuracy_budget and " met" in r.accuracy_budget
+    assert r.int8_layers, "the tiny CNN keeps its INT8 conv within a 50% budget"
+    assert "accuracy budget" in str(r)
+
+
+def test_accuracy_budget_errors(tiny_graph):
+    with pytest.raises(ramjet.RamjetError, match="accuracy_budget applies to precision='int8'"):
+        ramjet.BuildOptions(precision="fp16", accuracy_budget=0.01)
+    with pytest.raises(ramjet.RamjetError, match="accuracy_metric must be"):
+        ramjet.BuildOptions(precision="int8", accuracy_budget=0.01, accuracy_metric="f1")
+
+    def broken(candidate, reference):
+        raise ValueError("metric exploded")
+
+    with pytest.raises(ramjet.RamjetError, match="metric exploded"):
+        ramjet.build(tiny_graph, device="cpu", precision="int8", profiles=PROFILE, calibrator=Rewindable(),
+                     accuracy_budget=0.01, accuracy_metric=broken)
+    with pytest.raises(ramjet.RamjetError, match="cannot rewind"):
+        ramjet.build(tiny_graph, device="cpu", precision="int8", profiles=PROFILE, calibrator=Batches(),
+                     accuracy_budget=0.01, accuracy_metric="cosine")
