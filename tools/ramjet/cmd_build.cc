@@ -62,8 +62,8 @@ bool parseProfiles(const std::vector<std::string>& shapes, const std::vector<std
 
 namespace {
 
-// On a terminal: one updating line per stage. Otherwise (logs): a line when a multi-step
-// stage starts and when it ends, so long searches still show they are alive.
+// On a terminal: one updating line per stage. Otherwise (logs): a line when the accuracy-budget
+// search (minutes) starts and ends a stage, so it still shows it is alive.
 class ProgressBar {
  public:
   explicit ProgressBar(bool enabled) : on_(enabled), tty_(::isatty(2)) {}
@@ -76,7 +76,7 @@ class ProgressBar {
     }
     if (tty_) {
       std::cerr << "\r  " << stage << ": " << done << "/" << total << std::flush;
-    } else if (total > 1 && (fresh || done == total)) {
+    } else if (total > 1 && stage.rfind("accuracy budget", 0) == 0 && (fresh || done == total)) {
       std::cerr << "  " << stage << ": " << done << "/" << total << "\n";
     }
   }
