@@ -81,6 +81,10 @@ struct BuildOptions {
   Precision precision = Precision::kFP32;
   // One entry per input with symbolic dims. Inputs without one get 1 for every symbolic dim.
   std::vector<ShapeProfile> profiles;
+  // More optimization profiles, each a complete set like `profiles`: the plan then holds one
+  // engine per profile (own tactics, memory plan and CUDA graphs; weights are stored per
+  // profile), and a context selects one (ExecutionContext::setOptimizationProfile).
+  std::vector<std::vector<ShapeProfile>> extra_profiles;
   // Read (when the file exists) and updated after the build: tactic timings keyed by node
   // signature and device, so rebuilds skip the timing runs.
   std::string timing_cache_path;
@@ -159,6 +163,7 @@ struct BuildReport {
   std::string precision;      // the precision lowering's per-layer summary (empty for FP32)
   std::vector<std::string> int8_layers;  // nodes that run in INT8 (QConv/QGemm), by name
   std::string accuracy_budget;  // the accuracy-budget search: losses, sensitivities, layers kept
+  size_t optimization_profiles = 1;  // engines in the plan (BuildOptions::extra_profiles + 1)
   size_t weight_bytes = 0;    // as stored in the plan
   std::map<std::string, size_t> tactics;  // tactic name -> number of nodes using it
   size_t tactics_timed = 0, timing_cache_hits = 0;
@@ -248,6 +253,16 @@ class ExecutionContext {
   virtual Result<std::vector<KernelTiming>> profile(void* stream, int iterations) {
     return Status(StatusCode::kUnsupported, "this execution context cannot profile");
   }
+
+  // Plans built with several optimization profiles (BuildOptions::extra_profiles): which one
+  // this context runs. Switching keeps the tensor addresses; input shapes must be set again.
+  // A single-input engine also switches by itself when setInputShape() gets dims that only
+  // another profile accepts (infer() always picks the first profile that fits).
+  virtual Status setOptimizationProfile(int index) {
+    if (index == 0) return Status::Ok();
+    return makeError(StatusCode::kInvalidArgument, "optimization profile ", index, " does not exist: this engine has 1");
+  }
+  virtual int optimizationProfile() const { return 0; }
 };
 
 class Engine {
@@ -272,6 +287,8 @@ class Engine {
   // A stream on the engine's device (a cudaStream_t; null on CPU, which needs none).
   virtual Result<void*> createStream() = 0;
   virtual void destroyStream(void* stream) = 0;
+  // Every optimization profile's shape ranges (profile 0 is info().profiles).
+  virtual std::vector<std::vector<ShapeProfile>> optimizationProfiles() const { return {info().profiles}; }
 };
 
 // Registers the CUDA backend (defined in the ramjet_cuda library). Programs that load or build

@@ -263,6 +263,8 @@ std::string BuildReport::toString() const {
   std::ostringstream os;
   os << "nodes: " << nodes_in << " in, " << nodes_after_passes << " after graph passes, " << nodes_folded << " folded, " << nodes_removed << " dead, " << nodes_out
      << " in the plan (" << host_nodes << " host shape nodes, " << fallback_nodes << " on CPU fallback)\n";
+  if (optimization_profiles > 1)
+    os << "optimization profiles: " << optimization_profiles << " (one engine each; the lines below are profile 0's)\n";
   os << "weights: " << weight_bytes << " bytes\n";
   if (!precision.empty()) os << "precision: " << precision;
   os << "tactics:";
@@ -779,6 +781,28 @@ Result<Plan> buildChoosingLayout(const Graph& input, const BuildOptions& opt) {
 }  // namespace
 
 Result<Plan> build(const Graph& input, const BuildOptions& opt) {
+  if (!opt.extra_profiles.empty()) {
+    // One complete plan per optimization profile, in one container (plan_format.h).
+    if (opt.extra_profiles.size() + 1 > plan::kMaxProfiles)
+      return makeError(StatusCode::kInvalidArgument, opt.extra_profiles.size() + 1, " optimization profiles; at most ",
+                       plan::kMaxProfiles);
+    auto t0 = std::chrono::steady_clock::now();
+    BuildOptions o = opt;
+    o.extra_profiles.clear();
+    std::vector<std::vector<uint8_t>> parts;
+    BuildReport first;
+    for (size_t i = 0; i <= opt.extra_profiles.size(); ++i) {
+      o.profiles = i == 0 ? opt.profiles : opt.extra_profiles[i - 1];
+      if (opt.logger) opt.logger->log(Severity::kInfo, "building optimization profile " + std::to_string(i));
+      auto p = build(input, o);
+      if (!p.ok()) return p.status().withContext("optimization profile " + std::to_string(i));
+      if (i == 0) first = p->report();
+      parts.push_back(p->bytes());
+    }
+    first.optimization_profiles = parts.size();
+    first.build_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    return Plan(plan::encodeMultiProfile(parts), std::move(first));
+  }
   if (opt.accuracy_budget == 0) return buildChoosingLayout(input, opt);
   // INT8 with an accuracy budget: choose the layers that stay FP16 on the CPU backend first
   // (src/precision/accuracy_budget.h), then build the target with those overrides and the

@@ -21,26 +21,28 @@ inline uint64_t merge(uint64_t acc, uint64_t v) { return (acc ^ round1(0, v)) * 
 }  // namespace
 
 uint64_t xxh64(const void* data, size_t len, uint64_t seed) {
+  // Counts, not pointer arithmetic: `data` may be null when len is 0 (a plan without weights),
+  // and null + 8 is undefined behaviour (UBSan, 2026-11-26).
   const uint8_t* p = static_cast<const uint8_t*>(data);
-  const uint8_t* end = p + len;
+  size_t rem = len;
   uint64_t h;
-  if (len >= 32) {
+  if (rem >= 32) {
     uint64_t v1 = seed + P1 + P2, v2 = seed + P2, v3 = seed, v4 = seed - P1;
-    const uint8_t* limit = end - 32;
     do {
       v1 = round1(v1, rd64(p)); v2 = round1(v2, rd64(p + 8));
       v3 = round1(v3, rd64(p + 16)); v4 = round1(v4, rd64(p + 24));
       p += 32;
-    } while (p <= limit);
+      rem -= 32;
+    } while (rem >= 32);
     h = rotl(v1, 1) + rotl(v2, 7) + rotl(v3, 12) + rotl(v4, 18);
     h = merge(h, v1); h = merge(h, v2); h = merge(h, v3); h = merge(h, v4);
   } else {
     h = seed + P5;
   }
   h += static_cast<uint64_t>(len);
-  while (p + 8 <= end) { h ^= round1(0, rd64(p)); h = rotl(h, 27) * P1 + P4; p += 8; }
-  if (p + 4 <= end) { h ^= static_cast<uint64_t>(rd32(p)) * P1; h = rotl(h, 23) * P2 + P3; p += 4; }
-  while (p < end) { h ^= (*p) * P5; h = rotl(h, 11) * P1; ++p; }
+  for (; rem >= 8; rem -= 8, p += 8) { h ^= round1(0, rd64(p)); h = rotl(h, 27) * P1 + P4; }
+  if (rem >= 4) { h ^= static_cast<uint64_t>(rd32(p)) * P1; h = rotl(h, 23) * P2 + P3; p += 4; rem -= 4; }
+  for (; rem > 0; --rem, ++p) { h ^= (*p) * P5; h = rotl(h, 11) * P1; }
   h ^= h >> 33; h *= P2; h ^= h >> 29; h *= P3; h ^= h >> 32;
   return h;
 }
@@ -583,6 +585,60 @@ Result<std::unique_ptr<Graph>> cloneGraph(const Graph& g) {
   Reader r(w.buf.data(), w.buf.size(), "graph copy");
   GraphDecoder gd(&r, weights->data(), weights->size(), std::static_pointer_cast<void>(storage));
   return gd.graph(0);
+}
+
+bool isMultiProfile(const uint8_t* data, size_t size) {
+  return size >= 8 && std::memcmp(data, kMultiMagic, 8) == 0;
+}
+
+std::vector<uint8_t> encodeMultiProfile(const std::vector<std::vector<uint8_t>>& plans) {
+  const size_t header = 24 + 16 * plans.size() + 8;
+  std::vector<std::pair<size_t, size_t>> where;
+  size_t off = (header + kMultiAlign - 1) / kMultiAlign * kMultiAlign;
+  for (const auto& p : plans) {
+    where.push_back({off, p.size()});
+    off = (off + p.size() + kMultiAlign - 1) / kMultiAlign * kMultiAlign;
+  }
+  const size_t total = where.empty() ? header : where.back().first + where.back().second;
+  std::vector<uint8_t> out(total, 0);
+  std::memcpy(out.data(), kMultiMagic, 8);
+  putU32(out, 8, 1);
+  putU32(out, 12, static_cast<uint32_t>(plans.size()));
+  putU64(out, 16, total);
+  for (size_t i = 0; i < plans.size(); ++i) {
+    putU64(out, 24 + 16 * i, where[i].first);
+    putU64(out, 32 + 16 * i, where[i].second);
+    std::memcpy(out.data() + where[i].first, plans[i].data(), plans[i].size());
+  }
+  putU64(out, header - 8, xxh64(out.data(), header - 8));
+  return out;
+}
+
+Result<std::vector<std::pair<size_t, size_t>>> decodeMultiProfile(const uint8_t* data, size_t size,
+                                                                  const std::string& what) {
+  auto bad = [&](auto&&... parts) { return makeError(StatusCode::kInvalidPlan, what, ": ", parts...); };
+  if (!isMultiProfile(data, size)) return bad("not a multi-profile plan");
+  if (size < 24) return bad("truncated multi-profile header (", size, " bytes)");
+  const uint32_t version = getU32(data, 8), count = getU32(data, 12);
+  if (version != 1) return bad("multi-profile container version ", version, " (this ramjet reads 1): rebuild the plan");
+  if (count < 1 || count > kMaxProfiles) return bad("multi-profile container lists ", count, " profiles (1..", kMaxProfiles, ")");
+  const size_t header = 24 + 16 * static_cast<size_t>(count) + 8;
+  if (size < header) return bad("truncated multi-profile header (", size, " bytes, needs ", header, ")");
+  if (getU64(data, header - 8) != xxh64(data, header - 8))
+    return bad("multi-profile header checksum mismatch: the file is corrupted");
+  const uint64_t total = getU64(data, 16);
+  if (size < total) return bad("truncated: ", size, " bytes, but the header says ", total);
+  if (size > total) return bad(size - total, " unexpected bytes after the end of the plan");
+  std::vector<std::pair<size_t, size_t>> where;
+  uint64_t prev_end = header;
+  for (uint32_t i = 0; i < count; ++i) {
+    const uint64_t off = getU64(data, 24 + 16 * i), len = getU64(data, 32 + 16 * i);
+    if (off % kMultiAlign || off < prev_end || off > size || len > size - off || len == 0)
+      return bad("profile ", i, " lies outside the file or overlaps another (offset ", off, ", size ", len, ")");
+    where.push_back({static_cast<size_t>(off), static_cast<size_t>(len)});
+    prev_end = off + len;
+  }
+  return where;
 }
 
 }  // namespace ramjet::plan

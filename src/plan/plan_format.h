@@ -69,6 +69,18 @@ std::vector<uint8_t> encode(const PlanContents& plan);
 Result<PlanContents> decode(const uint8_t* data, size_t size, std::shared_ptr<void> keepalive,
                             const std::string& what);
 
+// ---- multi-profile container: several complete plans, one per optimization profile ----
+// "RJMULTI1", u32 version 1, u32 count (1..64), u64 file size, then count x (u64 offset,
+// u64 size), u64 xxh64 of everything before it; each plan starts at a 4096-aligned offset (its
+// weights keep their alignment) and carries its own checksums.
+constexpr char kMultiMagic[9] = "RJMULTI1";
+constexpr size_t kMultiAlign = 4096, kMaxProfiles = 64;
+bool isMultiProfile(const uint8_t* data, size_t size);
+std::vector<uint8_t> encodeMultiProfile(const std::vector<std::vector<uint8_t>>& plans);
+// (offset, size) of each plan; errors say what is wrong with the container.
+Result<std::vector<std::pair<size_t, size_t>>> decodeMultiProfile(const uint8_t* data, size_t size,
+                                                                  const std::string& what);
+
 // Stand-alone graph (de)serialization, also used to copy a Graph (which is not copyable).
 Result<std::unique_ptr<Graph>> cloneGraph(const Graph& g);
 

@@ -17,6 +17,7 @@
 #include "ops/op_registry.h"
 #include "plan/plan_format.h"
 #include "ramjet/engine.h"
+#include "runtime/multi_profile.h"
 #include "runtime/program.h"
 
 namespace ramjet {
@@ -822,6 +823,23 @@ Result<std::vector<Tensor>> ContextImpl::infer(const std::map<std::string, Tenso
 
 Result<std::unique_ptr<Engine>> finishLoad(const uint8_t* data, size_t size, std::shared_ptr<void> keep,
                                            const std::string& what, const LoadOptions& opts) {
+  if (plan::isMultiProfile(data, size)) {
+    RJ_ASSIGN_OR_RETURN(auto parts, plan::decodeMultiProfile(data, size, what));
+    std::vector<std::unique_ptr<Engine>> engines;
+    for (size_t i = 0; i < parts.size(); ++i) {
+      if (plan::isMultiProfile(data + parts[i].first, parts[i].second))
+        return makeError(StatusCode::kInvalidPlan, what, ": profile ", i, " is itself a multi-profile container");
+      RJ_ASSIGN_OR_RETURN(auto e, finishLoad(data + parts[i].first, parts[i].second, keep,
+                                             what + " (optimization profile " + std::to_string(i) + ")", opts));
+      if (!engines.empty() && (e->inputs().size() != engines[0]->inputs().size() ||
+                               e->outputs().size() != engines[0]->outputs().size() ||
+                               e->info().device != engines[0]->info().device))
+        return makeError(StatusCode::kInvalidPlan, what, ": optimization profile ", i,
+                         " has other inputs, outputs or device than profile 0");
+      engines.push_back(std::move(e));
+    }
+    return runtime::makeMultiProfileEngine(std::move(engines));
+  }
   auto e = std::make_unique<EngineImpl>();
   RJ_ASSIGN_OR_RETURN(e->pc, plan::decode(data, size, keep, what));
   e->keepalive = std::move(keep);

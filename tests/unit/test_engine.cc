@@ -267,6 +267,73 @@ TEST(Engine, ImageSizeMetadataGivesTheDefaultProfile) {
   }
 }
 
+// Two optimization profiles (batch 1..4 and 8..32): one plan, a context switching between
+// them (explicitly, by setInputShape on a single-input engine, by infer()), same results as the
+// reference, clear errors for shapes no profile takes, a corrupted container refused.
+TEST(Engine, MultiProfilePlanSwitchesProfiles) {
+  auto g = tinyCnn();
+  ASSERT_TRUE(g.ok());
+  BuildOptions opt;
+  opt.profiles = {{"images", {1, 3, 32, 32}, {2, 3, 32, 32}, {4, 3, 32, 32}}};
+  opt.extra_profiles = {{{"images", {8, 3, 32, 32}, {16, 3, 32, 32}, {32, 3, 32, 32}}}};
+  auto plan = build(*g, opt);
+  ASSERT_TRUE(plan.ok()) << plan.status().toString();
+  EXPECT_EQ(plan->report().optimization_profiles, 2u);
+  const std::string path = ::testing::TempDir() + "/multi_profile.plan";
+  ASSERT_TRUE(plan->save(path).ok());
+  auto engine = Engine::load(path);
+  ASSERT_TRUE(engine.ok()) << engine.status().toString();
+  auto sets = (*engine)->optimizationProfiles();
+  ASSERT_EQ(sets.size(), 2u);
+  EXPECT_EQ(sets[1][0].max, (std::vector<int64_t>{32, 3, 32, 32}));
+  auto ctx = (*engine)->createContext().value();
+  for (int64_t b : {2, 16, 1, 32}) {  // infer() picks the profile
+    Tensor x = randomFloat({b, 3, 32, 32}, 40 + static_cast<uint32_t>(b));
+    auto got = ctx->infer({{"images", x}});
+    ASSERT_TRUE(got.ok()) << b << ": " << got.status().toString();
+    EXPECT_EQ(ctx->optimizationProfile(), b <= 4 ? 0 : 1);
+    expectSame(*got, *reference::run(*g, {{"images", x}}));
+  }
+  // Explicit selection and the enqueue path: addresses survive the switch.
+  Tensor x = randomFloat({8, 3, 32, 32}, 77);
+  Tensor y(DataType::kFloat32, {8, 10});
+  ASSERT_TRUE(ctx->setOptimizationProfile(0).ok());
+  ASSERT_TRUE(ctx->setTensorAddress("images", x.raw()).ok());
+  ASSERT_TRUE(ctx->setTensorAddress("probs", y.raw()).ok());
+  ASSERT_TRUE(ctx->setOptimizationProfile(1).ok());
+  ASSERT_TRUE(ctx->setInputShape("images", {8, 3, 32, 32}).ok());
+  ASSERT_TRUE(ctx->enqueue(nullptr).ok());
+  expectSame({y}, *reference::run(*g, {{"images", x}}));
+  ASSERT_TRUE(ctx->setOptimizationProfile(0).ok());
+  ASSERT_TRUE(ctx->setInputShape("images", {16, 3, 32, 32}).ok());  // one dynamic input: switches
+  EXPECT_EQ(ctx->optimizationProfile(), 1);
+  Status gap = ctx->setInputShape("images", {6, 3, 32, 32});
+  ASSERT_FALSE(gap.ok());
+  EXPECT_NE(gap.message().find("profile 1: [8,3,32,32]..[32,3,32,32]"), std::string::npos) << gap.message();
+  auto none = ctx->infer({{"images", randomFloat({6, 3, 32, 32}, 1)}});
+  ASSERT_FALSE(none.ok());
+  EXPECT_NE(none.status().message().find("no optimization profile accepts"), std::string::npos);
+  Status bad = ctx->setOptimizationProfile(2);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.message().find("0..1"), std::string::npos) << bad.message();
+
+  // Corruption of the container header, truncation, a single-profile engine's defaults.
+  std::vector<uint8_t> bytes = plan->bytes();
+  bytes[20] ^= 0x40;
+  auto corrupt = Engine::loadFromMemory(bytes.data(), bytes.size());
+  ASSERT_FALSE(corrupt.ok());
+  EXPECT_NE(corrupt.status().message().find("checksum"), std::string::npos) << corrupt.status().message();
+  auto cut = Engine::loadFromMemory(plan->bytes().data(), plan->bytes().size() - 100);
+  ASSERT_FALSE(cut.ok());
+  EXPECT_NE(cut.status().message().find("truncated"), std::string::npos) << cut.status().message();
+  BuildOptions one;
+  one.profiles = opt.profiles;
+  auto single = Engine::loadFromMemory(build(*g, one)->bytes().data(), build(*g, one)->bytes().size());
+  ASSERT_TRUE(single.ok());
+  EXPECT_EQ((*single)->optimizationProfiles().size(), 1u);
+  EXPECT_FALSE((*single)->createContext().value()->setOptimizationProfile(1).ok());
+}
+
 TEST(Engine, Fp16BuildOnCpuStaysClose) {
   auto g = tinyCnn();
   ASSERT_TRUE(g.ok());

@@ -7,6 +7,7 @@
 #include <map>
 
 #include <set>
+#include <sstream>
 
 #include "commands.h"
 #include "ramjet/engine.h"
@@ -125,6 +126,7 @@ void addBuildCommand(CLI::App& app, Action* action) {
     bool explain = false;
     int device_index = 0;
     CalibFlags image;  // --calib-size/--calib-mean/--calib-std
+    std::vector<std::string> add_profiles;
     std::string accuracy_budget, accuracy_metric = "auto";
     size_t accuracy_samples = 8;
   };
@@ -157,6 +159,9 @@ void addBuildCommand(CLI::App& app, Action* action) {
   cmd->add_option("--min-shapes", o->min, "dynamic profile minimum: name:1x3x224x224[,..]");
   cmd->add_option("--opt-shapes", o->opt, "dynamic profile optimum (tactics are timed here)");
   cmd->add_option("--max-shapes", o->max, "dynamic profile maximum (memory is planned for it)");
+  cmd->add_option("--add-profile", o->add_profiles,
+                  "another optimization profile (repeatable): name:MIN/OPT/MAX[,name:MIN/OPT/MAX], e.g. "
+                  "images:16x3x224x224/32x3x224x224/64x3x224x224; the plan holds one engine per profile");
   cmd->add_option("--timing-cache", o->timing_cache, "tactic timing cache file (read and updated)");
   cmd->add_flag("--allow-cpu-fallback", o->fallback, "run nodes the GPU backend lacks on the CPU");
   cmd->add_flag("--no-fold", o->no_fold, "skip constant folding");
@@ -204,6 +209,26 @@ void addBuildCommand(CLI::App& app, Action* action) {
       }
       std::string err;
       if (!parseProfiles(o->shapes, o->min, o->opt, o->max, &opt.profiles, &err)) return fail(err);
+      for (const std::string& spec : o->add_profiles) {
+        // name:MIN/OPT/MAX[,name:MIN/OPT/MAX] -> the --min/--opt/--max-shapes form.
+        std::vector<std::string> mn, op, mx;
+        std::stringstream ss(spec);
+        for (std::string item; std::getline(ss, item, ',');) {
+          const size_t colon = item.rfind(':');
+          std::vector<std::string> parts;
+          std::stringstream ds(colon == std::string::npos ? "" : item.substr(colon + 1));
+          for (std::string d; std::getline(ds, d, '/');) parts.push_back(d);
+          if (colon == std::string::npos || parts.size() != 3)
+            return fail("--add-profile '" + spec + "': each input is name:MIN/OPT/MAX, e.g. images:1x3x224x224/8x3x224x224/16x3x224x224");
+          const std::string name = item.substr(0, colon);
+          mn.push_back(name + ":" + parts[0]);
+          op.push_back(name + ":" + parts[1]);
+          mx.push_back(name + ":" + parts[2]);
+        }
+        std::vector<ShapeProfile> extra;
+        if (!parseProfiles({}, mn, op, mx, &extra, &err)) return fail("--add-profile '" + spec + "': " + err);
+        opt.extra_profiles.push_back(std::move(extra));
+      }
       auto g = importOnnx(o->model);
       if (!g.ok()) return fail(g.status().message());
       if (!o->accuracy_budget.empty()) {

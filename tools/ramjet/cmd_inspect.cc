@@ -181,6 +181,25 @@ void addInspectCommand(CLI::App& app, Action* action) {
       std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
       if (bytes.size() >= sizeof(plan::kMagic) && std::memcmp(bytes.data(), plan::kMagic, sizeof(plan::kMagic)) == 0)
         return inspectPlan(*model, bytes, *json, *all);
+      if (plan::isMultiProfile(bytes.data(), bytes.size())) {
+        // One plan per optimization profile: each inspected in turn.
+        auto parts = plan::decodeMultiProfile(bytes.data(), bytes.size(), "plan '" + *model + "'");
+        if (!parts.ok()) {
+          std::cerr << "error: " << parts.status().message() << "\n";
+          return 1;
+        }
+        if (*json) std::cout << "{\"optimization_profiles\":[";
+        else std::cout << "multi-profile plan " << *model << ": " << parts->size() << " optimization profiles\n";
+        for (size_t i = 0; i < parts->size(); ++i) {
+          std::vector<uint8_t> sub(bytes.begin() + (*parts)[i].first, bytes.begin() + (*parts)[i].first + (*parts)[i].second);
+          if (*json) std::cout << (i ? "," : "");
+          else std::cout << "\n== optimization profile " << i << "\n";
+          int rc = inspectPlan(*model + " (optimization profile " + std::to_string(i) + ")", sub, *json, *all);
+          if (rc != 0) return rc;
+        }
+        if (*json) std::cout << "]}\n";
+        return 0;
+      }
       if (*json) {
         std::cerr << "error: --json is for plan files; '" << *model << "' is not a plan\n";
         return 1;
