@@ -17,6 +17,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -127,6 +128,10 @@ struct BuildOptions {
   std::function<void(size_t, size_t)> calibration_progress;
   // Explicit activation ranges (tensor name -> max |x|); take precedence over calibration.
   std::map<std::string, float> activation_amax;
+  // INT8 builds: the precision of the layers left unquantized (kFP16 or kFP32). Unset: FP16 on
+  // CUDA, FP32 on the CPU (where FP16 is emulated). The accuracy budget's CPU stand-in builds
+  // set it to the target's.
+  std::optional<Precision> int8_fallback;
 
   // ---- accuracy budget (INT8; src/precision/accuracy_budget.h, docs/PRECISION.md) ----
   // > 0: the most accuracy an INT8 build may lose against the FP32 reference, as a fraction

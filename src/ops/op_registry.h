@@ -108,6 +108,10 @@ const std::vector<OpSchema>& allOps();
 #include "ops/ops.def"
 #undef RJ_OP
 
+// Faster CPU variants with the reference's exact results (the CPU backend's "cpu.fast").
+Status fastQConv(KernelContext& ctx);         // int8.cc: im2col + chunked float GEMM, bit-identical
+Status fastInt8Quantize(KernelContext& ctx);  // int8.cc: parallel, tiled NCHW -> NHWC
+
 // ---- helpers shared by shape functions and kernels ----
 // Normalizes a possibly negative axis for a tensor of `rank`; error if out of range.
 Status normalizeAxis(int64_t* axis, int64_t rank, const Node& node);

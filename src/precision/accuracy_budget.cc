@@ -225,6 +225,7 @@ Result<AccuracyBudgetResult> searchAccuracyBudget(const Graph& g, const BuildOpt
   }
 
   BuildOptions sub = opt;
+  sub.int8_fallback = int8FallbackPrecision(opt);  // the target's, before switching to the CPU
   sub.device = DeviceKind::kCpu;
   sub.device_index = 0;
   sub.accuracy_budget = 0;

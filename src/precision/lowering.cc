@@ -90,6 +90,9 @@ Result<CalibrationTable> obtainCalibration(const Graph& original, const BuildOpt
     RJ_ASSIGN_OR_RETURN(co.threshold.method, parseCalibrationMethod(opt.calibration_method));
     co.max_batches = opt.calibration_batches;
     co.progress = opt.calibration_progress;
+    // A calibrator used by an earlier build starts over when it can (else it must be fresh).
+    Status rw = opt.calibrator->reset();
+    if (!rw.ok() && rw.code() != StatusCode::kUnsupported) return rw.withContext("rewinding the calibrator");
     RJ_ASSIGN_OR_RETURN(t, calibrate(original, *opt.calibrator, co));
     t.model_hash = hash;
     have = true;
@@ -765,6 +768,10 @@ size_t foldQdqPairs(Graph& g, CalibrationTable* table) {
 
 }  // namespace
 
+Precision int8FallbackPrecision(const BuildOptions& opt) {
+  return opt.int8_fallback.value_or(opt.device == DeviceKind::kCpu ? Precision::kFP32 : Precision::kFP16);
+}
+
 Result<LoweringReport> lowerPrecision(Graph& g, const Graph& original, const BuildOptions& opt, const LoweringEnv& env) {
   LoweringReport rep;
   RJ_ASSIGN_OR_RETURN(std::vector<PrecisionOverride> overrides, parseOverrides(opt.precision_overrides));
@@ -811,7 +818,10 @@ Result<LoweringReport> lowerPrecision(Graph& g, const Graph& original, const Bui
   }
   Lowerer L{g, opt, env, table, rep, LayerPrecision::kFP32, overrides, {}, {}, {}, {}};
   switch (opt.precision) {
-    case Precision::kFP16: case Precision::kINT8: L.mode = LayerPrecision::kFP16; break;
+    case Precision::kFP16: L.mode = LayerPrecision::kFP16; break;
+    case Precision::kINT8:
+      L.mode = int8FallbackPrecision(opt) == Precision::kFP32 ? LayerPrecision::kFP32 : LayerPrecision::kFP16;
+      break;
     case Precision::kBF16: L.mode = LayerPrecision::kBF16; break;
     default: L.mode = LayerPrecision::kFP32; break;
   }

@@ -14,7 +14,7 @@
 // input has a calibrated range become QConv/QGemm with per-channel symmetric int8 weights and a
 // per-tensor int8 input; a following activation (Relu, Silu, LeakyRelu, Clip) and a residual Add
 // (+activation) are fused into the epilogue. Chains of quantized layers pass int8 NHWC tensors
-// directly; everything else runs in FP16 as above.
+// directly; everything else runs in FP16 as above (FP32 on the CPU: int8FallbackPrecision).
 #pragma once
 
 #include <functional>
@@ -67,6 +67,10 @@ struct LoweringReport {
 // Returns an empty table when nothing is given and `required` is false.
 Result<CalibrationTable> obtainCalibration(const Graph& original, const BuildOptions& opt, bool required,
                                            std::string* source, Logger* logger);
+
+// The precision of the layers an INT8 build leaves unquantized: opt.int8_fallback, else FP16 on
+// CUDA and FP32 on the CPU (whose FP16 is emulated: slower and less accurate there).
+Precision int8FallbackPrecision(const BuildOptions& opt);
 
 // Lowers `g` (the optimized graph) in place to opt.precision. `original` is the graph as the user
 // gave it (calibration runs on it, so cache files from `ramjet calibrate` line up by name).

@@ -5,10 +5,12 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <random>
 
 #include "backends/cpu/fast_kernels.h"
 #include "graph_builder.h"
+#include "precision/calibrator.h"
 #include "ramjet/engine.h"
 
 namespace {
@@ -183,6 +185,55 @@ TEST(CpuFast, VectorExpAndSigmoidAccuracy) {
   EXPECT_LT(big[1], 1e-30f);
   EXPECT_EQ(big[2], 1.f);
   EXPECT_EQ(big[3], 1.f);
+}
+
+// INT8 QConv: the fast kernel (chunked float GEMM) gives the reference's int32 accumulators,
+// so whole INT8 engines are bit-identical with and without it. 128 channels x 3x3 = 1152
+// products per output: more than one 1000-product chunk. Strides, padding, a residual add
+// and int8 outputs feeding the next QConv are all exercised.
+TEST(CpuFast, QConvIsBitIdenticalToTheReference) {
+  Builder b;
+  Value* x = b.input("x", DataType::kFloat32, {2, 128, 12, 12});
+  auto conv = [&](const char* in, const char* out, int64_t k, int64_t stride, uint32_t seed) {
+    b.node("Conv", {b.value(in), b.constant(std::string("w_") + out, randomTensor({128, 128, k, k}, -0.05f, 0.05f, seed)),
+                    b.constant(std::string("b_") + out, randomTensor({128}, -0.1f, 0.1f, seed + 100))},
+           {out},
+           {{"kernel_shape", Attribute::fromInts({k, k})}, {"strides", Attribute::fromInts({stride, stride})},
+            {"pads", Attribute::fromInts({k / 2, k / 2, k / 2, k / 2})}});
+  };
+  (void)x;
+  conv("x", "c1", 3, 1, 1);
+  b.node("Relu", {b.value("c1")}, {"r1"});
+  conv("r1", "c2", 3, 1, 2);
+  b.node("Add", {b.value("c2"), b.value("r1")}, {"s2"});  // residual
+  b.node("Relu", {b.value("s2")}, {"r2"});
+  conv("r2", "c3", 1, 2, 3);
+  b.output("c3");
+  ASSERT_TRUE(b.g.inferShapes().ok());
+  auto calib = precision::makeRandomCalibrator(b.g, 4, 11);
+  BuildOptions opt;
+  opt.precision = Precision::kINT8;
+  opt.calibrator = calib.get();
+  std::map<std::string, Tensor> feeds{{"x", randomTensor({2, 128, 12, 12}, -1, 1, 12)}};
+  auto run = [&](bool reference, std::string* tactics) -> std::vector<Tensor> {
+    if (reference) setenv("RAMJET_CPU_REFERENCE", "1", 1);
+    auto plan = build(b.g, opt);
+    unsetenv("RAMJET_CPU_REFERENCE");
+    EXPECT_TRUE(plan.ok()) << plan.status().message();
+    if (!plan.ok()) return {};
+    *tactics = plan->report().toString();
+    EXPECT_GE(plan->report().int8_layers.size(), 2u) << plan->report().precision;
+    auto engine = Engine::loadFromMemory(plan->bytes().data(), plan->bytes().size()).value();
+    return engine->createContext().value()->infer(feeds).value();
+  };
+  std::string t_fast, t_ref;
+  auto fast = run(false, &t_fast), ref = run(true, &t_ref);
+  EXPECT_NE(t_fast.find("cpu.fast"), std::string::npos) << t_fast;
+  EXPECT_EQ(t_ref.find("cpu.fast"), std::string::npos) << t_ref;
+  ASSERT_EQ(fast.size(), 1u);
+  ASSERT_EQ(ref.size(), 1u);
+  ASSERT_EQ(fast[0].dims(), ref[0].dims());
+  EXPECT_EQ(std::memcmp(fast[0].raw(), ref[0].raw(), fast[0].nbytes()), 0) << "INT8 outputs differ";
 }
 
 TEST(CpuFast, ReferenceOnlyEnvironmentSwitch) {

@@ -18,7 +18,10 @@ Tensor view(void* data, DataType dt, const std::vector<int64_t>& dims) {
 
 class ReferenceKernel final : public Kernel {
  public:
-  ReferenceKernel(const Node& node, const ops::OpSchema* schema) : node_(node), schema_(schema) {}
+  using Fn = Status (*)(ops::KernelContext&);
+  // fn: the reference kernel, or a KernelContext-style variant of it (ops::fastQConv).
+  ReferenceKernel(const Node& node, const ops::OpSchema* schema, Fn fn = nullptr)
+      : node_(node), schema_(schema), fn_(fn ? fn : schema->reference) {}
 
   Status run(const RunArgs& args) override {
     std::vector<Tensor> in_views(args.inputs.size());
@@ -40,7 +43,7 @@ class ReferenceKernel final : public Kernel {
       std::memset(r.data, 0, r.nbytes());
       ctx.outputs[o] = view(r.data, r.dtype, r.dims);
     }
-    RJ_RETURN_IF_ERROR(schema_->reference(ctx));
+    RJ_RETURN_IF_ERROR(fn_(ctx));
     for (size_t o = 0; o < node_.outputs.size(); ++o) {
       if (!node_.outputs[o]) continue;
       const Tensor& t = ctx.outputs[o];
@@ -69,7 +72,16 @@ class ReferenceKernel final : public Kernel {
  private:
   const Node& node_;
   const ops::OpSchema* schema_;
+  Fn fn_;
 };
+
+// Reference-kernel variants with bit-identical results (same KernelContext interface).
+ReferenceKernel::Fn exactVariant(const Node& node) {
+  if (!node.domain.empty() && node.domain != "ai.onnx") return nullptr;
+  if (node.op_type == "QConv") return &ops::fastQConv;
+  if (node.op_type == "Int8Quantize") return &ops::fastInt8Quantize;
+  return nullptr;
+}
 
 class CpuBackend final : public Backend {
  public:
@@ -98,11 +110,15 @@ class CpuBackend final : public Backend {
   std::vector<Tactic> tactics(const Node& node, const std::vector<TensorType>& in,
                               const std::vector<TensorType>& out) const override {
     const char* ref_only = std::getenv("RAMJET_CPU_REFERENCE");
-    if (!(ref_only && ref_only[0] == '1') && cpufast::applies(node, in, out)) return {Tactic{"cpu.fast", 0}};
+    if (!(ref_only && ref_only[0] == '1') && (cpufast::applies(node, in, out) || exactVariant(node)))
+      return {Tactic{"cpu.fast", 0}};
     return {Tactic{"cpu.reference", 0}};
   }
   Result<std::unique_ptr<Kernel>> createKernel(const Node& node, const Tactic& tactic) override {
-    if (tactic.name == "cpu.fast") return cpufast::create(node);
+    if (tactic.name == "cpu.fast") {
+      if (auto fn = exactVariant(node)) return std::unique_ptr<Kernel>(new ReferenceKernel(node, ops::findOp(node.op_type), fn));
+      return cpufast::create(node);
+    }
     if (tactic.name != "cpu.reference")
       return makeError(StatusCode::kInvalidPlan, node.describe(), ": the CPU backend has no tactic '", tactic.name, "'");
     const ops::OpSchema* s = ops::findOp(node.op_type);

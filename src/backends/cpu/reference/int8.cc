@@ -85,6 +85,40 @@ Status refInt8Quantize(KernelContext& ctx) {
   return Status::Ok();
 }
 
+// The same values as refInt8Quantize (the same quantizeInt8 per element), in parallel and, for
+// the NCHW -> NHWC case, in 32-pixel tiles so reads and writes both stay contiguous.
+Status fastInt8Quantize(KernelContext& ctx) {
+  const Tensor& x = ctx.input(0);
+  if (x.dtype() != DataType::kFloat32) return refInt8Quantize(ctx);
+  const float scale = ctx.node.attrFloat("scale", 0.f);
+  const bool nhwc = ctx.node.attrInt("nhwc", 0) != 0;
+  if (nhwc && x.rank() != 4) return ctx.error("nhwc needs rank 4");
+  std::vector<int64_t> od = x.dims();
+  if (nhwc) od = {x.dim(0), x.dim(2), x.dim(3), x.dim(1)};
+  Tensor& y = outputFor(ctx, DataType::kInt8, od);
+  int8_t* py = y.data<int8_t>();
+  const float* px = x.data<float>();
+  if (!nhwc) {
+    reference::parallelRange(x.numel(), 65536, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) py[i] = int8::quantizeInt8(px[i], scale);
+    });
+    return Status::Ok();
+  }
+  const int64_t N = x.dim(0), C = x.dim(1), HW = x.dim(2) * x.dim(3);
+  constexpr int64_t kTile = 32;
+  const int64_t tiles = (HW + kTile - 1) / kTile;
+  reference::parallelRange(N * tiles, 8, [&](int64_t b, int64_t e) {
+    for (int64_t t = b; t < e; ++t) {
+      const int64_t n = t / tiles, s0 = (t % tiles) * kTile, s1 = std::min(HW, s0 + kTile);
+      for (int64_t c = 0; c < C; ++c) {
+        const float* src = px + (n * C + c) * HW;
+        for (int64_t s = s0; s < s1; ++s) py[(n * HW + s) * C + c] = int8::quantizeInt8(src[s], scale);
+      }
+    }
+  });
+  return Status::Ok();
+}
+
 Status refInt8Dequantize(KernelContext& ctx) {
   const Tensor& x = ctx.input(0);
   const float scale = ctx.node.attrFloat("scale", 0.f);
@@ -112,63 +146,124 @@ Status refInt8Dequantize(KernelContext& ctx) {
   return Status::Ok();
 }
 
-Status refQConv(KernelContext& ctx) {
+namespace {
+
+// QConv's geometry and epilogue, shared by the reference and the fast kernel.
+struct QConvSetup {
+  int64_t N, H, W, C, K, R, S, OH, OW, patch;
+  std::vector<int64_t> st, pads, dil;
+  EpilogueWriter wr;
+};
+
+Result<QConvSetup> qconvSetup(KernelContext& ctx) {
   const Node& node = ctx.node;
   const Tensor& x = ctx.input(0);
   const Tensor& w = ctx.input(1);
   if (x.rank() != 4 || w.rank() != 4 || x.dim(3) != w.dim(3)) return ctx.error("x/w shapes");
-  const int64_t N = x.dim(0), H = x.dim(1), W = x.dim(2), C = x.dim(3);
-  const int64_t K = w.dim(0), R = w.dim(1), S = w.dim(2);
-  auto st = node.attrInts("strides"), pads = node.attrInts("pads"), dil = node.attrInts("dilations");
-  if (st.empty()) st = {1, 1};
-  if (pads.empty()) pads = {0, 0, 0, 0};
-  if (dil.empty()) dil = {1, 1};
-  const int64_t OH = (H + pads[0] + pads[2] - dil[0] * (R - 1) - 1) / st[0] + 1;
-  const int64_t OW = (W + pads[1] + pads[3] - dil[1] * (S - 1) - 1) / st[1] + 1;
-  EpilogueWriter wr;
+  QConvSetup q;
+  q.N = x.dim(0), q.H = x.dim(1), q.W = x.dim(2), q.C = x.dim(3);
+  q.K = w.dim(0), q.R = w.dim(1), q.S = w.dim(2);
+  q.st = node.attrInts("strides"), q.pads = node.attrInts("pads"), q.dil = node.attrInts("dilations");
+  if (q.st.empty()) q.st = {1, 1};
+  if (q.pads.empty()) q.pads = {0, 0, 0, 0};
+  if (q.dil.empty()) q.dil = {1, 1};
+  q.OH = (q.H + q.pads[0] + q.pads[2] - q.dil[0] * (q.R - 1) - 1) / q.st[0] + 1;
+  q.OW = (q.W + q.pads[1] + q.pads[3] - q.dil[1] * (q.S - 1) - 1) / q.st[1] + 1;
+  q.patch = q.R * q.S * q.C;
+  EpilogueWriter& wr = q.wr;
   wr.p = epilogueParams(node);
   const bool int8_out = wr.p.out_scale > 0.f;
   wr.nchw = !int8_out && node.attrInt("out_nchw", 0) != 0;
   const DataType to = int8_out ? DataType::kInt8
                                : static_cast<DataType>(node.attrInt("to", static_cast<int64_t>(DataType::kFloat32)));
-  std::vector<int64_t> od = wr.nchw ? std::vector<int64_t>{N, K, OH, OW} : std::vector<int64_t>{N, OH, OW, K};
+  std::vector<int64_t> od = wr.nchw ? std::vector<int64_t>{q.N, q.K, q.OH, q.OW} : std::vector<int64_t>{q.N, q.OH, q.OW, q.K};
   wr.y = &outputFor(ctx, to, od);
   wr.bias = ctx.input(2).data<float>();
   wr.mul = ctx.input(3).data<float>();
   if (ctx.hasInput(4)) {
-    if (ctx.input(4).numel() != N * OH * OW * K) return ctx.error("residual has the wrong size");
+    if (ctx.input(4).numel() != q.N * q.OH * q.OW * q.K) return ctx.error("residual has the wrong size");
     wr.res = ctx.input(4).data<int8_t>();
   } else {
     wr.res = nullptr;
   }
-  wr.hw = OH * OW;
-  wr.K = K;
-  const int8_t* px = x.data<int8_t>();
-  const int8_t* pw = w.data<int8_t>();
-  const int64_t patch = R * S * C;
-  reference::parallelRange(N * OH * OW, 16, [&](int64_t b, int64_t e) {
-    std::vector<int16_t> col(static_cast<size_t>(patch));
-    std::vector<int16_t> wrow(static_cast<size_t>(patch));
-    for (int64_t m = b; m < e; ++m) {
-      const int64_t n = m / (OH * OW), oh = (m / OW) % OH, ow = m % OW;
-      for (int64_t r = 0; r < R; ++r)
-        for (int64_t s = 0; s < S; ++s) {
-          const int64_t ih = oh * st[0] - pads[0] + r * dil[0], iw = ow * st[1] - pads[1] + s * dil[1];
-          int16_t* dst = col.data() + (r * S + s) * C;
-          if (ih < 0 || ih >= H || iw < 0 || iw >= W) {
-            std::fill(dst, dst + C, int16_t{0});
-          } else {
-            const int8_t* src = px + ((n * H + ih) * W + iw) * C;
-            for (int64_t c = 0; c < C; ++c) dst[c] = src[c];
-          }
-        }
-      for (int64_t k = 0; k < K; ++k) {
-        const int8_t* wk = pw + k * patch;
-        int32_t acc = 0;
-        for (int64_t i = 0; i < patch; ++i) acc += static_cast<int32_t>(col[i]) * wk[i];
-        wr(m, k, acc);
+  wr.hw = q.OH * q.OW;
+  wr.K = q.K;
+  return q;
+}
+
+// The NHWC patch of output pixel m: (r, s, c) order, zeros outside the image.
+template <typename T>
+void qconvPatch(const QConvSetup& q, const int8_t* px, int64_t m, T* dst0) {
+  const int64_t n = m / (q.OH * q.OW), oh = (m / q.OW) % q.OH, ow = m % q.OW;
+  for (int64_t r = 0; r < q.R; ++r)
+    for (int64_t s = 0; s < q.S; ++s) {
+      const int64_t ih = oh * q.st[0] - q.pads[0] + r * q.dil[0], iw = ow * q.st[1] - q.pads[1] + s * q.dil[1];
+      T* dst = dst0 + (r * q.S + s) * q.C;
+      if (ih < 0 || ih >= q.H || iw < 0 || iw >= q.W) {
+        std::fill(dst, dst + q.C, T{0});
+      } else {
+        const int8_t* src = px + ((n * q.H + ih) * q.W + iw) * q.C;
+        for (int64_t c = 0; c < q.C; ++c) dst[c] = static_cast<T>(src[c]);
       }
     }
+}
+
+}  // namespace
+
+Status refQConv(KernelContext& ctx) {
+  RJ_ASSIGN_OR_RETURN(QConvSetup q, qconvSetup(ctx));
+  const int8_t* px = ctx.input(0).data<int8_t>();
+  const int8_t* pw = ctx.input(1).data<int8_t>();
+  reference::parallelRange(q.N * q.OH * q.OW, 16, [&](int64_t b, int64_t e) {
+    std::vector<int16_t> col(static_cast<size_t>(q.patch));
+    for (int64_t m = b; m < e; ++m) {
+      qconvPatch(q, px, m, col.data());
+      for (int64_t k = 0; k < q.K; ++k) {
+        const int8_t* wk = pw + k * q.patch;
+        int32_t acc = 0;
+        for (int64_t i = 0; i < q.patch; ++i) acc += static_cast<int32_t>(col[i]) * wk[i];
+        q.wr(m, k, acc);
+      }
+    }
+  });
+  return Status::Ok();
+}
+
+// The CPU backend's fast QConv: the same int32 accumulators as refQConv, so bit-identical
+// outputs, computed as im2col + the packed float GEMM over chunks of at most 1000 products
+// (|int8 x int8| <= 16384, so every partial sum of a chunk is an integer below 2^24 and float
+// adds it exactly), each chunk's result added into int32.
+Status fastQConv(KernelContext& ctx) {
+  RJ_ASSIGN_OR_RETURN(QConvSetup q, qconvSetup(ctx));
+  const int8_t* px = ctx.input(0).data<int8_t>();
+  const int8_t* pw = ctx.input(1).data<int8_t>();
+  const int64_t P = q.N * q.OH * q.OW;
+  constexpr int64_t kChunk = 1000;
+  std::vector<float> wf(static_cast<size_t>(q.K * q.patch));
+  for (size_t i = 0; i < wf.size(); ++i) wf[i] = static_cast<float>(pw[i]);
+  std::vector<float> col(static_cast<size_t>(P * q.patch));
+  reference::parallelRange(P, 64, [&](int64_t b, int64_t e) {
+    for (int64_t m = b; m < e; ++m) qconvPatch(q, px, m, col.data() + m * q.patch);
+  });
+  std::vector<int32_t> acc(static_cast<size_t>(P * q.K), 0);
+  std::vector<float> part(q.patch > kChunk ? static_cast<size_t>(P * q.K) : 0);
+  for (int64_t k0 = 0; k0 < q.patch; k0 += kChunk) {
+    const int64_t kc = std::min(kChunk, q.patch - k0);
+    float* out = q.patch > kChunk ? part.data() : nullptr;
+    std::vector<float> single;
+    if (!out) {
+      single.resize(static_cast<size_t>(P * q.K));
+      out = single.data();
+    }
+    // out[P, K] = col[P, k0:k0+kc] * wf[K, k0:k0+kc]^T
+    reference::gemm(false, true, P, q.K, kc, 1.f, col.data() + k0, q.patch, wf.data() + k0, q.patch, 0.f, out, q.K);
+    reference::parallelRange(P * q.K, 65536, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) acc[i] += static_cast<int32_t>(out[i]);
+    });
+  }
+  reference::parallelRange(P, 64, [&](int64_t b, int64_t e) {
+    for (int64_t m = b; m < e; ++m)
+      for (int64_t k = 0; k < q.K; ++k) q.wr(m, k, acc[m * q.K + k]);
   });
   return Status::Ok();
 }
