@@ -127,6 +127,7 @@ void addBuildCommand(CLI::App& app, Action* action) {
     int device_index = 0;
     CalibFlags image;  // --calib-size/--calib-mean/--calib-std
     std::vector<std::string> add_profiles;
+    std::string int8_fallback;
     std::string accuracy_budget, accuracy_metric = "auto";
     size_t accuracy_samples = 8;
   };
@@ -138,7 +139,10 @@ void addBuildCommand(CLI::App& app, Action* action) {
   cmd->add_option("--device-index", o->device_index, "GPU ordinal");
   cmd->add_flag("--fp16", o->fp16, "store weights and compute in FP16 (FP32 accumulation)");
   cmd->add_flag("--bf16", o->bf16, "compute in BF16 where the device has kernels (else FP32)");
-  cmd->add_flag("--int8", o->int8, "INT8 convolutions/GEMMs (calibrated), FP16 elsewhere");
+  cmd->add_flag("--int8", o->int8, "INT8 convolutions/GEMMs (calibrated), FP16 elsewhere (FP32 on the CPU)");
+  cmd->add_option("--int8-fallback", o->int8_fallback,
+                  "with --int8: precision of the layers left unquantized (default fp16 on cuda, fp32 on cpu)")
+      ->check(CLI::IsMember({"fp16", "fp32"}));
   cmd->add_option("--precision-override", o->precision_overrides,
                   "per-layer precision NAME_OR_OP:fp32|fp16|bf16|int8 (repeatable), e.g. LayerNormalization:fp32");
   cmd->add_option("--calib-data", o->calib_data, "calibration data: folder of images or .npy files, or 'random'");
@@ -187,6 +191,10 @@ void addBuildCommand(CLI::App& app, Action* action) {
       if (o->fp16 + o->bf16 + o->int8 > 1) return fail("choose one of --fp16, --bf16, --int8");
       opt.precision = o->fp16 ? Precision::kFP16 : o->bf16 ? Precision::kBF16 : o->int8 ? Precision::kINT8 : Precision::kFP32;
       opt.precision_overrides = o->precision_overrides;
+      if (!o->int8_fallback.empty()) {
+        if (!o->int8) return fail("--int8-fallback needs --int8");
+        opt.int8_fallback = o->int8_fallback == "fp16" ? Precision::kFP16 : Precision::kFP32;
+      }
       opt.calibration_cache_path = o->calib_cache;
       opt.calibration_method = o->calib_method;
       opt.calibration_batches = o->calib_batches;
