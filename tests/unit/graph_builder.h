@@ -4,6 +4,7 @@
 
 #include <map>
 #include <memory>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -53,6 +54,15 @@ struct Builder {
     g.outputs.push_back(v);
   }
 };
+
+// Seeded uniform [lo, hi) float32 data.
+inline Tensor uniformTensor(std::vector<int64_t> dims, float lo, float hi, uint32_t seed) {
+  Tensor t(DataType::kFloat32, std::move(dims));
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> u(lo, hi);
+  for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = u(rng);
+  return t;
+}
 
 inline Result<std::vector<Tensor>> runGraph(Graph& g, const std::map<std::string, Tensor>& in = {}) {
   RJ_RETURN_IF_ERROR(g.verify());

@@ -19,11 +19,7 @@ using namespace ramjet;
 using rjtest::Builder;
 
 Tensor randomTensor(std::vector<int64_t> dims, float lo, float hi, uint32_t seed) {
-  Tensor t(DataType::kFloat32, dims);
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> u(lo, hi);
-  for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = u(rng);
-  return t;
+  return rjtest::uniformTensor(std::move(dims), lo, hi, seed);
 }
 
 Result<std::vector<Tensor>> buildAndRun(const Graph& g, BuildOptions opt, const std::map<std::string, Tensor>& feeds,

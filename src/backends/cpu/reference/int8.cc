@@ -59,15 +59,24 @@ struct EpilogueWriter {
 
 }  // namespace
 
+namespace {
+// Int8Quantize's attributes and its int8 output (NHWC when `nhwc`).
+Result<int8_t*> int8QuantizeOutput(KernelContext& ctx, float* scale, bool* nhwc) {
+  const Tensor& x = ctx.input(0);
+  *scale = ctx.node.attrFloat("scale", 0.f);
+  *nhwc = ctx.node.attrInt("nhwc", 0) != 0;
+  if (*nhwc && x.rank() != 4) return ctx.error("nhwc needs rank 4");
+  std::vector<int64_t> od = x.dims();
+  if (*nhwc) od = {x.dim(0), x.dim(2), x.dim(3), x.dim(1)};
+  return outputFor(ctx, DataType::kInt8, od).data<int8_t>();
+}
+}  // namespace
+
 Status refInt8Quantize(KernelContext& ctx) {
   const Tensor& x = ctx.input(0);
-  const float scale = ctx.node.attrFloat("scale", 0.f);
-  const bool nhwc = ctx.node.attrInt("nhwc", 0) != 0;
-  if (nhwc && x.rank() != 4) return ctx.error("nhwc needs rank 4");
-  std::vector<int64_t> od = x.dims();
-  if (nhwc) od = {x.dim(0), x.dim(2), x.dim(3), x.dim(1)};
-  Tensor& y = outputFor(ctx, DataType::kInt8, od);
-  int8_t* py = y.data<int8_t>();
+  float scale;
+  bool nhwc;
+  RJ_ASSIGN_OR_RETURN(int8_t * py, int8QuantizeOutput(ctx, &scale, &nhwc));
   bool ok = visitFloatType(x.dtype(), [&](auto tag) {
     using T = typename decltype(tag)::type;
     const T* px = x.data<T>();
@@ -90,13 +99,9 @@ Status refInt8Quantize(KernelContext& ctx) {
 Status fastInt8Quantize(KernelContext& ctx) {
   const Tensor& x = ctx.input(0);
   if (x.dtype() != DataType::kFloat32) return refInt8Quantize(ctx);
-  const float scale = ctx.node.attrFloat("scale", 0.f);
-  const bool nhwc = ctx.node.attrInt("nhwc", 0) != 0;
-  if (nhwc && x.rank() != 4) return ctx.error("nhwc needs rank 4");
-  std::vector<int64_t> od = x.dims();
-  if (nhwc) od = {x.dim(0), x.dim(2), x.dim(3), x.dim(1)};
-  Tensor& y = outputFor(ctx, DataType::kInt8, od);
-  int8_t* py = y.data<int8_t>();
+  float scale;
+  bool nhwc;
+  RJ_ASSIGN_OR_RETURN(int8_t * py, int8QuantizeOutput(ctx, &scale, &nhwc));
   const float* px = x.data<float>();
   if (!nhwc) {
     reference::parallelRange(x.numel(), 65536, [&](int64_t b, int64_t e) {
