@@ -142,7 +142,8 @@ struct BuildOptions {
   double accuracy_budget = 0;
   // "auto" (top1 for a classifier's [N, C] output, else cosine), "top1" (1 - top-1 agreement),
   // "cosine" (1 - cosine similarity of all outputs), "rel-l2" (|y - ref| / |ref|), or "custom":
-  // accuracy_loss(candidate outputs per batch, FP32 outputs per batch) -> loss (>= 0).
+  // accuracy_loss(candidate outputs per batch, FP32 outputs per batch) -> loss (>= 0); name it
+  // "custom:<id>" so the decision can be cached beside the calibration cache.
   std::string accuracy_metric = "auto";
   std::function<Result<double>(const std::vector<std::vector<Tensor>>&, const std::vector<std::vector<Tensor>>&)>
       accuracy_loss;

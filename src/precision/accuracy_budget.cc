@@ -8,6 +8,9 @@
 #include <map>
 #include <set>
 #include <sstream>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <unistd.h>
 
 #include "backends/cpu/reference/interpreter.h"
 #include "precision/lowering.h"
@@ -71,6 +74,78 @@ double channelRelL2(const std::vector<std::vector<Tensor>>& got, const std::vect
   double sum = 0;
   for (size_t c = 0; c < nd.size(); ++c) sum += nr[c] > 0 ? std::sqrt(nd[c] / nr[c]) : std::sqrt(nd[c]);
   return nd.empty() ? 0.0 : sum / static_cast<double>(nd.size());
+}
+
+// What a decision depends on: the model, the activation ranges, the budget options and the
+// precision of the unquantized layers.
+std::string decisionKey(const Graph& g, const CalibrationTable& t, const BuildOptions& opt) {
+  std::ostringstream ranges;
+  for (const auto& [name, a] : t.amax) ranges << name << '=' << a << ';';
+  std::ostringstream k;
+  char b[32];
+  std::snprintf(b, sizeof b, "%.9g", opt.accuracy_budget);
+  k << "model=" << graphHash(g) << "|ranges=" << std::hash<std::string>{}(ranges.str()) << "|budget=" << b
+    << "|metric=" << opt.accuracy_metric << "|samples=" << opt.accuracy_samples
+    << "|fallback=" << precisionName(int8FallbackPrecision(opt)) << "|overrides=";
+  for (const auto& o : opt.precision_overrides) k << o << ',';
+  return k.str();
+}
+
+bool loadDecision(const std::string& file, const std::string& key, AccuracyBudgetResult* r) {
+  std::ifstream f(file, std::ios::binary);
+  if (!f) return false;
+  nlohmann::json j = nlohmann::json::parse(f, nullptr, false);
+  if (j.is_discarded() || !j.is_object() || !j.contains("decisions") || !j["decisions"].is_object() ||
+      !j["decisions"].contains(key))
+    return false;
+  const auto& d = j["decisions"][key];
+  try {
+    r->metric = d.at("metric").get<std::string>();
+    r->ranking = d.at("ranking").get<std::string>();
+    r->loss_int8 = d.at("loss_int8").get<double>();
+    r->loss_fp16 = d.at("loss_fp16").get<double>();
+    r->loss_final = d.at("loss_final").get<double>();
+    r->met = d.at("met").get<bool>();
+    r->int8_layers = d.at("int8_layers").get<size_t>();
+    r->samples = d.at("samples").get<size_t>();
+    r->kept_fp16 = d.at("kept_fp16").get<std::vector<std::string>>();
+    r->layers.clear();
+    for (const auto& l : d.at("layers")) r->layers.push_back({l.at(0).get<std::string>(), l.at(1).get<double>(), l.at(2).get<double>()});
+  } catch (const std::exception&) {
+    return false;  // a damaged entry: search again (and overwrite it)
+  }
+  return true;
+}
+
+Status saveDecision(const std::string& file, const std::string& key, const AccuracyBudgetResult& r) {
+  nlohmann::json j = nlohmann::json::object();
+  {
+    std::ifstream f(file, std::ios::binary);
+    if (f) {
+      j = nlohmann::json::parse(f, nullptr, false);
+      if (j.is_discarded() || !j.is_object()) j = nlohmann::json::object();
+    }
+  }
+  j["format"] = "ramjet-accuracy-budget";
+  j["version"] = 1;
+  nlohmann::json layers = nlohmann::json::array();
+  for (const auto& l : r.layers) layers.push_back({l.layer, l.loss_fp16, l.gain});
+  j["decisions"][key] = {{"metric", r.metric},       {"ranking", r.ranking},       {"loss_int8", r.loss_int8},
+                         {"loss_fp16", r.loss_fp16}, {"loss_final", r.loss_final}, {"met", r.met},
+                         {"int8_layers", r.int8_layers}, {"samples", r.samples},  {"kept_fp16", r.kept_fp16},
+                         {"layers", layers},         {"search_s", r.seconds}};
+  const std::string tmp = file + ".tmp." + std::to_string(::getpid());
+  {
+    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
+    if (!f) return makeError(StatusCode::kIoError, "cannot write accuracy-budget cache '", tmp, "'");
+    f << j.dump(1) << "\n";
+    if (!f) return makeError(StatusCode::kIoError, "write to '", tmp, "' failed");
+  }
+  if (std::rename(tmp.c_str(), file.c_str()) != 0) {
+    std::remove(tmp.c_str());
+    return makeError(StatusCode::kIoError, "cannot rename '", tmp, "' to '", file, "'");
+  }
+  return Status::Ok();
 }
 
 }  // namespace
@@ -167,8 +242,12 @@ std::string AccuracyBudgetResult::toString() const {
     os << "\n";
   }
   char buf[96];
-  std::snprintf(buf, sizeof buf, "  %zu CPU builds in %.1f s\n", builds, seconds);
-  os << buf;
+  if (!from_cache.empty()) {
+    os << "  decision reused from " << from_cache << " (no builds)\n";
+  } else {
+    std::snprintf(buf, sizeof buf, "  %zu CPU builds in %.1f s\n", builds, seconds);
+    os << buf;
+  }
   return os.str();
 }
 
@@ -188,9 +267,10 @@ Result<AccuracyBudgetResult> searchAccuracyBudget(const Graph& g, const BuildOpt
                      "an accuracy budget needs calibration data to measure accuracy on (a calibrator / --calib-data), "
                      "not only a calibration cache");
   if (opt.accuracy_samples == 0) return makeError(StatusCode::kInvalidArgument, "accuracy_samples must be at least 1");
-  const bool custom = opt.accuracy_metric == "custom";
+  const bool custom = opt.accuracy_metric == "custom" || opt.accuracy_metric.rfind("custom:", 0) == 0;
   if (custom && !opt.accuracy_loss)
-    return makeError(StatusCode::kInvalidArgument, "accuracy metric 'custom' needs BuildOptions::accuracy_loss");
+    return makeError(StatusCode::kInvalidArgument, "accuracy metric '", opt.accuracy_metric,
+                     "' needs BuildOptions::accuracy_loss");
 
   AccuracyBudgetResult r;
   r.budget = opt.accuracy_budget;
@@ -199,6 +279,17 @@ Result<AccuracyBudgetResult> searchAccuracyBudget(const Graph& g, const BuildOpt
   // Activation ranges once; every candidate build reuses them.
   RJ_ASSIGN_OR_RETURN(r.table, obtainCalibration(g, opt, true, &r.calibration_source, opt.logger));
   const CalibrationTable& table = r.table;
+
+  // A decision made before for this model, these ranges and these options is reused from the
+  // calibration cache's side file (a plain "custom" metric has no identity: never cached).
+  const std::string cache_file = opt.calibration_cache_path.empty() ? "" : opt.calibration_cache_path + ".budget.json";
+  const std::string key = opt.accuracy_metric == "custom" ? "" : decisionKey(g, table, opt);
+  if (!cache_file.empty() && !key.empty() && loadDecision(cache_file, key, &r)) {
+    r.from_cache = cache_file;
+    r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    log(Severity::kInfo, "accuracy budget: decision reused from " + cache_file);
+    return r;
+  }
 
   // Samples: the first batches of the calibration data, and their FP32 reference outputs.
   Status rs = opt.calibrator->reset();
@@ -281,6 +372,10 @@ Result<AccuracyBudgetResult> searchAccuracyBudget(const Graph& g, const BuildOpt
   r.met = r.loss_int8 <= r.budget;
   auto finish = [&]() {
     r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (!cache_file.empty() && !key.empty()) {
+      Status st = saveDecision(cache_file, key, r);
+      if (!st.ok()) log(Severity::kWarning, st.message());
+    }
     return r;
   };
   if (r.met || int8_names.empty()) return finish();

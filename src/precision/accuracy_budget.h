@@ -13,7 +13,9 @@
 //      outputs' relative L2 error per channel);
 //   4. the k most sensitive layers stay FP16, k found by doubling then bisection on the real
 //      loss (each probe one build), the smallest k that fits.
-// Cost: (number of INT8 layers + ~2 log2 of it + 2) CPU builds and runs of the samples.
+// Cost: (number of INT8 layers + ~2 log2 of it + 2) CPU builds and runs of the samples. With a
+// calibration cache path, the decision is stored in "<cache>.budget.json" keyed by the model
+// hash, the ranges and the options, and a rebuild reuses it without searching.
 #pragma once
 
 #include <string>
@@ -52,6 +54,7 @@ struct AccuracyBudgetResult {
   std::vector<LayerSensitivity> layers;    // most sensitive first (empty when all-INT8 fits)
   std::vector<std::string> kept_fp16;      // layers the plan keeps FP16, most sensitive first
   size_t builds = 0, samples = 0;
+  std::string from_cache;          // the side file the decision came from (empty: searched now)
   CalibrationTable table;          // the activation ranges every candidate used
   std::string calibration_source;  // where they came from
   double seconds = 0;

@@ -191,7 +191,7 @@ Result<std::unique_ptr<Detector>> Detector::open(const std::string& model_path, 
         if (opt.accuracy_budget > 0) {
           bo.accuracy_budget = opt.accuracy_budget;
           bo.accuracy_samples = static_cast<size_t>(std::max(1, opt.accuracy_samples));
-          bo.accuracy_metric = "custom";
+          bo.accuracy_metric = "custom:detection-map50";
           bo.accuracy_loss = [](const std::vector<std::vector<Tensor>>& got, const std::vector<std::vector<Tensor>>& ref) {
             return detectionAgreementLoss(got, ref);
           };

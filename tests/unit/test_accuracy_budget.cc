@@ -2,6 +2,7 @@
 // keeping exactly the layer that breaks accuracy in FP16, an unreachable budget, bad options.
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <random>
 
 #include "graph_builder.h"
@@ -131,6 +132,35 @@ TEST(AccuracyBudget, KeepsTheLayerThatBreaksAccuracyInFp16) {
   double held_all = precision::accuracyLoss("cosine", got_all, ref).value();
   EXPECT_LT(held, 2 * opt.accuracy_budget);
   EXPECT_GT(held_all, 10 * held);
+}
+
+TEST(AccuracyBudget, DecisionIsCachedBesideTheCalibrationCache) {
+  ChainModel m = chainModel();
+  auto calib = precision::makeRandomCalibrator(*m.g, 8, 7);
+  BuildOptions opt = budgetOptions(calib.get(), 0.002);
+  opt.activation_amax[m.relu_a_out] = 0.01f;
+  opt.calibration_cache_path = ::testing::TempDir() + "/budget_test.calib";
+  std::remove(opt.calibration_cache_path.c_str());
+  std::remove((opt.calibration_cache_path + ".budget.json").c_str());
+  auto first = precision::searchAccuracyBudget(*m.g, opt);
+  ASSERT_TRUE(first.ok()) << first.status().message();
+  EXPECT_GT(first->builds, 1u);
+  EXPECT_TRUE(first->from_cache.empty());
+  auto again = precision::searchAccuracyBudget(*m.g, opt);
+  ASSERT_TRUE(again.ok()) << again.status().message();
+  EXPECT_EQ(again->builds, 0u);
+  EXPECT_EQ(again->from_cache, opt.calibration_cache_path + ".budget.json");
+  EXPECT_EQ(again->kept_fp16, first->kept_fp16);
+  EXPECT_EQ(again->loss_final, first->loss_final);
+  EXPECT_NE(again->toString().find("reused"), std::string::npos) << again->toString();
+  // Another budget is another decision.
+  opt.accuracy_budget = 0.5;
+  auto other = precision::searchAccuracyBudget(*m.g, opt);
+  ASSERT_TRUE(other.ok());
+  EXPECT_TRUE(other->from_cache.empty());
+  EXPECT_TRUE(other->kept_fp16.empty());
+  std::remove(opt.calibration_cache_path.c_str());
+  std::remove((opt.calibration_cache_path + ".budget.json").c_str());
 }
 
 TEST(AccuracyBudget, AllInt8ThatFitsKeepsNothing) {

@@ -248,7 +248,7 @@ void addBuildCommand(CLI::App& app, Action* action) {
         opt.accuracy_budget = *b;
         opt.accuracy_samples = o->accuracy_samples;
         if (o->accuracy_metric == "detection") {
-          opt.accuracy_metric = "custom";
+          opt.accuracy_metric = "custom:detection-map50";
           opt.accuracy_loss = [](const std::vector<std::vector<Tensor>>& got, const std::vector<std::vector<Tensor>>& ref) {
             return vision::detectionAgreementLoss(got, ref);
           };
