@@ -781,46 +781,44 @@ Result<Plan> buildChoosingLayout(const Graph& input, const BuildOptions& opt) {
 }  // namespace
 
 Result<Plan> build(const Graph& input, const BuildOptions& opt) {
-  if (!opt.extra_profiles.empty()) {
-    // One complete plan per optimization profile, in one container (plan_format.h).
-    if (opt.extra_profiles.size() + 1 > plan::kMaxProfiles)
-      return makeError(StatusCode::kInvalidArgument, opt.extra_profiles.size() + 1, " optimization profiles; at most ",
-                       plan::kMaxProfiles);
-    auto t0 = std::chrono::steady_clock::now();
-    BuildOptions o = opt;
-    o.extra_profiles.clear();
-    std::vector<std::vector<uint8_t>> parts;
-    BuildReport first;
-    for (size_t i = 0; i <= opt.extra_profiles.size(); ++i) {
-      o.profiles = i == 0 ? opt.profiles : opt.extra_profiles[i - 1];
-      if (opt.logger) opt.logger->log(Severity::kInfo, "building optimization profile " + std::to_string(i));
-      auto p = build(input, o);
-      if (!p.ok()) return p.status().withContext("optimization profile " + std::to_string(i));
-      if (i == 0) first = p->report();
-      parts.push_back(p->bytes());
-    }
-    first.optimization_profiles = parts.size();
-    first.build_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-    return Plan(plan::encodeMultiProfile(parts), std::move(first));
-  }
-  if (opt.accuracy_budget == 0) return buildChoosingLayout(input, opt);
-  // INT8 with an accuracy budget: choose the layers that stay FP16 on the CPU backend first
-  // (src/precision/accuracy_budget.h), then build the target with those overrides and the
-  // activation ranges the search calibrated (no second calibration).
+  if (opt.extra_profiles.size() + 1 > plan::kMaxProfiles)
+    return makeError(StatusCode::kInvalidArgument, opt.extra_profiles.size() + 1, " optimization profiles; at most ",
+                     plan::kMaxProfiles);
   auto t0 = std::chrono::steady_clock::now();
-  RJ_ASSIGN_OR_RETURN(precision::AccuracyBudgetResult ab, precision::searchAccuracyBudget(input, opt));
-  if (opt.logger) opt.logger->log(Severity::kInfo, ab.toString());
   BuildOptions o = opt;
-  o.accuracy_budget = 0;
-  for (auto& s : ab.overrides()) o.precision_overrides.push_back(std::move(s));
-  o.activation_amax = ab.table.amax;
-  o.calibrator = nullptr;
-  o.calibration_cache_path.clear();  // already read or written by the search
-  RJ_ASSIGN_OR_RETURN(Plan p, buildChoosingLayout(input, o));
-  BuildReport r = p.report();
-  r.accuracy_budget = ab.toString();
-  r.build_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-  return Plan(p.bytes(), std::move(r));
+  std::string budget_report;
+  if (opt.accuracy_budget != 0) {
+    // INT8 with an accuracy budget: choose the layers that stay FP16 on the CPU backend first
+    // (src/precision/accuracy_budget.h; once, whatever the number of profiles), then build with
+    // those overrides and the activation ranges the search used (no second calibration).
+    RJ_ASSIGN_OR_RETURN(precision::AccuracyBudgetResult ab, precision::searchAccuracyBudget(input, opt));
+    budget_report = ab.toString();
+    if (opt.logger) opt.logger->log(Severity::kInfo, budget_report);
+    o.accuracy_budget = 0;
+    for (auto& s : ab.overrides()) o.precision_overrides.push_back(std::move(s));
+    o.activation_amax = ab.table.amax;
+    o.calibrator = nullptr;
+    o.calibration_cache_path.clear();  // already read or written by the search
+  }
+  o.extra_profiles.clear();
+  std::vector<std::vector<uint8_t>> parts;
+  BuildReport report;
+  // One complete plan per optimization profile; several go into one container (plan_format.h).
+  for (size_t i = 0; i <= opt.extra_profiles.size(); ++i) {
+    o.profiles = i == 0 ? opt.profiles : opt.extra_profiles[i - 1];
+    if (opt.logger && !opt.extra_profiles.empty())
+      opt.logger->log(Severity::kInfo, "building optimization profile " + std::to_string(i));
+    auto p = buildChoosingLayout(input, o);
+    if (!p.ok())
+      return opt.extra_profiles.empty() ? p.status() : p.status().withContext("optimization profile " + std::to_string(i));
+    if (i == 0) report = p->report();
+    parts.push_back(p->bytes());
+  }
+  report.optimization_profiles = parts.size();
+  report.accuracy_budget = budget_report;
+  if (parts.size() == 1 && budget_report.empty()) return Plan(std::move(parts[0]), std::move(report));
+  report.build_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  return Plan(parts.size() == 1 ? std::move(parts[0]) : plan::encodeMultiProfile(parts), std::move(report));
 }
 
 }  // namespace ramjet

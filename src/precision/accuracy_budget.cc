@@ -44,6 +44,13 @@ std::string pct(double x) {
   return buf;
 }
 
+// "auto": top1 for a single [N, C >= 2] output (a classifier), else cosine.
+std::string resolveMetric(const std::string& metric, const std::vector<Tensor>& first_outputs) {
+  if (metric != "auto") return metric;
+  const auto& r0 = first_outputs;
+  return r0.size() == 1 && r0[0].rank() == 2 && r0[0].dims()[1] >= 2 ? "top1" : "cosine";
+}
+
 // The ranking proxy: relative L2 error per channel (dim 1) of every float output, averaged over
 // channels, so a detector's box rows (hundreds of pixels) and score rows (0..1) weigh the same.
 // Continuous, unlike top-1 or mAP agreement on a few batches, which one layer rarely moves.
@@ -154,11 +161,7 @@ Result<double> accuracyLoss(const std::string& metric0, const std::vector<std::v
                             const std::vector<std::vector<Tensor>>& ref) {
   RJ_RETURN_IF_ERROR(sameLayout(got, ref));
   if (ref.empty()) return makeError(StatusCode::kInvalidArgument, "accuracy loss: no samples");
-  std::string metric = metric0;
-  if (metric == "auto") {
-    const auto& r0 = ref[0];
-    metric = r0.size() == 1 && r0[0].rank() == 2 && r0[0].dims()[1] >= 2 ? "top1" : "cosine";
-  }
+  const std::string metric = resolveMetric(metric0, ref[0]);
   if (metric == "top1") {
     int64_t rows = 0, agree = 0;
     for (size_t b = 0; b < ref.size(); ++b)
@@ -235,10 +238,10 @@ std::string AccuracyBudgetResult::toString() const {
   } else {
     os << "\n";
   }
-  if (!layers.empty()) {
+  if (layers.size() > kept_fp16.size()) {  // layers are most sensitive first; the kept ones lead
     os << "  least sensitive INT8 layers:";
-    size_t shown = 0;
-    for (auto it = layers.rbegin(); it != layers.rend() && shown < 3; ++it, ++shown) os << " " << it->layer << " " << pct(it->gain);
+    for (size_t i = layers.size(); i > std::max(kept_fp16.size(), layers.size() - std::min<size_t>(3, layers.size())); --i)
+      os << " " << layers[i - 1].layer << " " << pct(layers[i - 1].gain);
     os << "\n";
   }
   char buf[96];
@@ -262,10 +265,9 @@ Result<AccuracyBudgetResult> searchAccuracyBudget(const Graph& g, const BuildOpt
   if (!(opt.accuracy_budget > 0) || !(opt.accuracy_budget < 1))
     return makeError(StatusCode::kInvalidArgument, "accuracy budget must be a fraction in (0, 1), e.g. 0.005 for 0.5%; got ",
                      opt.accuracy_budget);
-  if (!opt.calibrator)
+  if (!opt.calibrator && opt.calibration_cache_path.empty())
     return makeError(StatusCode::kInvalidArgument,
-                     "an accuracy budget needs calibration data to measure accuracy on (a calibrator / --calib-data), "
-                     "not only a calibration cache");
+                     "an accuracy budget needs calibration data to measure accuracy on (a calibrator / --calib-data)");
   if (opt.accuracy_samples == 0) return makeError(StatusCode::kInvalidArgument, "accuracy_samples must be at least 1");
   const bool custom = opt.accuracy_metric == "custom" || opt.accuracy_metric.rfind("custom:", 0) == 0;
   if (custom && !opt.accuracy_loss)
@@ -291,6 +293,10 @@ Result<AccuracyBudgetResult> searchAccuracyBudget(const Graph& g, const BuildOpt
     return r;
   }
 
+  if (!opt.calibrator)
+    return makeError(StatusCode::kInvalidArgument, "an accuracy budget needs calibration data to measure accuracy on "
+                     "(a calibrator / --calib-data): no decision for these options is cached in '", cache_file, "'");
+
   // Samples: the first batches of the calibration data, and their FP32 reference outputs.
   Status rs = opt.calibrator->reset();
   if (!rs.ok()) return rs.withContext("the accuracy budget re-reads the calibration data");
@@ -310,16 +316,14 @@ Result<AccuracyBudgetResult> searchAccuracyBudget(const Graph& g, const BuildOpt
     if (!y.ok()) return y.status().withContext("FP32 reference on a calibration batch");
     ref.push_back(std::move(*y));
   }
-  if (r.metric == "auto" && !custom) {
-    const auto& r0 = ref[0];
-    r.metric = r0.size() == 1 && r0[0].rank() == 2 && r0[0].dims()[1] >= 2 ? "top1" : "cosine";
-  }
+  if (!custom) r.metric = resolveMetric(r.metric, ref[0]);
 
   BuildOptions sub = opt;
   sub.int8_fallback = int8FallbackPrecision(opt);  // the target's, before switching to the CPU
   sub.device = DeviceKind::kCpu;
   sub.device_index = 0;
   sub.accuracy_budget = 0;
+  sub.extra_profiles.clear();  // the stand-ins need one engine, at the first profile
   sub.calibrator = nullptr;
   sub.calibration_cache_path.clear();
   sub.calibration_progress = nullptr;

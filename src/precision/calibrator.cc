@@ -486,6 +486,14 @@ Result<Tensor> loadImageTensor(const std::string& path, const ImagePreprocess& p
   return t;
 }
 
+Result<std::vector<std::string>> listImageFiles(const std::string& dir) {
+  RJ_ASSIGN_OR_RETURN(auto entries, listDir(dir));
+  std::vector<std::string> files;
+  for (const auto& p : entries)
+    if (fs::is_regular_file(p) && isImageName(p.string())) files.push_back(p.string());
+  return files;
+}
+
 Result<std::unique_ptr<Calibrator>> makeImageFolderCalibrator(const Graph& g, const std::string& dir,
                                                               const ImagePreprocess& pre0, size_t max_samples) {
   if (g.inputs.size() != 1)
@@ -507,10 +515,7 @@ Result<std::unique_ptr<Calibrator>> makeImageFolderCalibrator(const Graph& g, co
     return makeError(StatusCode::kInvalidArgument, "--calib-size ", pre.height, "x", pre.width, " does not match input '",
                      in->name, "' ", in->type.toString());
   if (d[0].known()) pre.batch = static_cast<int>(d[0].value);
-  RJ_ASSIGN_OR_RETURN(auto entries, listDir(dir));
-  std::vector<std::string> files;
-  for (const auto& p : entries)
-    if (fs::is_regular_file(p) && isImageName(p.string())) files.push_back(p.string());
+  RJ_ASSIGN_OR_RETURN(std::vector<std::string> files, listImageFiles(dir));
   if (max_samples && files.size() > max_samples * pre.batch) files.resize(max_samples * pre.batch);
   if (files.size() < static_cast<size_t>(std::max(1, pre.batch)))
     return makeError(StatusCode::kNotFound, "image folder '", dir, "' holds ", files.size(),

@@ -90,6 +90,8 @@ struct ImagePreprocess {
   std::vector<float> std{0.229f, 0.224f, 0.225f};
   int batch = 1;              // images per batch (the input's batch dim when it is fixed)
 };
+// The .jpg/.jpeg/.png/.bmp files of a folder, sorted by name (an error names a missing folder).
+Result<std::vector<std::string>> listImageFiles(const std::string& dir);
 // A folder of .jpg/.jpeg/.png/.bmp files for a single-image-input model (N, 3, H, W).
 Result<std::unique_ptr<Calibrator>> makeImageFolderCalibrator(const Graph& g, const std::string& dir,
                                                               const ImagePreprocess& pre,

@@ -831,11 +831,16 @@ Result<std::unique_ptr<Engine>> finishLoad(const uint8_t* data, size_t size, std
         return makeError(StatusCode::kInvalidPlan, what, ": profile ", i, " is itself a multi-profile container");
       RJ_ASSIGN_OR_RETURN(auto e, finishLoad(data + parts[i].first, parts[i].second, keep,
                                              what + " (optimization profile " + std::to_string(i) + ")", opts));
-      if (!engines.empty() && (e->inputs().size() != engines[0]->inputs().size() ||
-                               e->outputs().size() != engines[0]->outputs().size() ||
+      auto names = [](const std::vector<TensorInfo>& v) {
+        std::vector<std::string> n;
+        for (const auto& t : v) n.push_back(t.name + ":" + dataTypeName(t.dtype));
+        return n;
+      };
+      if (!engines.empty() && (names(e->inputs()) != names(engines[0]->inputs()) ||
+                               names(e->outputs()) != names(engines[0]->outputs()) ||
                                e->info().device != engines[0]->info().device))
         return makeError(StatusCode::kInvalidPlan, what, ": optimization profile ", i,
-                         " has other inputs, outputs or device than profile 0");
+                         " has other inputs, outputs (names, types) or device than profile 0");
       engines.push_back(std::move(e));
     }
     return runtime::makeMultiProfileEngine(std::move(engines));

@@ -1,7 +1,5 @@
 #include "vision/detector.h"
 
-#include <algorithm>
-#include <cctype>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -43,17 +41,7 @@ DevicePipelineFactory g_cuda_pipeline = nullptr;
 // (sorted by name), each pre-processed exactly like a frame (letterbox, scaling) at w x h.
 Result<std::unique_ptr<precision::Calibrator>> makeFrameCalibrator(const DetectorOptions& opt, const std::string& input,
                                                                    int w, int h) {
-  std::error_code ec;
-  if (!fs::is_directory(opt.calib_data, ec))
-    return makeError(StatusCode::kNotFound, "calibration images '", opt.calib_data, "' is not a folder");
-  std::vector<std::string> files;
-  for (const auto& e : fs::directory_iterator(opt.calib_data, ec)) {
-    std::string ext = e.path().extension().string();
-    for (auto& c : ext) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    if (e.is_regular_file(ec) && (ext == ".png" || ext == ".jpg" || ext == ".jpeg" || ext == ".bmp"))
-      files.push_back(e.path().string());
-  }
-  std::sort(files.begin(), files.end());
+  RJ_ASSIGN_OR_RETURN(std::vector<std::string> files, precision::listImageFiles(opt.calib_data));
   if (files.empty())
     return makeError(StatusCode::kNotFound, "calibration folder '", opt.calib_data, "' holds no .png/.jpg/.jpeg/.bmp images");
   if (opt.calib_images > 0 && files.size() > static_cast<size_t>(opt.calib_images)) files.resize(opt.calib_images);
@@ -191,10 +179,7 @@ Result<std::unique_ptr<Detector>> Detector::open(const std::string& model_path, 
         if (opt.accuracy_budget > 0) {
           bo.accuracy_budget = opt.accuracy_budget;
           bo.accuracy_samples = static_cast<size_t>(std::max(1, opt.accuracy_samples));
-          bo.accuracy_metric = "custom:detection-map50";
-          bo.accuracy_loss = [](const std::vector<std::vector<Tensor>>& got, const std::vector<std::vector<Tensor>>& ref) {
-            return detectionAgreementLoss(got, ref);
-          };
+          useDetectionAccuracyMetric(&bo);
         }
       }
       auto plan = build(g, bo);

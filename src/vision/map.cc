@@ -361,4 +361,11 @@ Result<double> detectionAgreementLoss(const std::vector<std::vector<Tensor>>& go
   return std::max(0.0, 1.0 - e.map50);
 }
 
+void useDetectionAccuracyMetric(BuildOptions* opt) {
+  opt->accuracy_metric = "custom:detection-map50";
+  opt->accuracy_loss = [](const std::vector<std::vector<Tensor>>& got, const std::vector<std::vector<Tensor>>& ref) {
+    return detectionAgreementLoss(got, ref);
+  };
+}
+
 }  // namespace ramjet::vision

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "ramjet/status.h"
+#include "ramjet/engine.h"
 #include "vision/decode.h"
 
 namespace ramjet::vision {
@@ -79,5 +80,8 @@ Result<EvalResult> evaluate(const std::vector<EvalImage>& images, const EvalOpti
 Result<double> detectionAgreementLoss(const std::vector<std::vector<Tensor>>& got,
                                       const std::vector<std::vector<Tensor>>& ref, float ref_conf = 0.25f,
                                       float nms_iou = 0.6f);
+// Makes an INT8 build's accuracy budget measure detection agreement (the loss above) under the
+// name "custom:detection-map50", so the decision can be cached.
+void useDetectionAccuracyMetric(BuildOptions* opt);
 
 }  // namespace ramjet::vision

@@ -153,6 +153,13 @@ TEST(AccuracyBudget, DecisionIsCachedBesideTheCalibrationCache) {
   EXPECT_EQ(again->kept_fp16, first->kept_fp16);
   EXPECT_EQ(again->loss_final, first->loss_final);
   EXPECT_NE(again->toString().find("reused"), std::string::npos) << again->toString();
+  // The cached decision needs no calibration data, only the calibration cache.
+  BuildOptions cache_only = opt;
+  cache_only.calibrator = nullptr;
+  auto from_file = precision::searchAccuracyBudget(*m.g, cache_only);
+  ASSERT_TRUE(from_file.ok()) << from_file.status().message();
+  EXPECT_EQ(from_file->kept_fp16, first->kept_fp16);
+  EXPECT_EQ(from_file->builds, 0u);
   // Another budget is another decision.
   opt.accuracy_budget = 0.5;
   auto other = precision::searchAccuracyBudget(*m.g, opt);
@@ -161,6 +168,34 @@ TEST(AccuracyBudget, DecisionIsCachedBesideTheCalibrationCache) {
   EXPECT_TRUE(other->kept_fp16.empty());
   std::remove(opt.calibration_cache_path.c_str());
   std::remove((opt.calibration_cache_path + ".budget.json").c_str());
+}
+
+// With several optimization profiles the search runs once and every profile's engine gets
+// its decision.
+TEST(AccuracyBudget, OneSearchForEveryOptimizationProfile) {
+  auto g = importOnnx(std::string(RAMJET_SOURCE_DIR) + "/models/tiny_cnn.onnx");
+  ASSERT_TRUE(g.ok()) << g.status().message();
+  auto calib = precision::makeRandomCalibrator(*g, 4, 5);
+  BuildOptions opt = budgetOptions(calib.get(), 0.5);
+  opt.profiles = {{"images", {1, 3, 32, 32}, {2, 3, 32, 32}, {2, 3, 32, 32}}};
+  opt.extra_profiles = {{{"images", {4, 3, 32, 32}, {8, 3, 32, 32}, {8, 3, 32, 32}}}};
+  int searches = 0;  // all-INT8 fits at once, so each search measures exactly one candidate
+  opt.accuracy_metric = "custom";
+  opt.accuracy_loss = [&searches](const std::vector<std::vector<Tensor>>&,
+                                  const std::vector<std::vector<Tensor>>&) -> Result<double> {
+    ++searches;
+    return 0.0;
+  };
+  auto plan = build(*g, opt);
+  EXPECT_EQ(searches, 1);
+  ASSERT_TRUE(plan.ok()) << plan.status().message();
+  EXPECT_EQ(plan->report().optimization_profiles, 2u);
+  EXPECT_NE(plan->report().accuracy_budget.find(" met"), std::string::npos) << plan->report().accuracy_budget;
+  EXPECT_EQ(plan->report().int8_layers.size(), 1u);
+  auto engine = Engine::loadFromMemory(plan->bytes().data(), plan->bytes().size());
+  ASSERT_TRUE(engine.ok()) << engine.status().message();
+  EXPECT_EQ((*engine)->optimizationProfiles().size(), 2u);
+  EXPECT_EQ((*engine)->info().precision, Precision::kINT8);
 }
 
 TEST(AccuracyBudget, AllInt8ThatFitsKeepsNothing) {

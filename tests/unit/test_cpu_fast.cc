@@ -130,6 +130,22 @@ TEST(CpuFast, SoftmaxMatchesReference) {
     b.output("y");
     expectFastMatchesReference(b.g, {{"x", randomTensor(s.dims, -20, 20, 3)}}, "Softmax axis " + std::to_string(s.axis));
   }
+  // A masked row (-inf entries, as attention masks write) gives exact zeros there.
+  Builder b;
+  Value* x = b.input("x", DataType::kFloat32, {2, 6});
+  b.node("Softmax", {x}, {"y"}, {{"axis", Attribute::fromInt(-1)}});
+  b.output("y");
+  Tensor masked = randomTensor({2, 6}, -2, 2, 9);
+  masked.data<float>()[1] = -INFINITY;
+  masked.data<float>()[8] = -INFINITY;
+  expectFastMatchesReference(b.g, {{"x", masked}}, "Softmax with -inf");
+  ASSERT_TRUE(b.g.inferShapes().ok());
+  auto plan = build(b.g, BuildOptions{});
+  ASSERT_TRUE(plan.ok());
+  auto y = Engine::loadFromMemory(plan->bytes().data(), plan->bytes().size()).value()->createContext().value()->infer({{"x", masked}});
+  ASSERT_TRUE(y.ok());
+  EXPECT_EQ((*y)[0].data<float>()[1], 0.f);
+  EXPECT_EQ((*y)[0].data<float>()[8], 0.f);
 }
 
 TEST(CpuFast, NearestResizeMatchesReferenceExactly) {
@@ -173,6 +189,13 @@ TEST(CpuFast, VectorExpAndSigmoidAccuracy) {
   double worst_abs = 0;
   for (size_t i = 0; i < x.size(); ++i) worst_abs = std::max(worst_abs, std::fabs(y[i] - 1.0 / (1.0 + std::exp(-double(x[i])))));
   EXPECT_LT(worst_abs, 2e-7);
+  // Outside the range: exp(-inf) and exp(-100) are exactly 0 (masked softmax), NaN stays NaN.
+  float e[4] = {-INFINITY, -100.f, NAN, 0.f};
+  backend::cpufast::expInPlace(e, 4);
+  EXPECT_EQ(e[0], 0.f);
+  EXPECT_EQ(e[1], 0.f);
+  EXPECT_TRUE(std::isnan(e[2]));
+  EXPECT_EQ(e[3], 1.f);
   // Far outside the clamp: finite, saturated.
   float big[4] = {-1e30f, -200.f, 200.f, 1e30f};
   backend::cpufast::sigmoidInPlace(big, 4);

@@ -1,8 +1,6 @@
 // `ramjet build model.onnx -o model.plan`: import, optimize, pick kernels, plan memory, write the plan.
 #include <unistd.h>
 
-#include <cmath>
-#include <cstdlib>
 #include <iostream>
 #include <map>
 
@@ -89,7 +87,6 @@ class ProgressBar {
   bool on_, tty_;
   std::string stage_;
 };
-
 
 }  // namespace
 
@@ -243,18 +240,15 @@ void addBuildCommand(CLI::App& app, Action* action) {
         auto b = parseFraction(o->accuracy_budget);
         if (!b.ok()) return fail("--accuracy-budget: " + b.status().message());
         if (!o->int8) return fail("--accuracy-budget applies to INT8 builds: add --int8");
-        if (o->calib_data.empty())
-          return fail("--accuracy-budget needs --calib-data: accuracy is measured on calibration batches");
+        if (o->calib_data.empty() && o->calib_cache.empty())
+          return fail("--accuracy-budget needs --calib-data (accuracy is measured on calibration batches), or a "
+                      "--calib-cache holding a decision made before for these options");
         opt.accuracy_budget = *b;
         opt.accuracy_samples = o->accuracy_samples;
-        if (o->accuracy_metric == "detection") {
-          opt.accuracy_metric = "custom:detection-map50";
-          opt.accuracy_loss = [](const std::vector<std::vector<Tensor>>& got, const std::vector<std::vector<Tensor>>& ref) {
-            return vision::detectionAgreementLoss(got, ref);
-          };
-        } else {
+        if (o->accuracy_metric == "detection")
+          vision::useDetectionAccuracyMetric(&opt);
+        else
           opt.accuracy_metric = o->accuracy_metric;
-        }
       }
       std::unique_ptr<precision::Calibrator> calib;
       if (!o->calib_data.empty()) {

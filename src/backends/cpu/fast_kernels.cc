@@ -9,7 +9,6 @@
 #include <cstring>
 #include <string>
 #include <limits>
-#include <type_traits>
 
 #include "backends/cpu/reference/gemm.h"
 #include "ops/fused_conv.h"
@@ -22,9 +21,12 @@ namespace {
 // ---- vectorizable math (Cephes-style expf: range reduction by ln2, degree-6 polynomial) ----
 // Loops over plain arrays with no branches, so GCC vectorizes them; each is compiled for
 // AVX2+FMA and for the baseline ISA and picked at run time (like the GEMM micro-kernel).
+// Below -87 the result is 0 (exp(-inf) = 0 exactly, as a masked softmax needs), above 88 it
+// saturates at exp(88); NaN stays NaN.
 [[gnu::always_inline]] inline void expLoop(float* x, int64_t n) {
   for (int64_t i = 0; i < n; ++i) {
-    float v = std::min(88.0f, std::max(-87.0f, x[i]));
+    const float in = x[i];
+    float v = std::min(88.0f, std::max(-87.0f, in));
     const float fx = std::floor(v * 1.44269504088896341f + 0.5f);
     v = v - fx * 0.693359375f + fx * 2.12194440e-4f;
     const float z = v * v;
@@ -36,7 +38,8 @@ namespace {
     y = y * v + 5.0000001201e-1f;
     y = y * z + v + 1.0f;
     const int32_t e = (static_cast<int32_t>(fx) + 127) << 23;
-    x[i] = y * std::bit_cast<float>(e);
+    const float r = y * std::bit_cast<float>(e);
+    x[i] = in < -87.0f ? 0.0f : in != in ? in : r;
   }
 }
 
@@ -101,16 +104,8 @@ void epilogueBase(float* y, int64_t n, float bias, const float* z, const ops::Co
 }
 #pragma GCC pop_options
 
-bool haveAvx2() {
-  static const bool kHave = [] {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  }();
-  return kHave;
-}
-
 void epilogue(float* y, int64_t n, float bias, const float* z, const ops::ConvActivation& act) {
-  haveAvx2() ? epilogueAvx2(y, n, bias, z, act) : epilogueBase(y, n, bias, z, act);
+  reference::cpuHasAvx2Fma() ? epilogueAvx2(y, n, bias, z, act) : epilogueBase(y, n, bias, z, act);
 }
 
 bool isF32(const TensorType& t, size_t rank) {
@@ -321,7 +316,7 @@ class SoftmaxKernel final : public Kernel {
     const float* x = static_cast<const float*>(args.inputs[0].data);
     float* y = static_cast<float*>(args.outputs[0].data);
     if (n == 0 || outer * inner == 0) return Status::Ok();
-    auto vexp = [](float* p, int64_t len) { haveAvx2() ? expAvx2(p, len) : expBase(p, len); };
+    auto vexp = [](float* p, int64_t len) { reference::cpuHasAvx2Fma() ? expAvx2(p, len) : expBase(p, len); };
     if (inner == 1) {  // contiguous rows
       reference::parallelRange(outer, std::max<int64_t>(1, 8192 / n), [&](int64_t r0, int64_t r1) {
         for (int64_t r = r0; r < r1; ++r) {
@@ -376,21 +371,21 @@ class ResizeNearestKernel final : public Kernel {
 
   Status run(const RunArgs& args) override {
     const auto& d = args.inputs[0].dims;
-    auto values = [&](size_t i, auto* out) -> Status {
-      if (i >= args.inputs.size()) return Status::Ok();
+    // scales (input 2) and sizes (input 3): host constants, or host memory on the CPU.
+    auto values = [&](size_t i) {
+      std::vector<double> v;
+      if (i >= args.inputs.size()) return v;
       const TensorRef& r = args.inputs[i];
-      Tensor t = r.host ? *r.host
-                        : (r.data && r.numel() > 0
-                               ? Tensor(r.dtype, r.dims, std::shared_ptr<uint8_t>(std::shared_ptr<uint8_t>(), static_cast<uint8_t*>(r.data)))
-                               : Tensor());
-      if (!t.defined()) return Status::Ok();
-      for (int64_t k = 0; k < t.numel(); ++k) out->push_back(static_cast<typename std::remove_pointer_t<decltype(out)>::value_type>(t.getDouble(k)));
-      return Status::Ok();
+      if (r.host) {
+        for (int64_t k = 0; k < r.host->numel(); ++k) v.push_back(r.host->getDouble(k));
+      } else if (r.data && r.numel() > 0) {
+        Tensor t(r.dtype, r.dims, std::shared_ptr<uint8_t>(std::shared_ptr<uint8_t>(), static_cast<uint8_t*>(r.data)));
+        for (int64_t k = 0; k < t.numel(); ++k) v.push_back(t.getDouble(k));
+      }
+      return v;
     };
-    std::vector<double> scales;
-    std::vector<int64_t> sizes;
-    RJ_RETURN_IF_ERROR(values(2, &scales));
-    RJ_RETURN_IF_ERROR(values(3, &sizes));
+    const std::vector<double> scales = values(2), size_values = values(3);
+    const std::vector<int64_t> sizes(size_values.begin(), size_values.end());
     std::vector<int64_t> od;
     RJ_ASSIGN_OR_RETURN(auto idx, ops::nearestResizeIndices(node_, d, scales, sizes, &od));
     const TensorRef& yr = args.outputs[0];
@@ -419,8 +414,8 @@ class ResizeNearestKernel final : public Kernel {
 
 }  // namespace
 
-void expInPlace(float* x, int64_t n) { haveAvx2() ? expAvx2(x, n) : expBase(x, n); }
-void sigmoidInPlace(float* x, int64_t n) { haveAvx2() ? sigmoidAvx2(x, n) : sigmoidBase(x, n); }
+void expInPlace(float* x, int64_t n) { reference::cpuHasAvx2Fma() ? expAvx2(x, n) : expBase(x, n); }
+void sigmoidInPlace(float* x, int64_t n) { reference::cpuHasAvx2Fma() ? sigmoidAvx2(x, n) : sigmoidBase(x, n); }
 
 bool applies(const Node& node, const std::vector<TensorType>& in, const std::vector<TensorType>& out) {
   if (!node.domain.empty() && node.domain != "ai.onnx") return false;

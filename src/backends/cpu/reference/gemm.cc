@@ -108,7 +108,9 @@ void microKernelD_base(int64_t kc, const double* a, const double* b, double* c, 
 }
 #pragma GCC pop_options
 
-bool haveAvx2Fma() {
+}  // namespace
+
+bool cpuHasAvx2Fma() {
   static const bool kHave = [] {
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
@@ -116,7 +118,7 @@ bool haveAvx2Fma() {
   return kHave;
 }
 
-bool haveAvx512() {
+bool cpuHasAvx512() {
   static const bool kHave = [] {
     __builtin_cpu_init();
     const char* off = std::getenv("RAMJET_NO_AVX512");
@@ -124,6 +126,8 @@ bool haveAvx512() {
   }();
   return kHave;
 }
+
+namespace {
 
 // The AVX-512 tile's micro-kernel, used by the gemmSerial instance packed for Tile512F.
 struct Micro512 {
@@ -134,14 +138,14 @@ struct Micro512 {
 
 inline void callMicro(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int mr,
                       int nr) {
-  if (haveAvx2Fma())
+  if (cpuHasAvx2Fma())
     microKernelF_avx2(kc, a, b, c, ldc, mr, nr);
   else
     microKernelF_base(kc, a, b, c, ldc, mr, nr);
 }
 inline void callMicro(int64_t kc, const double* a, const double* b, double* c, int64_t ldc, int mr,
                       int nr) {
-  if (haveAvx2Fma())
+  if (cpuHasAvx2Fma())
     microKernelD_avx2(kc, a, b, c, ldc, mr, nr);
   else
     microKernelD_base(kc, a, b, c, ldc, mr, nr);
@@ -380,7 +384,7 @@ void parallelFor(int64_t n, const std::function<void(int64_t)>& fn) {
 
 void gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
           int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
-  if (haveAvx512())
+  if (cpuHasAvx512())
     gemmImpl<float, Tile512F, Micro512>(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
   else
     gemmImpl<float>(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);

@@ -20,6 +20,11 @@ void gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha
 void gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, double alpha, const double* A,
           int64_t lda, const double* B, int64_t ldb, double beta, double* C, int64_t ldc);
 
+// CPU features for run-time kernel dispatch (checked once). RAMJET_NO_AVX512=1 turns the
+// AVX-512 paths off (the GEMM then uses its AVX2 tile).
+bool cpuHasAvx2Fma();
+bool cpuHasAvx512();
+
 // Runs fn(0..n-1) on the calling thread plus helper threads (OMP_NUM_THREADS of them in all).
 // Chunks are claimed from a shared counter and the caller runs whatever nobody else claimed, so
 // a helper that the OS has descheduled (a loaded machine) cannot stall the call the way a
