@@ -3,7 +3,7 @@
 // warp LayerNorm, each as a one-node graph built into a CUDA engine without CPU fallback and
 // compared with the CPU reference interpreter on the same (for FP16: half-rounded) inputs; then
 // the whole ViT-B/16 (RAMJET_ZOO_DIR or models/zoo) built FP16 vs the CPU FP32 reference.
-// RAMJET_ATTENTION_ALGO=simt|wmma forces one attention kernel; both are run here.
+// RAMJET_ATTENTION_ALGO=simt|wmma|mma forces one attention kernel; each is run here.
 // Tolerances: FP32 1e-4 abs / 1e-4 rel (TF32 GEMMs: 2e-2 / 1e-2), FP16 3e-2 / 2e-2.
 // Without a CUDA device every test is skipped.
 #include <gtest/gtest.h>
@@ -128,7 +128,7 @@ Attribute AIs(std::vector<int64_t> v) { return Attribute::fromInts(std::move(v))
 Attribute AFs(std::vector<float> v) { return Attribute::fromFloats(std::move(v)); }
 
 void forEachAlgo(const std::function<void(const std::string&)>& f) {
-  for (const char* algo : {"simt", "wmma"}) {
+  for (const char* algo : {"simt", "wmma", "mma"}) {
     setenv("RAMJET_ATTENTION_ALGO", algo, 1);
     f(std::string(" [") + algo + "]");
   }

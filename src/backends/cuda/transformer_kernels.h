@@ -31,7 +31,9 @@ struct AttnParams {
   int64_t mask_sb = 0, mask_sh = 0, mask_sq = 0;
 };
 
-enum class AttnAlgo { kAuto = 0, kTensorCore = 1, kSimt = 2 };
+// kTensorCore: WMMA kernel; kMma: mma.sync flash-attention-2 kernel (sm_80+); kAuto: kMma where
+// the GPU has it, else WMMA, for eligible parameters, else SIMT.
+enum class AttnAlgo { kAuto = 0, kTensorCore = 1, kSimt = 2, kMma = 3 };
 // True when the tensor-core (WMMA, FP16 in / FP32 accumulate) kernel takes these parameters:
 // fp16, no mask, d == dv in {32, 64, 128}.
 bool attentionTensorCoreEligible(DataType dt, const AttnParams& p);

@@ -40,12 +40,13 @@ Status no(const Node& n, Args&&... why) {
 Result<std::unique_ptr<Kernel>> mk(Kernel* k) { return Result<std::unique_ptr<Kernel>>(std::unique_ptr<Kernel>(k)); }
 
 AttnAlgo algoOf(const Tactic& t) {
-  // RAMJET_ATTENTION_ALGO=simt|wmma forces one kernel (tests run both).
+  // RAMJET_ATTENTION_ALGO=simt|wmma|mma forces one kernel (tests run each).
   if (const char* f = std::getenv("RAMJET_ATTENTION_ALGO")) {
     if (std::string(f) == "simt") return AttnAlgo::kSimt;
     if (std::string(f) == "wmma") return AttnAlgo::kTensorCore;
+    if (std::string(f) == "mma") return AttnAlgo::kMma;
   }
-  return t.id == 1 ? AttnAlgo::kTensorCore : t.id == 2 ? AttnAlgo::kSimt : AttnAlgo::kAuto;
+  return t.id == 1 ? AttnAlgo::kTensorCore : t.id == 2 ? AttnAlgo::kSimt : t.id == 3 ? AttnAlgo::kMma : AttnAlgo::kAuto;
 }
 
 std::vector<Tactic> attnTactics(DataType dt, int64_t d, int64_t dv, bool mask) {
@@ -53,7 +54,8 @@ std::vector<Tactic> attnTactics(DataType dt, int64_t d, int64_t dv, bool mask) {
   p.d = d;
   p.dv = dv;
   p.mask = mask ? reinterpret_cast<void*>(1) : nullptr;
-  if (attentionTensorCoreEligible(dt, p)) return {Tactic{"cuda.attention.wmma", 1}, Tactic{"cuda.attention.simt", 2}};
+  if (attentionTensorCoreEligible(dt, p))
+    return {Tactic{"cuda.attention.mma", 3}, Tactic{"cuda.attention.wmma", 1}, Tactic{"cuda.attention.simt", 2}};
   return {Tactic{"cuda.attention.simt", 2}};
 }
 
@@ -134,7 +136,8 @@ class AttentionKernel final : public Kernel {
       s.p.mask = a.workspace;
     }
     AttnAlgo algo = algo_;
-    if (algo == AttnAlgo::kTensorCore && !attentionTensorCoreEligible(a.inputs[0].dtype, s.p)) algo = AttnAlgo::kSimt;
+    if ((algo == AttnAlgo::kTensorCore || algo == AttnAlgo::kMma) && !attentionTensorCoreEligible(a.inputs[0].dtype, s.p))
+      algo = AttnAlgo::kSimt;
     return attention(a.inputs[0].dtype, s.q, s.k, s.v, s.o, s.p, algo, S(a));
   }
 
@@ -173,7 +176,8 @@ class MhaKernel final : public Kernel {
     }
     if (a.outputs[0].numel() == 0) return Status::Ok();
     AttnAlgo algo = algo_;
-    if (algo == AttnAlgo::kTensorCore && !attentionTensorCoreEligible(a.inputs[0].dtype, p)) algo = AttnAlgo::kSimt;
+    if ((algo == AttnAlgo::kTensorCore || algo == AttnAlgo::kMma) && !attentionTensorCoreEligible(a.inputs[0].dtype, p))
+      algo = AttnAlgo::kSimt;
     return attention(a.inputs[0].dtype, views[0], views[1], views[2], views[3], p, algo, S(a));
   }
 
