@@ -252,10 +252,11 @@ class ExecutionContext {
     std::vector<std::string> fused_from;  // ONNX nodes a fusion absorbed (empty: the node itself)
     double median_ms = 0, min_ms = 0, mean_ms = 0;
   };
-  // Runs the engine `iterations` times (after one untimed run) kernel by kernel, without a
-  // CUDA graph, timing each kernel between two events on `stream` (host clock on CPU), with
-  // the shapes and addresses set for enqueue(). For finding where time goes: the sum is above
-  // enqueue()'s latency (no graph replay, a synchronization per kernel).
+  // Runs the engine `iterations` times (after one untimed run) kernel by kernel with the shapes
+  // and addresses set for enqueue(): each kernel is captured into a CUDA graph of its own and
+  // its replay timed between two events (plain launches where capture is refused; host clock
+  // on CPU). For finding where time goes: the sum is a little above enqueue()'s latency (no
+  // overlap between kernels, a synchronization per kernel).
   virtual Result<std::vector<KernelTiming>> profile(void* stream, int iterations) {
     return Status(StatusCode::kUnsupported, "this execution context cannot profile");
   }

@@ -158,6 +158,9 @@ bool hasSubgraph(const Node& n) {
 bool keepInputType(const Node& n, size_t i) {
   if (n.op_type == "Resize" && (i == 1 || i == 2)) return true;
   if (n.op_type == "Int8Quantize") return true;  // reads any float type
+  // Shape and Size read only the dims: a Cast feeding them would run a kernel for nothing (the
+  // CUDA backend has no FP16 Shape kernel, so each dynamic-batch ViT layer got a dead FP32 copy).
+  if (n.op_type == "Shape" || n.op_type == "Size") return true;
   return false;
 }
 

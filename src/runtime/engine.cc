@@ -576,13 +576,16 @@ Status ContextImpl::enqueue(void* stream) {
       if (pl == Placement::kHost || pl == Placement::kAlias) continue;
       backend::RunArgs& a = inst->args[pos];
       a.stream = s;
-      auto run = [&](void*) -> Status {
-        return pl == Placement::kCpuFallback && e_->pc.meta.device != DeviceKind::kCpu ? stagedCpuRun(pos, a, s)
+      // The kernel runs on the stream it is handed: the profiler's timeMs captures it into a
+      // CUDA graph on a stream of its own (launching on `s` instead timed an empty graph).
+      auto run = [&](void* x) -> Status {
+        a.stream = x;
+        return pl == Placement::kCpuFallback && e_->pc.meta.device != DeviceKind::kCpu ? stagedCpuRun(pos, a, x)
                                                                                         : e_->kernels[pos]->run(a);
       };
       Status st;
       if (profile_ms_) {
-        // One launch between two events; timeMs' warm-up call is skipped (profile() ran the
+        // One replay between two events; timeMs' warm-up call is skipped (profile() ran the
         // whole program once already).
         bool warm = true;
         auto t = be.timeMs([&](void* x) -> Status {

@@ -15,6 +15,9 @@
 #include "backends/cpu/reference/interpreter.h"
 #include "precision/calibrator.h"
 #include "precision/fake_quant.h"
+#include "precision/lowering.h"
+#include "plan/plan_format.h"
+#include "graph_builder.h"
 #include "ramjet/engine.h"
 
 #define STB_IMAGE_WRITE_STATIC
@@ -431,6 +434,50 @@ TEST(PrecisionCli, ValidateTinyCnn) {
   EXPECT_EQ(runCli("validate --model " + d + "/missing.onnx", &out), 1);
   EXPECT_NE(runCli("calibrate --model " + model + " --data random --method kl -o x", &out), 0);
   fs::remove_all(d);
+}
+
+}  // namespace
+}  // namespace ramjet::precision
+
+namespace ramjet::precision {
+namespace {
+
+// FP16 lowering on a device without FP16 Shape kernels (as CUDA): a Shape consumer reads the
+// FP16 tensor's dims directly; no Cast is inserted for it.
+TEST(PrecisionLowering, ShapeConsumersNeedNoCast) {
+  rjtest::Builder b;
+  b.input("x", TensorType{DataType::kFloat32, Shape::fromDims({2, 8})});
+  b.node("Sigmoid", {b.value("x")}, {"r"});
+  b.node("Shape", {b.value("r")}, {"s"});
+  b.node("Sigmoid", {b.value("r")}, {"y"});
+  b.output("y");
+  b.output("s");
+  ASSERT_TRUE(b.g.verify().ok());
+  ASSERT_TRUE(b.g.inferShapes().ok());
+  auto original = plan::cloneGraph(b.g);
+  ASSERT_TRUE(original.ok());
+  BuildOptions opt;
+  opt.precision = Precision::kFP16;
+  LoweringEnv env;
+  env.supports = [](const Node& n, const std::vector<TensorType>& in, const std::vector<TensorType>&) -> Status {
+    if (n.op_type == "Shape" && !in.empty() && in[0].dtype != DataType::kFloat32)
+      return makeError(StatusCode::kUnsupported, "no fp16 Shape");
+    return Status::Ok();
+  };
+  auto rep = lowerPrecision(b.g, **original, opt, env);
+  ASSERT_TRUE(rep.ok()) << rep.status().toString();
+  size_t casts = 0;
+  for (const auto& n : b.g.nodes()) {
+    if (n->op_type != "Cast") continue;
+    ++casts;
+    for (const Node* c : n->outputs[0]->consumers) EXPECT_NE(c->op_type, "Shape") << n->name << " feeds a Shape";
+  }
+  EXPECT_EQ(casts, 2u) << rep->toString();  // the graph input to FP16 and the output back to FP32
+  auto got = reference::run(b.g, {{"x", Tensor(DataType::kFloat32, {2, 8})}});
+  ASSERT_TRUE(got.ok()) << got.status().toString();
+  ASSERT_EQ(got->size(), 2u);
+  EXPECT_EQ((*got)[1].data<int64_t>()[0], 2);
+  EXPECT_EQ((*got)[1].data<int64_t>()[1], 8);
 }
 
 }  // namespace

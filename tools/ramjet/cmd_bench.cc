@@ -79,7 +79,7 @@ void printProfile(const std::vector<ExecutionContext::KernelTiming>& prof, int64
   for (const auto& k : prof) v.push_back(&k);
   std::stable_sort(v.begin(), v.end(), [](auto* a, auto* b) { return a->median_ms > b->median_ms; });
   char buf[512];
-  std::snprintf(buf, sizeof(buf), "profile batch %lld: %zu kernels, sum of medians %.4f ms (kernel by kernel, no CUDA graph)\n",
+  std::snprintf(buf, sizeof(buf), "profile batch %lld: %zu kernels, sum of medians %.4f ms (each kernel replayed alone from a CUDA graph)\n",
                 static_cast<long long>(batch), prof.size(), total);
   *os << buf;
   *os << "  rank   median_ms   min_ms     %    cum%  op                   tactic                 node (fused from)\n";
@@ -174,7 +174,7 @@ void addBenchCommand(CLI::App& app, Action* action) {
   cmd->add_option("--duration", o->duration, "seconds per batch when --iterations is not given");
   cmd->add_option("--warmup", o->warmup, "untimed iterations first");
   cmd->add_flag("--json", o->json, "print the results as JSON");
-  cmd->add_flag("--profile", o->profile, "per-kernel times (kernel by kernel, no CUDA graph): table by time and op-type totals");
+  cmd->add_flag("--profile", o->profile, "per-kernel GPU times (each kernel replayed alone): table by time and op-type totals");
   cmd->add_option("--profile-iterations", o->profile_iterations, "profiled runs per batch (median per kernel)")
       ->check(CLI::Range(1, 100000));
   cmd->add_option("--top", o->top, "kernels listed in the profile table (0: all)")->check(CLI::NonNegativeNumber);
