@@ -467,6 +467,10 @@ TEST_F(CudaKernels, Transpose) {
       {{2, 3, 2, 3, 2, 3, 2, 2}, {7, 6, 5, 4, 3, 2, 1, 0}},
       {{3, 0, 4}, {2, 1, 0}},
       {{1, 1, 7}, {2, 0, 1}},
+      {{2, 5, 9, 16}, {0, 2, 1, 3}},  // innermost dim kept: copied in 16-byte units where aligned
+      {{7, 3, 24}, {1, 0, 2}},        // [B, S, D] -> [S, B, D] (torch MHA)
+      {{2, 3, 37, 41}, {0, 2, 3, 1}}, // RGB NCHW -> NHWC: the few-rows kernel
+      {{2, 16, 5, 3}, {0, 2, 3, 1}},  // 16 rows: still the few-rows kernel
   };
   for (DataType dt : {DataType::kFloat32, DataType::kFloat16, DataType::kInt64, DataType::kUInt8}) {
     for (const auto& [dims, perm] : cases) {
@@ -517,6 +521,66 @@ TEST_F(CudaKernels, ConcatAndSplit) {
   }
 }
 
+// NHWC channel concatenation (YOLO C2f blocks): widths of 8-48 fp16 channels copied as 16-byte
+// units by the 2-D copy kernel, odd widths byte by byte; and the split back.
+TEST_F(CudaKernels, ConcatSplitChannelsLast) {
+  for (DataType dt : {DataType::kFloat32, DataType::kFloat16, DataType::kUInt8}) {
+    for (const std::vector<int64_t>& lens : {std::vector<int64_t>{16, 8, 24}, std::vector<int64_t>{3, 5, 1}}) {
+      std::vector<int64_t> base = {2, 3, 5, 0};
+      std::vector<Tensor> ins;
+      std::vector<Buf> bufs;
+      std::vector<const void*> ptrs;
+      for (int64_t l : lens) {
+        std::vector<int64_t> d = base;
+        d[3] = l;
+        ins.push_back(randInts(dt, d, 0, 100));
+        bufs.push_back(upload(ins.back()));
+        ptrs.push_back(bufs.back()->p);
+      }
+      ASSERT_ORACLE(ref, oracle("Concat", ins, {{"axis", AI(3)}}));
+      Buf dy = alloc(dt, ref[0].dims());
+      ASSERT_OK(concat(dataTypeSize(dt), ptrs, lens, base, 3, dy->p, s));
+      sync();
+      expectExact(download(dy, dt, ref[0].dims()), ref[0], std::string("Concat NHWC ") + dtName(dt));
+      std::vector<Buf> outs;
+      std::vector<void*> optrs;
+      for (const Tensor& t : ins) { outs.push_back(alloc(dt, t.dims())); optrs.push_back(outs.back()->p); }
+      ASSERT_OK(split(dataTypeSize(dt), dy->p, ref[0].dims(), 3, lens, optrs, s));
+      sync();
+      for (size_t i = 0; i < ins.size(); ++i)
+        expectExact(download(outs[i], dt, ins[i].dims()), ins[i], std::string("Split NHWC ") + dtName(dt));
+    }
+  }
+}
+
+// biasActivation against the host: y = act(x + bias[channel]) for NCHW (inner = H*W) and NHWC
+// (inner = 1) layouts, on the vector path (channels or inner a multiple of 8) and off it.
+TEST_F(CudaKernels, BiasActivation) {
+  struct C { int64_t outer, channels, inner; };
+  for (DataType dt : kFloatTypes) {
+    for (const C& c : {C{3, 24, 1}, C{2, 5, 16}, C{4, 7, 3}, C{394, 96, 1}}) {
+      for (UnaryOp op : {UnaryOp::kGelu, UnaryOp::kSilu, UnaryOp::kIdentity}) {
+        Tensor x = randT(dt, {c.outer, c.channels, c.inner});
+        Tensor b = randT(dt, {c.channels});
+        Tensor want(DataType::kFloat32, {c.outer, c.channels, c.inner});
+        Tensor xf = x.cast(DataType::kFloat32), bf = b.cast(DataType::kFloat32);
+        for (int64_t i = 0; i < want.numel(); ++i) {
+          const float v = xf.data<float>()[i] + bf.data<float>()[(i / c.inner) % c.channels];
+          want.data<float>()[i] = op == UnaryOp::kGelu   ? 0.5f * v * (1.f + std::erf(v * 0.70710678f))
+                                  : op == UnaryOp::kSilu ? v / (1.f + std::exp(-v))
+                                                         : v;
+        }
+        Buf dx = upload(x), db = upload(b), dy = alloc(dt, x.dims());
+        ASSERT_OK(biasActivation(dt, dx->p, db->p, dy->p, c.outer, c.channels, c.inner, op, {}, s));
+        sync();
+        expectClose(download(dy, dt, x.dims()).cast(DataType::kFloat32), want, tolFor(dt), tolFor(dt),
+                    std::string("biasActivation ") + dtName(dt) + " " + unaryOpName(op) + " " +
+                        std::to_string(c.outer) + "x" + std::to_string(c.channels) + "x" + std::to_string(c.inner));
+      }
+    }
+  }
+}
+
 // ONNX Slice parameters -> normalized start and count per axis (what a backend computes).
 void normalizeSlice(const std::vector<int64_t>& dims, const std::vector<int64_t>& starts,
                     const std::vector<int64_t>& ends, const std::vector<int64_t>& axes,
@@ -547,6 +611,8 @@ TEST_F(CudaKernels, Slice) {
       {{5, 7, 9}, {-1, 6}, {-100, 0}, {1, 0}, {-2, -1}},
       {{4, 6}, {2}, {2}, {1}, {1}},  // empty
       {{2, 3, 4, 5, 6}, {0, 1, 1}, {2, 3, 5}, {1, 3, 4}, {2, 1, 2}},
+      {{2, 4, 6, 32}, {8}, {24}, {3}, {1}},  // NHWC channel slice: 16-byte units where aligned
+      {{2, 4, 6, 32}, {3}, {19}, {3}, {1}},  // misaligned start: element copies
   };
   for (DataType dt : {DataType::kFloat32, DataType::kFloat16, DataType::kInt64}) {
     for (const auto& c : cases) {
@@ -851,6 +917,9 @@ TEST_F(CudaKernels, Resize) {
       {ResizeMode::kNearest, "nearest", CoordTransform::kAsymmetric, "asymmetric", NearestMode::kFloor, "floor", {1, 3, 5, 7}, {1, 1, 2, 2}, {}},
       {ResizeMode::kNearest, "nearest", CoordTransform::kHalfPixel, "half_pixel", NearestMode::kRoundPreferCeil, "round_prefer_ceil", {2, 3, 5, 7}, {1, 1, 2, 2}, {}},
       {ResizeMode::kNearest, "nearest", CoordTransform::kHalfPixel, "half_pixel", NearestMode::kRoundPreferFloor, "round_prefer_floor", {1, 2, 9, 8}, {}, {1, 2, 4, 3}},
+      // NHWC nearest upsampling: whole pixels (16 channels) copied as units.
+      {ResizeMode::kNearest, "nearest", CoordTransform::kAsymmetric, "asymmetric", NearestMode::kFloor, "floor", {2, 5, 7, 16}, {1, 2, 2, 1}, {}},
+      {ResizeMode::kNearest, "nearest", CoordTransform::kHalfPixel, "half_pixel", NearestMode::kRoundPreferFloor, "round_prefer_floor", {1, 4, 3, 6}, {}, {1, 9, 5, 6}},
       {ResizeMode::kLinear, "linear", CoordTransform::kHalfPixel, "half_pixel", NearestMode::kRoundPreferFloor, "round_prefer_floor", {1, 3, 5, 7}, {1, 1, 2, 2}, {}},
       {ResizeMode::kLinear, "linear", CoordTransform::kAlignCorners, "align_corners", NearestMode::kRoundPreferFloor, "round_prefer_floor", {2, 2, 5, 6}, {}, {2, 2, 9, 4}},
       {ResizeMode::kLinear, "linear", CoordTransform::kPytorchHalfPixel, "pytorch_half_pixel", NearestMode::kRoundPreferFloor, "round_prefer_floor", {1, 2, 6, 5}, {}, {1, 2, 1, 11}},
@@ -1128,6 +1197,21 @@ TEST_F(CudaKernels, Throughput) {
            return biasActivation(h, x->p, bias->p, y->p, 32 * 56 * 56, 256, 1, UnaryOp::kSilu, {}, s);
          }), 2.0 * bytes);
   report("transpose NCHW->NHWC f16", timeMs([&] { return transpose(2, x->p, act, {0, 2, 3, 1}, y->p, s); }), 2.0 * bytes);
+  report("transpose RGB NCHW->NHWC f32 [8,3,640,640]", timeMs([&] {
+           return transpose(4, x->p, {8, 3, 640, 640}, {0, 2, 3, 1}, y->p, s);
+         }), 2.0 * 8 * 3 * 640 * 640 * 4);
+  report("transpose [64,197,768]->[197,64,768] f16", timeMs([&] {
+           return transpose(2, x->p, {64, 197, 768}, {1, 0, 2}, y->p, s);
+         }), 2.0 * 64 * 197 * 768 * 2);
+  report("concat NHWC f16 [32,56,56,{64,64}] axis 3", timeMs([&] {
+           return concat(2, {x->p, z->p}, {64, 64}, {32, 56, 56, 0}, 3, y->p, s);
+         }), 2.0 * 32 * 56 * 56 * 128 * 2);
+  report("slice NHWC f16 [32,56,56,256] -> [...,64:192]", timeMs([&] {
+           return slice(2, x->p, {32, 56, 56, 256}, {0, 0, 0, 64}, {1, 1, 1, 1}, y->p, {32, 56, 56, 128}, s);
+         }), 2.0 * 32 * 56 * 56 * 128 * 2);
+  report("biasActivation Gelu f16 [4096, 3072] (ViT fc1 rows)", timeMs([&] {
+           return biasActivation(h, x->p, bias->p, y->p, 4096 * 12, 256, 1, UnaryOp::kGelu, {}, s);
+         }), 2.0 * 4096 * 3072 * 2);
   report("transpose NHWC->NCHW f16", timeMs([&] { return transpose(2, x->p, {32, 56, 56, 256}, {0, 3, 1, 2}, y->p, s); }), 2.0 * bytes);
   report("reduce mean HW f16 (GlobalAveragePool)", timeMs([&] { return reduce(ReduceOp::kMean, h, x->p, act, {2, 3}, y->p, s); }), 1.0 * bytes);
   report("reduce sum over C f16 (axis 1)", timeMs([&] { return reduce(ReduceOp::kSum, h, x->p, act, {1}, y->p, s); }), 1.0 * bytes);
@@ -1142,6 +1226,13 @@ TEST_F(CudaKernels, Throughput) {
     p.kernel[0] = p.kernel[1] = 3; p.stride[0] = p.stride[1] = 2; p.pad_begin[0] = p.pad_begin[1] = 1;
     p.pad_end[0] = p.pad_end[1] = 1;
     report("maxPool 3x3/2 f16 NCHW", timeMs([&] { return maxPool(h, x->p, y->p, p, s); }), 1.25 * bytes);
+    PoolParams q;  // YOLO SPPF: 5x5/1 pad 2 on [64,20,20,128] NHWC
+    q.n = 64; q.c = 128; q.in[0] = q.in[1] = 20; q.out[0] = q.out[1] = 20;
+    q.kernel[0] = q.kernel[1] = 5; q.stride[0] = q.stride[1] = 1;
+    q.pad_begin[0] = q.pad_begin[1] = q.pad_end[0] = q.pad_end[1] = 2;
+    q.layout = Layout::kNHWC;
+    report("maxPool 5x5/1 f16 NHWC [64,20,20,128] (SPPF)", timeMs([&] { return maxPool(h, x->p, y->p, q, s); }),
+           2.0 * 64 * 20 * 20 * 128 * 2);
   }
   {
     ResizeParams p;
@@ -1152,6 +1243,10 @@ TEST_F(CudaKernels, Throughput) {
     std::vector<int64_t> in = {8, 256, 40, 40}, out = {8, 256, 80, 80};
     report("resize nearest x2 f16 [8,256,40,40]", timeMs([&] { return resize(h, x->p, in, y->p, out, p, s); }),
            2.0 * (numElements(in) + numElements(out)));
+    p.scales = {1, 2, 2, 1};
+    std::vector<int64_t> inh = {8, 40, 40, 256}, outh = {8, 80, 80, 256};
+    report("resize nearest x2 f16 NHWC [8,40,40,256]", timeMs([&] { return resize(h, x->p, inh, y->p, outh, p, s); }),
+           2.0 * (numElements(inh) + numElements(outh)));
   }
 
   // cuDNN: ResNet-50 3x3 conv 64->64 at 56x56, batch 32, FP16 NHWC and NCHW; FP32 (TF32) NCHW.

@@ -386,6 +386,7 @@ attnMma(const __half* __restrict__ q, const __half* __restrict__ k, const __half
 #pragma unroll
   for (int kc = 0; kc < KC; ++kc) ldsm4(qf[kc], qs + (warp * 16 + (lane & 15)) * P + kc * 16 + (lane >> 4) * 8);
 
+  const bool active = q0 + warp * 16 < p.sq;
   const float sl2 = p.scale * 1.4426950408889634f;  // scores in the exp2 domain
   float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.f, l1 = 0.f;  // rows g and g + 8
   float acc[DT][4];
@@ -412,8 +413,14 @@ attnMma(const __half* __restrict__ q, const __half* __restrict__ k, const __half
     __syncthreads();
     const __half* kt = ks + st * kMmaKeys * P;
     const __half* vt = vs + st * kMmaKeys * P;
+    const int64_t left = p.sk - t0;
+    if (!active) {  // this warp's rows are all past sq: it only helps load the tiles
+      __syncthreads();
+      continue;
+    }
 
-    // S = Q·Kᵀ: 16 rows x 64 keys per warp, NT fragments of 8 keys.
+    // S = Q·Kᵀ: 16 rows x 64 keys per warp, NT fragments of 8 keys; fragments wholly past the
+    // last key are skipped (ViT's 197 keys leave 5 in the last tile).
     float s[NT][4];
 #pragma unroll
     for (int j = 0; j < NT; ++j) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.f;
@@ -421,6 +428,7 @@ attnMma(const __half* __restrict__ q, const __half* __restrict__ k, const __half
     for (int kc = 0; kc < KC; ++kc) {
 #pragma unroll
       for (int j = 0; j < NT; j += 2) {
+        if (j * 8 >= left) break;
         // Keys j*8.. and (j+1)*8.., d columns kc*16 .. +15: b0/b1 of two n-fragments.
         uint32_t bf[4];
         ldsm4(bf, kt + (j * 8 + (lane & 7) + ((lane >> 4) << 3)) * P + kc * 16 + ((lane >> 3) & 1) * 8);
@@ -429,7 +437,6 @@ attnMma(const __half* __restrict__ q, const __half* __restrict__ k, const __half
       }
     }
     // Online softmax. Thread holds rows g (s[j][0..1]) and g+8 (s[j][2..3]), keys j*8 + 2*tig + {0,1}.
-    const int64_t left = p.sk - t0;
     float mx0 = -INFINITY, mx1 = -INFINITY;
 #pragma unroll
     for (int j = 0; j < NT; ++j) {
@@ -480,6 +487,7 @@ attnMma(const __half* __restrict__ q, const __half* __restrict__ k, const __half
     // O += P·V: V tile [64 keys][D] row-major is the row-major B; ldmatrix.trans gives b0/b1.
 #pragma unroll
     for (int kc = 0; kc < kMmaKeys / 16; ++kc) {
+      if (kc * 16 >= left) break;  // probabilities past the last key are 0
 #pragma unroll
       for (int j = 0; j < DT; j += 2) {
         uint32_t bf[4];
@@ -490,6 +498,7 @@ attnMma(const __half* __restrict__ q, const __half* __restrict__ k, const __half
     }
     __syncthreads();  // the next iteration's loads overwrite the stage just read
   }
+  if (!active) return;
   l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
   l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
   l1 += __shfl_xor_sync(0xffffffffu, l1, 1);

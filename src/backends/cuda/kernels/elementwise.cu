@@ -261,17 +261,28 @@ __global__ void biasActKernel(const T* x, const T* bias, T* y, int64_t n, int64_
 // 16-byte vectors; each element still finds its own channel (works for NCHW and NHWC).
 template <typename T>
 __global__ void biasActVecKernel(const T* x, const T* bias, T* y, int64_t n, int64_t channels,
-                                 int64_t inner, UnaryOp op, float a, float b) {
+                                 int64_t inner, UnaryOp op, float a, float b, bool small, FastDiv f_inner,
+                                 FastDiv f_ch, FastDiv f_chv) {
   constexpr int V = 16 / sizeof(T);
   int64_t nv = n / V;
   RJ_GRID_STRIDE_LOOP(i, nv) {
     uint4 raw = reinterpret_cast<const uint4*>(x)[i];
     T* e = reinterpret_cast<T*>(&raw);
-    int64_t c0 = (i * V / inner) % channels;
+    // The vector's first channel; 32-bit multiply-shift division when indices fit (64-bit
+    // division is emulated and dominated this memory-bound kernel).
+    int64_t c0;
+    if (inner == 1) {  // channels % V == 0: the vector is channels c0 .. c0 + V - 1
+      int64_t rem = i;
+      c0 = divmod(rem, channels / V, f_chv, small) * V;
+    } else {  // inner % V == 0: one channel for the whole vector
+      int64_t rem = i * V;
+      divmod(rem, inner, f_inner, small);
+      c0 = divmod(rem, channels, f_ch, small);
+    }
 #pragma unroll
     for (int j = 0; j < V; ++j) {
       float v = toF(e[j]);
-      if (bias) v += toF(bias[inner == 1 ? (c0 + j) % channels : c0]);
+      if (bias) v += toF(bias[inner == 1 ? c0 + j : c0]);
       e[j] = fromF<T>(applyUnary(op, v, a, b));
     }
     reinterpret_cast<uint4*>(y)[i] = raw;
@@ -529,7 +540,8 @@ Status biasActivation(DataType dtype, const void* x, const void* bias, void* y, 
     if (vec)
       biasActVecKernel<T><<<gridFor(n / V), kThreads, 0, stream>>>(
           static_cast<const T*>(x), static_cast<const T*>(bias), static_cast<T*>(y), n, channels,
-          inner, act, p.alpha, p.beta);
+          inner, act, p.alpha, p.beta, fastIndex(n), makeFastDiv(inner), makeFastDiv(channels),
+          makeFastDiv(channels / V));
     else
       biasActKernel<T><<<gridFor(n), kThreads, 0, stream>>>(
           static_cast<const T*>(x), static_cast<const T*>(bias), static_cast<T*>(y), n, channels,

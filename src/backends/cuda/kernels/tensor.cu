@@ -13,6 +13,81 @@ __global__ void stridedCopyKernel(const E* in, E* out, int64_t n, int r, Dims8 d
   RJ_GRID_STRIDE_LOOP(i, n) out[i] = in[offsetOf(i, r, dims, st)];
 }
 
+// Copy units wider than an element (data movement reads and writes whole 16-byte vectors where
+// the innermost dim is contiguous on both sides).
+template <typename F>
+bool visitUnit(size_t n, F&& f) {
+  switch (n) {
+    case 16: f(DevTag<uint4>{}); return true;
+    default: return visitElemSize(n, f);
+  }
+}
+
+// A strided gather out[i] = in[base + offset(i)] over out dims `dims` with input strides `st`
+// (elements), re-expressed in the widest unit (<= 16 bytes) that keeps every access aligned:
+// the innermost dim must be contiguous in the input (stride 1) and its length, the other
+// strides, the base and both pointers divisible by the unit.
+struct WideCopy {
+  size_t unit;
+  std::vector<int64_t> dims, st;
+  int64_t base;
+};
+WideCopy widenCopy(size_t es, const void* in, const void* out, std::vector<int64_t> dims, std::vector<int64_t> st,
+                   int64_t base) {
+  WideCopy w{es, dims, st, base};
+  if (dims.empty() || st.back() != 1) return w;
+  const uintptr_t pin = reinterpret_cast<uintptr_t>(in) + static_cast<uintptr_t>(base) * es;
+  const uintptr_t pout = reinterpret_cast<uintptr_t>(out);
+  for (size_t unit : {size_t{16}, size_t{8}, size_t{4}, size_t{2}}) {
+    if (unit <= es || unit % es) continue;
+    const int64_t v = static_cast<int64_t>(unit / es);
+    bool ok = dims.back() % v == 0 && base % v == 0 && pin % unit == 0 && pout % unit == 0;
+    for (size_t i = 0; i + 1 < st.size() && ok; ++i) ok = st[i] % v == 0;
+    if (!ok) continue;
+    w.unit = unit;
+    w.dims.back() = dims.back() / v;
+    for (size_t i = 0; i + 1 < st.size(); ++i) w.st[i] = st[i] / v;
+    w.base = base / v;
+    return w;
+  }
+  return w;
+}
+
+Status launchStridedCopy(const char* what, size_t es, const void* in, void* out, std::vector<int64_t> dims,
+                         std::vector<int64_t> st, int64_t base, cudaStream_t stream) {
+  std::vector<std::vector<int64_t>> sts = {st};
+  mergeBroadcastDims(&dims, &sts);
+  if (dims.empty()) {
+    dims = {1};
+    sts = {{1}};
+  }
+  WideCopy w = widenCopy(es, in, out, dims, sts[0], base);
+  const int64_t n = product(w.dims);
+  if (n == 0) return Status::Ok();
+  const int r = static_cast<int>(w.dims.size());
+  bool ok = visitUnit(w.unit, [&](auto tag) {
+    using E = typename decltype(tag)::type;
+    stridedCopyKernel<E><<<gridFor(n), kThreads, 0, stream>>>(static_cast<const E*>(in) + w.base, static_cast<E*>(out),
+                                                              n, r, toDims8(w.dims), toIdx8(w.st, 0));
+  });
+  if (!ok) return makeError(StatusCode::kUnsupported, what, ": element size ", es);
+  RJ_CUDA_CHECK_LAUNCH(what);
+  return Status::Ok();
+}
+
+// [B, R, C] -> [B, C, R] with few rows (R <= 16, e.g. NCHW -> NHWC of an RGB image): one thread
+// per column reads R coalesced rows and writes its R outputs back to back.
+template <typename E>
+__global__ void transposeFewRowsKernel(const E* in, E* out, int64_t B, int R, int64_t C, bool small, FastDiv fc) {
+  RJ_GRID_STRIDE_LOOP(i, B * C) {
+    int64_t rem = i;
+    const int64_t c = divmod(rem, C, fc, small), b = rem;
+    const E* src = in + b * R * C + c;
+    E* dst = out + (b * C + c) * R;
+    for (int r = 0; r < R; ++r) dst[r] = src[r * C];
+  }
+}
+
 // [B, R, C] -> [B, C, R] through a padded 32x32 shared tile (coalesced both ways).
 template <typename E>
 __global__ void transpose021Kernel(const E* in, E* out, int64_t R, int64_t C) {
@@ -132,6 +207,65 @@ __global__ void poolKernel(const T* x, T* y, PoolDev p, int64_t total) {
   }
 }
 
+// NHWC pooling over V consecutive channels per thread (16-byte loads and stores): the same
+// window arithmetic as poolKernel, amortised over V channels.
+template <typename T, int V>
+struct alignas(16) VecT {
+  T v[V];
+};
+
+template <typename T, bool kMax, int V>
+__global__ void poolNhwcVecKernel(const T* x, T* y, PoolDev p, int64_t total) {
+  using Vec = VecT<T, V>;
+  const int64_t in_sp = p.in[0] * p.in[1] * p.in[2], cv = p.c / V;
+  RJ_GRID_STRIDE_LOOP(i, total) {
+    int64_t rem = i, o[3];
+    const int64_t c = divmod(rem, cv, p.fc, p.small) * V;
+    o[2] = divmod(rem, p.out[2], p.fout[2], p.small);
+    o[1] = divmod(rem, p.out[1], p.fout[1], p.small);
+    o[0] = divmod(rem, p.out[0], p.fout[0], p.small);
+    const int64_t base = rem * in_sp * p.c + c;
+    float acc[V];
+#pragma unroll
+    for (int j = 0; j < V; ++j) acc[j] = kMax ? -INFINITY : 0.f;
+    int64_t count = 0, padded_count = 0;
+    const int64_t st0 = o[0] * p.s[0] - p.pb[0], st1 = o[1] * p.s[1] - p.pb[1], st2 = o[2] * p.s[2] - p.pb[2];
+    for (int64_t a = 0; a < p.k[0]; ++a) {
+      const int64_t i0 = st0 + a * p.d[0];
+      const bool in0 = i0 >= 0 && i0 < p.in[0], pad0 = i0 >= -p.pb[0] && i0 < p.in[0] + p.pe[0];
+      for (int64_t b = 0; b < p.k[1]; ++b) {
+        const int64_t i1 = st1 + b * p.d[1];
+        const bool in1 = i1 >= 0 && i1 < p.in[1], pad1 = i1 >= -p.pb[1] && i1 < p.in[1] + p.pe[1];
+        for (int64_t e = 0; e < p.k[2]; ++e) {
+          const int64_t i2 = st2 + e * p.d[2];
+          const bool in2 = i2 >= 0 && i2 < p.in[2], pad2 = i2 >= -p.pb[2] && i2 < p.in[2] + p.pe[2];
+          if (pad0 && pad1 && pad2) ++padded_count;
+          if (!(in0 && in1 && in2)) continue;
+          const Vec val = *reinterpret_cast<const Vec*>(x + base + ((i0 * p.in[1] + i1) * p.in[2] + i2) * p.c);
+#pragma unroll
+          for (int j = 0; j < V; ++j) {
+            const float v = toF(val.v[j]);
+            if (kMax) acc[j] = (v > acc[j] || v != v) ? v : acc[j];
+            else acc[j] += v;
+          }
+          ++count;
+        }
+      }
+    }
+    Vec out;
+#pragma unroll
+    for (int j = 0; j < V; ++j) {
+      float r = acc[j];
+      if (!kMax) {
+        const int64_t div = p.include_pad ? padded_count : count;
+        r = div > 0 ? r / static_cast<float>(div) : 0.f;
+      }
+      out.v[j] = fromF<T>(r);
+    }
+    *reinterpret_cast<Vec*>(y + i * V) = out;
+  }
+}
+
 struct ResizeDev {
   int r;
   int64_t in[kMaxRank], out[kMaxRank], in_st[kMaxRank];
@@ -218,6 +352,21 @@ __global__ void resizeKernel(const T* x, T* y, ResizeDev p, int64_t total) {
   }
 }
 
+// Nearest-neighbour Resize as a gather of whole units (the innermost dim, unscaled, copied in
+// 16-byte pieces: an NHWC upsample moves each pixel's channels at once).
+template <typename E>
+__global__ void resizeNearestKernel(const E* x, E* y, ResizeDev p, int64_t total) {
+  RJ_GRID_STRIDE_LOOP(i, total) {
+    int64_t rem = i, base = 0;
+    for (int d = p.r - 1; d >= 0; --d) {
+      const int64_t o = divmod(rem, p.out[d], p.fout[d], p.small);
+      if (p.in[d] == p.out[d] && p.scale[d] == 1.f) base += o * p.in_st[d];
+      else base += nearestIndex(p.nearest, srcCoord(p.coord, o, p.scale[d], p.in[d], p.out[d]), p.in[d]) * p.in_st[d];
+    }
+    y[i] = x[base];
+  }
+}
+
 }  // namespace
 
 Status transpose(size_t elem_size, const void* in, const std::vector<int64_t>& in_dims,
@@ -268,6 +417,20 @@ Status transpose(size_t elem_size, const void* in, const std::vector<int64_t>& i
     return Status::Ok();
   }
   bool is021 = (r == 2 && mperm[0] == 1) || (r == 3 && mperm[0] == 0 && mperm[1] == 2 && mperm[2] == 1);
+  if (is021) {
+    int64_t B = r == 3 ? md[0] : 1, R = md[r - 2], C = md[r - 1];
+    if (R <= 16) {  // few rows: the 32x32 tile would leave most of each block idle
+      const bool small = fastIndex(B * C * R);
+      ok = visitElemSize(elem_size, [&](auto tag) {
+        using E = typename decltype(tag)::type;
+        transposeFewRowsKernel<E><<<gridFor(B * C), kThreads, 0, stream>>>(
+            static_cast<const E*>(in), static_cast<E*>(out), B, static_cast<int>(R), C, small, makeFastDiv(C));
+      });
+      if (!ok) return makeError(StatusCode::kUnsupported, "Transpose: element size ", elem_size);
+      RJ_CUDA_CHECK_LAUNCH("Transpose");
+      return Status::Ok();
+    }
+  }
   if (is021 && (r == 2 || md[0] <= 65535)) {
     int64_t B = r == 3 ? md[0] : 1, R = md[r - 2], C = md[r - 1];
     dim3 grid(static_cast<unsigned>((C + 31) / 32), static_cast<unsigned>((R + 31) / 32),
@@ -287,13 +450,41 @@ Status transpose(size_t elem_size, const void* in, const std::vector<int64_t>& i
   int64_t s = 1;
   for (int i = r - 1; i >= 0; --i) { in_st[i] = s; s *= md[i]; }
   for (int i = 0; i < r; ++i) { out_dims[i] = md[mperm[i]]; st[i] = in_st[mperm[i]]; }
-  ok = visitElemSize(elem_size, [&](auto tag) {
+  // The innermost dim staying innermost ([S, B, D] <-> [B, S, D]) copies 16-byte units.
+  return launchStridedCopy("Transpose", elem_size, in, out, out_dims, st, 0, stream);
+}
+
+// rows x width units from src (pitch spitch) to dst (pitch dpitch), pitches in units.
+template <typename E>
+__global__ void copy2DKernel(const E* src, int64_t spitch, E* dst, int64_t dpitch, int64_t width, int64_t rows,
+                             bool small, FastDiv fw) {
+  RJ_GRID_STRIDE_LOOP(i, rows * width) {
+    int64_t rem = i;
+    const int64_t c = divmod(rem, width, fw, small);
+    dst[rem * dpitch + c] = src[rem * spitch + c];
+  }
+}
+
+// cudaMemcpy2DAsync moves narrow rows (an NHWC channel concat: 64-256 bytes per pixel) at a
+// fraction of the bandwidth; a kernel copying the widest aligned unit runs at memory speed.
+Status copy2D(void* dst, size_t dpitch, const void* src, size_t spitch, size_t width, size_t rows, cudaStream_t stream) {
+  size_t unit = 1;
+  const uintptr_t a = reinterpret_cast<uintptr_t>(dst), b = reinterpret_cast<uintptr_t>(src);
+  for (size_t u : {size_t{16}, size_t{8}, size_t{4}, size_t{2}})
+    if (width % u == 0 && dpitch % u == 0 && spitch % u == 0 && a % u == 0 && b % u == 0) {
+      unit = u;
+      break;
+    }
+  const int64_t w = static_cast<int64_t>(width / unit), n = w * static_cast<int64_t>(rows);
+  const bool small = fastIndex(n);
+  bool ok = visitUnit(unit, [&](auto tag) {
     using E = typename decltype(tag)::type;
-    stridedCopyKernel<E><<<gridFor(n), kThreads, 0, stream>>>(
-        static_cast<const E*>(in), static_cast<E*>(out), n, r, toDims8(out_dims), toIdx8(st, 0));
+    copy2DKernel<E><<<gridFor(n), kThreads, 0, stream>>>(static_cast<const E*>(src), static_cast<int64_t>(spitch / unit),
+                                                         static_cast<E*>(dst), static_cast<int64_t>(dpitch / unit), w,
+                                                         static_cast<int64_t>(rows), small, makeFastDiv(w));
   });
-  if (!ok) return makeError(StatusCode::kUnsupported, "Transpose: element size ", elem_size);
-  RJ_CUDA_CHECK_LAUNCH("Transpose");
+  if (!ok) return makeError(StatusCode::kInternal, "copy2D: unit ", unit);
+  RJ_CUDA_CHECK_LAUNCH("Concat/Split");
   return Status::Ok();
 }
 
@@ -324,7 +515,7 @@ static Status concatSplit(bool is_concat, size_t es, const std::vector<int64_t>&
       if (outer == 1)
         RJ_CUDA_CHECK(cudaMemcpyAsync(dst, src, w, cudaMemcpyDeviceToDevice, stream));
       else
-        RJ_CUDA_CHECK(cudaMemcpy2DAsync(dst, dpitch, src, spitch, w, outer, cudaMemcpyDeviceToDevice, stream));
+        RJ_RETURN_IF_ERROR(copy2D(dst, dpitch, src, spitch, w, static_cast<size_t>(outer), stream));
     }
     off += w;
   }
@@ -370,14 +561,7 @@ Status slice(size_t elem_size, const void* in, const std::vector<int64_t>& in_di
     base += starts[i] * in_st[i];
     st[i] = steps[i] * in_st[i];
   }
-  bool ok = visitElemSize(elem_size, [&](auto tag) {
-    using E = typename decltype(tag)::type;
-    stridedCopyKernel<E><<<gridFor(n), kThreads, 0, stream>>>(
-        static_cast<const E*>(in) + base, static_cast<E*>(out), n, r, toDims8(out_dims), toIdx8(st, 0));
-  });
-  if (!ok) return makeError(StatusCode::kUnsupported, "Slice: element size ", elem_size);
-  RJ_CUDA_CHECK_LAUNCH("Slice");
-  return Status::Ok();
+  return launchStridedCopy("Slice", elem_size, in, out, out_dims, st, base, stream);
 }
 
 Status gather(size_t elem_size, const void* in, int64_t outer, int64_t axis_len, int64_t inner,
@@ -467,10 +651,21 @@ static Status pool(bool is_max, DataType dtype, const void* x, void* y, const Po
   for (int i = 0; i < 3; ++i) d.fout[i] = makeFastDiv(d.out[i]);
   bool ok = visitFloatDev(dtype, [&](auto tag) {
     using T = typename decltype(tag)::type;
-    if (is_max)
+    constexpr int V = 16 / sizeof(T);
+    const bool aligned = (reinterpret_cast<uintptr_t>(x) & 15) == 0 && (reinterpret_cast<uintptr_t>(y) & 15) == 0;
+    if (d.nhwc && d.c % V == 0 && aligned) {
+      PoolDev dv = d;
+      dv.fc = makeFastDiv(d.c / V);
+      const int64_t tv = total / V;
+      if (is_max)
+        poolNhwcVecKernel<T, true, V><<<gridFor(tv), kThreads, 0, stream>>>(static_cast<const T*>(x), static_cast<T*>(y), dv, tv);
+      else
+        poolNhwcVecKernel<T, false, V><<<gridFor(tv), kThreads, 0, stream>>>(static_cast<const T*>(x), static_cast<T*>(y), dv, tv);
+    } else if (is_max) {
       poolKernel<T, true><<<gridFor(total), kThreads, 0, stream>>>(static_cast<const T*>(x), static_cast<T*>(y), d, total);
-    else
+    } else {
       poolKernel<T, false><<<gridFor(total), kThreads, 0, stream>>>(static_cast<const T*>(x), static_cast<T*>(y), d, total);
+    }
   });
   if (!ok) return makeError(StatusCode::kUnsupported, name, ": element type ", dataTypeName(dtype));
   RJ_CUDA_CHECK_LAUNCH(name);
@@ -518,6 +713,34 @@ Status resize(DataType dtype, const void* x, const std::vector<int64_t>& in_dims
         return makeError(StatusCode::kUnsupported, "Resize: linear over more than 4 axes");
       d.lin[d.nlin++] = i;
     }
+  }
+  if (d.mode == 0 && (dtype == DataType::kFloat32 || dtype == DataType::kFloat16)) {
+    // Nearest: a pure gather. When the innermost dim is unscaled, copy it in the widest aligned
+    // unit (whole NHWC pixels, 16 bytes at a time).
+    const size_t es = dataTypeSize(dtype);
+    size_t unit = es;
+    if (in_dims[r - 1] == out_dims[r - 1] && d.scale[r - 1] == 1.f) {
+      const uintptr_t a = reinterpret_cast<uintptr_t>(x) | reinterpret_cast<uintptr_t>(y);
+      for (size_t u : {size_t{16}, size_t{8}, size_t{4}})
+        if (u > es && (static_cast<size_t>(in_dims[r - 1]) * es) % u == 0 && a % u == 0) {
+          unit = u;
+          break;
+        }
+    }
+    const int64_t v = static_cast<int64_t>(unit / es);
+    ResizeDev dn = d;
+    dn.in[r - 1] = d.in[r - 1] / v;
+    dn.out[r - 1] = d.out[r - 1] / v;
+    for (int i = 0; i < r - 1; ++i) dn.in_st[i] = d.in_st[i] / v;
+    dn.fout[r - 1] = makeFastDiv(dn.out[r - 1]);
+    const int64_t tn = total / v;
+    bool ok = visitUnit(unit, [&](auto tag) {
+      using E = typename decltype(tag)::type;
+      resizeNearestKernel<E><<<gridFor(tn), kThreads, 0, stream>>>(static_cast<const E*>(x), static_cast<E*>(y), dn, tn);
+    });
+    if (!ok) return makeError(StatusCode::kInternal, "Resize: unit ", unit);
+    RJ_CUDA_CHECK_LAUNCH("Resize");
+    return Status::Ok();
   }
   bool ok = visitFloatDev(dtype, [&](auto tag) {
     using T = typename decltype(tag)::type;
