@@ -60,4 +60,29 @@ Status inferAttention(InferContext& ctx) {
   return Status::Ok();
 }
 
+
+// SoftmaxWeightedSum(X, W){axis}: X float of rank >= 1, W a 1-D float vector of X.dims[axis]
+// weights; Y has X's type and shape with dims[axis] = 1.
+Status inferSoftmaxWeightedSum(InferContext& ctx) {
+  const DataType dt = ctx.dtype(0);
+  if (!isFloatType(dt)) return ctx.error("X must be a float tensor, got ", dataTypeName(dt));
+  if (!isFloatType(ctx.dtype(1))) return ctx.error("W must be a float tensor, got ", dataTypeName(ctx.dtype(1)));
+  const Shape& x = ctx.shape(0);
+  const Shape& w = ctx.shape(1);
+  if (w.rank_known && w.rank() != 1) return ctx.error("W must be 1-D, got ", w.toString());
+  if (!x.rank_known) {
+    ctx.setOutput(0, dt, Shape::unknownRank());
+    return Status::Ok();
+  }
+  int64_t axis = ctx.node().attrInt("axis", 1);
+  RJ_RETURN_IF_ERROR(normalizeAxis(&axis, static_cast<int64_t>(x.rank()), ctx.node()));
+  const Dim& k = x.dims[static_cast<size_t>(axis)];
+  if (w.rank_known && k.known() && w.dims[0].known() && w.dims[0].value != k.value)
+    return ctx.error("W has ", w.dims[0].value, " weights for an axis of ", k.value);
+  Shape out = x;
+  out.dims[static_cast<size_t>(axis)] = Dim(1);
+  ctx.setOutput(0, dt, std::move(out));
+  return Status::Ok();
+}
+
 }  // namespace ramjet::ops

@@ -50,6 +50,7 @@ PassManager PassManager::createDefault() {
   pm.addPass(3, createMishFusion());
   pm.addPass(3, createLayerNormFusion());
   pm.addPass(3, createAttentionFusion());
+  pm.addPass(3, createSoftmaxWeightedSumFusion());
   pm.addPass(3, createDeadCodeElimination());
   pm.addPass(4, createGemmEpilogueFusion());
   pm.addPass(4, createAttentionLayoutFold());

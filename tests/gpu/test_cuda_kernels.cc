@@ -333,7 +333,11 @@ struct Bshape {
 std::vector<Bshape> binaryShapes() {
   return {{{3, 5, 7}, {3, 5, 7}},       {{2, 3, 1, 5}, {3, 4, 1}},     {{}, {4, 5}},
           {{6}, {1}},                   {{0, 3}, {3}},                 {{2, 1, 3, 1, 2, 3}, {1, 4, 1, 5, 1, 1}},
-          {{1, 16, 9, 9}, {1, 16, 1, 1}}, {{2, 1, 1, 1, 1, 1, 1, 3}, {2, 2, 2, 2, 2, 2, 2, 1}}};
+          {{1, 16, 9, 9}, {1, 16, 1, 1}}, {{2, 1, 1, 1, 1, 1, 1, 3}, {2, 2, 2, 2, 2, 2, 2, 1}},
+          // 16-byte units along the innermost dim (binaryBcastVecKernel): squeeze-excite NCHW and
+          // NHWC, row-vector bias, a broadcast first operand.
+          {{2, 8, 4, 4}, {2, 8, 1, 1}}, {{2, 6, 16}, {2, 1, 16}}, {{4, 8}, {8}}, {{3, 1, 8}, {3, 5, 8}},
+          {{2, 3, 1}, {2, 3, 8}}};
 }
 std::vector<int64_t> bcastDims(const std::vector<int64_t>& a, const std::vector<int64_t>& b) {
   size_t r = std::max(a.size(), b.size());
@@ -470,7 +474,10 @@ TEST_F(CudaKernels, Transpose) {
       {{2, 5, 9, 16}, {0, 2, 1, 3}},  // innermost dim kept: copied in 16-byte units where aligned
       {{7, 3, 24}, {1, 0, 2}},        // [B, S, D] -> [S, B, D] (torch MHA)
       {{2, 3, 37, 41}, {0, 2, 3, 1}}, // RGB NCHW -> NHWC: the few-rows kernel
-      {{2, 16, 5, 3}, {0, 2, 3, 1}},  // 16 rows: still the few-rows kernel
+      {{2, 4, 5, 3}, {0, 2, 3, 1}},   // 4 rows: still the few-rows kernel
+      {{2, 16, 5, 3}, {0, 2, 3, 1}},  // 16 rows: tiles
+      {{3, 70, 130}, {0, 2, 1}},      // partial 64x64 tiles, even sizes (2-byte words)
+      {{2, 67, 33}, {0, 2, 1}},       // odd sizes: element copies at the edges
   };
   for (DataType dt : {DataType::kFloat32, DataType::kFloat16, DataType::kInt64, DataType::kUInt8}) {
     for (const auto& [dims, perm] : cases) {
@@ -1189,6 +1196,12 @@ TEST_F(CudaKernels, Throughput) {
          }), 3.0 * bytes);
   report("binary Mul f16 [N,C,H,W]x[1,C,1,1]", timeMs([&] {
            return binary(BinaryOp::kMul, h, x->p, act, chan->p, {1, 256, 1, 1}, y->p, act, s);
+         }), 2.0 * bytes);
+  report("binary Mul f16 [N,C,H,W]x[N,C,1,1] (SE)", timeMs([&] {
+           return binary(BinaryOp::kMul, h, x->p, act, z->p, {32, 256, 1, 1}, y->p, act, s);
+         }), 2.0 * bytes);
+  report("binary Mul f16 NHWC [N,HW,C]x[N,1,C] (SE)", timeMs([&] {
+           return binary(BinaryOp::kMul, h, x->p, {32, 3136, 256}, z->p, {32, 1, 256}, y->p, {32, 3136, 256}, s);
          }), 2.0 * bytes);
   report("biasActivation Silu f16 NCHW", timeMs([&] {
            return biasActivation(h, x->p, bias->p, y->p, 32, 256, 56 * 56, UnaryOp::kSilu, {}, s);

@@ -306,6 +306,39 @@ TEST(Passes, SiluAndMish) {
   EXPECT_EQ(o.nodes_after, 2u);
 }
 
+// YOLOv8's DFL head: [B, 64, A] -> [B, 4, 16, A] -> [B, 16, 4, A] -> Softmax(1) -> Conv 1x1 16->1
+// with weights 0..15 -> [B, 4, A]. A constant bias folds into the weights (probabilities sum
+// to 1); a Conv with padding, two output channels or a legacy (2-D) Softmax is left alone.
+TEST(Passes, SoftmaxWeightedSumFusion) {
+  for (bool with_bias : {false, true}) {
+    auto o = optimizeAndCompare([&](GB& b) {
+      Value* x = b.input("x", {2, 64, 40});
+      Value* r = b.op("Reshape", {x, b.ints({2, 4, 16, 40})});
+      Value* t = b.op("Transpose", {r}, {{"perm", ints({0, 2, 1, 3})}});
+      Value* sm = b.op("Softmax", {t}, {{"axis", Attribute::fromInt(1)}});
+      std::vector<float> w(16);
+      for (int i = 0; i < 16; ++i) w[static_cast<size_t>(i)] = static_cast<float>(i);
+      std::vector<Value*> ins = {sm, b.cst(Tensor::fromVector<float>(w, {1, 16, 1, 1}))};
+      if (with_bias) ins.push_back(b.cst(Tensor::fromVector<float>({0.25f}, {1})));
+      Value* c = b.op("Conv", ins, {{"kernel_shape", ints({1, 1})}});
+      b.output(b.op("Reshape", {c, b.ints({2, 4, 40})}));
+    });
+    EXPECT_EQ(o.after["SoftmaxWeightedSum"], 1) << "bias " << with_bias;
+    EXPECT_EQ(o.after["Softmax"], 0);
+    EXPECT_EQ(o.after["Conv"], 0);
+  }
+  auto kept = optimizeAndCompare([](GB& b) {
+    Value* x = b.input("x", {2, 16, 4, 5});
+    Value* sm = b.op("Softmax", {x}, {{"axis", Attribute::fromInt(1)}});
+    b.output(b.op("Conv", {sm, b.randn({1, 16, 1, 1}, 3)}, {{"pads", ints({1, 1, 1, 1})}}));
+    Value* sm2 = b.op("Softmax", {x}, {{"axis", Attribute::fromInt(1)}, {"coerce_2d", Attribute::fromInt(1)}});
+    b.output(b.op("Conv", {sm2, b.randn({1, 16, 1, 1}, 4)}));
+    Value* sm3 = b.op("Softmax", {x}, {{"axis", Attribute::fromInt(1)}});
+    b.output(b.op("Conv", {sm3, b.randn({2, 16, 1, 1}, 5)}));
+  });
+  EXPECT_EQ(kept.after["SoftmaxWeightedSum"], 0);
+}
+
 TEST(Passes, GeluErfAndTanhForms) {
   auto o = optimizeAndCompare([](GB& b) {
     Value* x = b.input("x", {3, 16});

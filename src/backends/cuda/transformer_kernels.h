@@ -55,4 +55,9 @@ Status fusedElementwiseInterpreted(DataType dt, const ops::EwProgram& prog, cons
 Status layerNormWarp(DataType dt, const void* x, const void* residual, const void* scale, const void* bias,
                      void* y, void* sum_out, int64_t rows, int64_t cols, float epsilon, cudaStream_t stream);
 
+// y[o, i] = sum_j softmax_j(x[o, :, i]) * w[j] over x [outer, k, inner], w k values of x's type
+// (f32/f16); FP32 statistics.
+Status softmaxWeightedSum(DataType dt, const void* x, const void* w, void* y, int64_t outer, int64_t k,
+                          int64_t inner, cudaStream_t stream);
+
 }  // namespace ramjet::cuda

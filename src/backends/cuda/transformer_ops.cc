@@ -5,6 +5,7 @@
 //   FusedElementwise     one NVRTC-compiled kernel per program (interpreter kernel fallback)
 //   LayerNormalization   one warp per row with 16-byte loads (block kernel otherwise)
 //   AddLayerNorm         residual Add + LayerNorm in the same warp kernel, the sum written too
+//   SoftmaxWeightedSum   YOLOv8 DFL: softmax over the bins and the expectation in one pass
 // Per-shape state (cuBLASLt plans, NVRTC kernels) is made on the host the first time a shape is
 // seen (workspaceBytes() and the first, uncaptured run), cached under a lock.
 #include <cuda_runtime_api.h>
@@ -370,6 +371,27 @@ class LayerNormFastKernel final : public Kernel {
   const Node& n_;
 };
 
+// ---------------------------------------------------------------- SoftmaxWeightedSum
+class SoftmaxWeightedSumKernel final : public Kernel {
+ public:
+  explicit SoftmaxWeightedSumKernel(const Node& n) : n_(n) {}
+  Status run(const RunArgs& a) override {
+    const auto& d = a.inputs[0].dims;
+    int64_t axis = n_.attrInt("axis", 1);
+    RJ_RETURN_IF_ERROR(ops::normalizeAxis(&axis, static_cast<int64_t>(d.size()), n_));
+    int64_t outer = 1, inner = 1;
+    for (int64_t i = 0; i < axis; ++i) outer *= d[static_cast<size_t>(i)];
+    for (size_t i = static_cast<size_t>(axis) + 1; i < d.size(); ++i) inner *= d[i];
+    const int64_t k = d[static_cast<size_t>(axis)];
+    if (a.inputs[1].numel() != k) return no(n_, "W has ", a.inputs[1].numel(), " weights for an axis of ", k);
+    return softmaxWeightedSum(a.inputs[0].dtype, a.inputs[0].data, a.inputs[1].data, a.outputs[0].data, outer, k,
+                              inner, S(a));
+  }
+
+ private:
+  const Node& n_;
+};
+
 // AddLayerNorm: y = LayerNorm(x + r), s = x + r, one warp per row; unfused fallback (binary Add
 // into s, or the workspace when s is not wanted, then the block LayerNorm) for other sizes.
 class AddLayerNormKernel final : public Kernel {
@@ -478,6 +500,13 @@ void registerTransformerOps(CudaOpTable& t) {
            return Status::Ok();
          },
          nullptr, [](const Node& n, const Tactic&, Handles&) { return mk(new AddLayerNormKernel(n)); }, nullptr});
+  t.add("SoftmaxWeightedSum",
+        {[](const Node& n, const std::vector<TensorType>& in, const std::vector<TensorType>&) -> Status {
+           if (in.size() != 2 || !isF(in[0].dtype)) return no(n, "X must be f32/f16");
+           if (in[1].dtype != in[0].dtype) return no(n, "W and X types differ");
+           return Status::Ok();
+         },
+         nullptr, [](const Node& n, const Tactic&, Handles&) { return mk(new SoftmaxWeightedSumKernel(n)); }, nullptr});
   t.add("LayerNormalization",
         {[](const Node& n, const std::vector<TensorType>& in, const std::vector<TensorType>&) -> Status {
            if (in.empty() || !isF(in[0].dtype)) return no(n, "input must be f32/f16");

@@ -222,4 +222,38 @@ Status refAddLayerNorm(KernelContext& ctx) {
   return Status::Ok();
 }
 
+// Y[o, 0, i] = sum_k softmax_k(X[o, :, i]) * W[k] in double (max-subtracted exponentials), the
+// result rounded to X's type once.
+Status refSoftmaxWeightedSum(KernelContext& ctx) {
+  const Tensor& x = ctx.input(0);
+  int64_t axis = ctx.node.attrInt("axis", 1);
+  RJ_RETURN_IF_ERROR(normalizeAxis(&axis, static_cast<int64_t>(x.rank()), ctx.node));
+  const int64_t k = x.dims()[static_cast<size_t>(axis)];
+  if (ctx.input(1).numel() != k) return ctx.error("W has ", ctx.input(1).numel(), " weights for an axis of ", k);
+  int64_t outer = 1, inner = 1;
+  for (int64_t i = 0; i < axis; ++i) outer *= x.dims()[static_cast<size_t>(i)];
+  for (size_t i = static_cast<size_t>(axis) + 1; i < x.rank(); ++i) inner *= x.dims()[i];
+  std::vector<int64_t> od = x.dims();
+  od[static_cast<size_t>(axis)] = 1;
+  const std::vector<float> xs = toAcc<float>(x), ws = toAcc<float>(ctx.input(1));
+  std::vector<float> y(static_cast<size_t>(outer * inner));
+  for (int64_t o = 0; o < outer; ++o)
+    for (int64_t i = 0; i < inner; ++i) {
+      const float* p = xs.data() + o * k * inner + i;
+      double m = -INFINITY;
+      for (int64_t j = 0; j < k; ++j) m = std::max(m, static_cast<double>(p[j * inner]));
+      double den = 0, num = 0;
+      for (int64_t j = 0; j < k; ++j) {
+        const double e = std::exp(static_cast<double>(p[j * inner]) - m);
+        den += e;
+        num += e * ws[static_cast<size_t>(j)];
+      }
+      y[static_cast<size_t>(o * inner + i)] = static_cast<float>(num / den);
+    }
+  if (!ctx.output(0).defined() || ctx.output(0).dims() != od) ctx.allocOutput(0, x.dtype(), od);
+  storeAcc(y, ctx.output(0));
+  return Status::Ok();
+}
+
+
 }  // namespace ramjet::ops

@@ -232,6 +232,37 @@ __global__ void binaryBcastKernel(BinaryOp op, const T* a, const T* b, void* out
   }
 }
 
+// Broadcast float arithmetic over 16-byte units of the innermost dim, where each operand is
+// contiguous (stride 1: V values loaded at once) or broadcast (stride 0: one value for all V);
+// squeeze-excite scaling [N,C,H,W] x [N,C,1,1] and NHWC [N,HW,C] x [N,1,C] take this path.
+// dims: the innermost dim counted in units; strides in elements (the innermost one times V).
+template <typename T, bool kA1, bool kB1>
+__global__ void binaryBcastVecKernel(BinaryOp op, const T* a, const T* b, T* out, int64_t nv, int r, Dims8 dims,
+                                     Idx8 sa, Idx8 sb) {
+  constexpr int V = 16 / sizeof(T);
+  RJ_GRID_STRIDE_LOOP(i, nv) {
+    const int64_t oa = offsetOf(i, r, dims, sa), ob = offsetOf(i, r, dims, sb);
+    alignas(16) T ea[V], eb[V], eo[V];
+    if constexpr (kA1) {
+      *reinterpret_cast<uint4*>(ea) = *reinterpret_cast<const uint4*>(a + oa);
+    } else {
+      const T v = a[oa];
+#pragma unroll
+      for (int j = 0; j < V; ++j) ea[j] = v;
+    }
+    if constexpr (kB1) {
+      *reinterpret_cast<uint4*>(eb) = *reinterpret_cast<const uint4*>(b + ob);
+    } else {
+      const T v = b[ob];
+#pragma unroll
+      for (int j = 0; j < V; ++j) eb[j] = v;
+    }
+#pragma unroll
+    for (int j = 0; j < V; ++j) eo[j] = fromF<T>(binArith<float>(op, toF(ea[j]), toF(eb[j])));
+    reinterpret_cast<uint4*>(out)[i] = *reinterpret_cast<const uint4*>(eo);
+  }
+}
+
 __global__ void logicKernel(BinaryOp op, const uint8_t* a, const uint8_t* b, uint8_t* out,
                             int64_t n, int r, Dims8 dims, Idx8 sa, Idx8 sb) {
   RJ_GRID_STRIDE_LOOP(i, n) {
@@ -259,11 +290,13 @@ __global__ void biasActKernel(const T* x, const T* bias, T* y, int64_t n, int64_
 }
 
 // 16-byte vectors; each element still finds its own channel (works for NCHW and NHWC).
-template <typename T>
+// kOp >= 0: the activation fixed at compile time (the common epilogues: no per-element switch).
+template <typename T, int kOp>
 __global__ void biasActVecKernel(const T* x, const T* bias, T* y, int64_t n, int64_t channels,
-                                 int64_t inner, UnaryOp op, float a, float b, bool small, FastDiv f_inner,
+                                 int64_t inner, UnaryOp op_rt, float a, float b, bool small, FastDiv f_inner,
                                  FastDiv f_ch, FastDiv f_chv) {
   constexpr int V = 16 / sizeof(T);
+  const UnaryOp op = kOp >= 0 ? static_cast<UnaryOp>(kOp) : op_rt;
   int64_t nv = n / V;
   RJ_GRID_STRIDE_LOOP(i, nv) {
     uint4 raw = reinterpret_cast<const uint4*>(x)[i];
@@ -419,6 +452,39 @@ Status cast(DataType from, const void* x, DataType to, void* y, int64_t n, cudaS
   return Status::Ok();
 }
 
+// Launches binaryBcastVecKernel when the merged broadcast fits it; false: the caller falls back.
+template <typename T>
+bool bcastVec(BinaryOp op, const T* a, const T* b, T* out, int64_t n, const std::vector<int64_t>& dims,
+              const std::vector<std::vector<int64_t>>& st, cudaStream_t stream) {
+  constexpr int64_t V = 16 / sizeof(T);
+  const int r = static_cast<int>(dims.size());
+  if (r == 0 || dims.back() % V != 0 || !aligned16(out)) return false;
+  const int64_t la = st[0].back(), lb = st[1].back();
+  if ((la != 0 && la != 1) || (lb != 0 && lb != 1) || (la == 0 && lb == 0)) return false;
+  const void* ptrs[2] = {a, b};
+  for (int k = 0; k < 2; ++k) {
+    if (st[k].back() != 1) continue;
+    if (!aligned16(ptrs[k])) return false;
+    for (int64_t x : st[k])
+      if (x != 1 && x % V != 0) return false;
+  }
+  std::vector<int64_t> dv = dims;
+  dv.back() /= V;
+  std::vector<int64_t> sa = st[0], sb = st[1];
+  sa.back() *= V;
+  sb.back() *= V;
+  const int64_t nv = n / V;
+  const Dims8 d8 = toDims8(dv);
+  const Idx8 a8 = toIdx8(sa, 0), b8 = toIdx8(sb, 0);
+  if (la == 1 && lb == 1)
+    binaryBcastVecKernel<T, true, true><<<gridFor(nv), kThreads, 0, stream>>>(op, a, b, out, nv, r, d8, a8, b8);
+  else if (la == 1)
+    binaryBcastVecKernel<T, true, false><<<gridFor(nv), kThreads, 0, stream>>>(op, a, b, out, nv, r, d8, a8, b8);
+  else
+    binaryBcastVecKernel<T, false, true><<<gridFor(nv), kThreads, 0, stream>>>(op, a, b, out, nv, r, d8, a8, b8);
+  return true;
+}
+
 Status binary(BinaryOp op, DataType dtype, const void* a, const std::vector<int64_t>& a_dims,
               const void* b, const std::vector<int64_t>& b_dims, void* out,
               const std::vector<int64_t>& out_dims, cudaStream_t stream) {
@@ -470,7 +536,8 @@ Status binary(BinaryOp op, DataType dtype, const void* a, const std::vector<int6
         binarySameVecKernel<T><<<gridFor(n / (16 / sizeof(T)) + 1), kThreads, 0, stream>>>(
             op, pa, pb, static_cast<T*>(out), n);
       else if (same) binarySameKernel<T, false><<<gridFor(n), kThreads, 0, stream>>>(op, pa, pb, out, n);
-      else binaryBcastKernel<T, false><<<gridFor(n), kThreads, 0, stream>>>(op, pa, pb, out, n, r, di, sa, sb);
+      else if (!bcastVec<T>(op, pa, pb, static_cast<T*>(out), n, dims, st, stream))
+        binaryBcastKernel<T, false><<<gridFor(n), kThreads, 0, stream>>>(op, pa, pb, out, n, r, di, sa, sb);
     } else {
       if (same) binarySameKernel<T, false><<<gridFor(n), kThreads, 0, stream>>>(op, pa, pb, out, n);
       else binaryBcastKernel<T, false><<<gridFor(n), kThreads, 0, stream>>>(op, pa, pb, out, n, r, di, sa, sb);
@@ -537,15 +604,26 @@ Status biasActivation(DataType dtype, const void* x, const void* bias, void* y, 
     // run of consecutive channels (NHWC: inner == 1, channels % V == 0).
     bool vec = aligned16(x) && aligned16(y) && n % V == 0 &&
                (inner % V == 0 || (inner == 1 && channels % V == 0));
-    if (vec)
-      biasActVecKernel<T><<<gridFor(n / V), kThreads, 0, stream>>>(
+    auto launchVec = [&](auto op_tag) {
+      constexpr int kOp = decltype(op_tag)::value;
+      biasActVecKernel<T, kOp><<<gridFor(n / V), kThreads, 0, stream>>>(
           static_cast<const T*>(x), static_cast<const T*>(bias), static_cast<T*>(y), n, channels,
           inner, act, p.alpha, p.beta, fastIndex(n), makeFastDiv(inner), makeFastDiv(channels),
           makeFastDiv(channels / V));
-    else
+    };
+    if (vec) {
+      switch (act) {
+        case UnaryOp::kGelu: launchVec(std::integral_constant<int, static_cast<int>(UnaryOp::kGelu)>{}); break;
+        case UnaryOp::kSilu: launchVec(std::integral_constant<int, static_cast<int>(UnaryOp::kSilu)>{}); break;
+        case UnaryOp::kRelu: launchVec(std::integral_constant<int, static_cast<int>(UnaryOp::kRelu)>{}); break;
+        case UnaryOp::kIdentity: launchVec(std::integral_constant<int, static_cast<int>(UnaryOp::kIdentity)>{}); break;
+        default: launchVec(std::integral_constant<int, -1>{}); break;
+      }
+    } else {
       biasActKernel<T><<<gridFor(n), kThreads, 0, stream>>>(
           static_cast<const T*>(x), static_cast<const T*>(bias), static_cast<T*>(y), n, channels,
           inner, act, p.alpha, p.beta);
+    }
   });
   if (!ok) return makeError(StatusCode::kUnsupported, "biasActivation: element type ", dataTypeName(dtype));
   RJ_CUDA_CHECK_LAUNCH("biasActivation");

@@ -107,6 +107,41 @@ __global__ void transpose021Kernel(const E* in, E* out, int64_t R, int64_t C) {
   }
 }
 
+// The 2-byte version moves 64x64 tiles in 32-bit words (two elements per access on both the
+// read and the write side): the FP16 NCHW <-> NHWC boundaries of a network.
+__global__ void transpose021Half2Kernel(const uint16_t* in, uint16_t* out, int64_t R, int64_t C) {
+  __shared__ uint16_t tile[64][66];
+  const int64_t b = blockIdx.z, r0 = (int64_t)blockIdx.y * 64, c0 = (int64_t)blockIdx.x * 64;
+  const uint16_t* src = in + b * R * C;
+  uint16_t* dst = out + b * R * C;
+  const int tx = threadIdx.x;
+  const bool cvec = (C & 1) == 0, rvec = (R & 1) == 0;
+  for (int j = threadIdx.y; j < 64; j += blockDim.y) {
+    const int64_t r = r0 + j, c = c0 + 2 * tx;
+    if (r >= R) continue;
+    if (cvec && c + 1 < C) {
+      const uint32_t w = *reinterpret_cast<const uint32_t*>(src + r * C + c);
+      tile[j][2 * tx] = static_cast<uint16_t>(w & 0xffffu);
+      tile[j][2 * tx + 1] = static_cast<uint16_t>(w >> 16);
+    } else {
+      if (c < C) tile[j][2 * tx] = src[r * C + c];
+      if (c + 1 < C) tile[j][2 * tx + 1] = src[r * C + c + 1];
+    }
+  }
+  __syncthreads();
+  for (int j = threadIdx.y; j < 64; j += blockDim.y) {
+    const int64_t c = c0 + j, r = r0 + 2 * tx;
+    if (c >= C) continue;
+    if (rvec && r + 1 < R) {
+      const uint32_t w = static_cast<uint32_t>(tile[2 * tx][j]) | (static_cast<uint32_t>(tile[2 * tx + 1][j]) << 16);
+      *reinterpret_cast<uint32_t*>(dst + c * R + r) = w;
+    } else {
+      if (r < R) dst[c * R + r] = tile[2 * tx][j];
+      if (r + 1 < R) dst[c * R + r + 1] = tile[2 * tx + 1][j];
+    }
+  }
+}
+
 template <typename E>
 __global__ void gatherKernel(const E* in, int64_t outer, int64_t axis_len, int64_t inner,
                              const void* idx, bool idx64, int64_t n_idx, E* out, int* err) {
@@ -419,7 +454,7 @@ Status transpose(size_t elem_size, const void* in, const std::vector<int64_t>& i
   bool is021 = (r == 2 && mperm[0] == 1) || (r == 3 && mperm[0] == 0 && mperm[1] == 2 && mperm[2] == 1);
   if (is021) {
     int64_t B = r == 3 ? md[0] : 1, R = md[r - 2], C = md[r - 1];
-    if (R <= 16) {  // few rows: the 32x32 tile would leave most of each block idle
+    if (R <= 4) {  // few rows: the 32x32 tile would leave most of each block idle
       const bool small = fastIndex(B * C * R);
       ok = visitElemSize(elem_size, [&](auto tag) {
         using E = typename decltype(tag)::type;
@@ -427,6 +462,17 @@ Status transpose(size_t elem_size, const void* in, const std::vector<int64_t>& i
             static_cast<const E*>(in), static_cast<E*>(out), B, static_cast<int>(R), C, small, makeFastDiv(C));
       });
       if (!ok) return makeError(StatusCode::kUnsupported, "Transpose: element size ", elem_size);
+      RJ_CUDA_CHECK_LAUNCH("Transpose");
+      return Status::Ok();
+    }
+  }
+  if (is021 && elem_size == 2 && (r == 2 || md[0] <= 65535) && (reinterpret_cast<uintptr_t>(in) & 3) == 0 &&
+      (reinterpret_cast<uintptr_t>(out) & 3) == 0) {
+    int64_t B = r == 3 ? md[0] : 1, R = md[r - 2], C = md[r - 1];
+    if ((R + 63) / 64 <= 65535) {
+      dim3 grid(static_cast<unsigned>((C + 63) / 64), static_cast<unsigned>((R + 63) / 64), static_cast<unsigned>(B));
+      transpose021Half2Kernel<<<grid, dim3(32, 8), 0, stream>>>(static_cast<const uint16_t*>(in),
+                                                               static_cast<uint16_t*>(out), R, C);
       RJ_CUDA_CHECK_LAUNCH("Transpose");
       return Status::Ok();
     }

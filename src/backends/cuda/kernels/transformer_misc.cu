@@ -113,6 +113,27 @@ __global__ void layerNormWarpKernel(const T* __restrict__ x, const T* __restrict
 
 bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 0; }
 
+// One thread per (outer, inner) position: K strided loads (coalesced across threads along the
+// inner dim), max, then exponentials and the weighted sum in FP32.
+template <typename T>
+__global__ void softmaxWeightedSumKernel(const T* __restrict__ x, const T* __restrict__ w, T* __restrict__ y,
+                                         int64_t outer, int k, int64_t inner, bool small, FastDiv fi) {
+  RJ_GRID_STRIDE_LOOP(idx, outer * inner) {
+    int64_t rem = idx;
+    const int64_t i = divmod(rem, inner, fi, small), o = rem;
+    const T* p = x + o * k * inner + i;
+    float m = -INFINITY;
+    for (int j = 0; j < k; ++j) m = fmaxf(m, toF(p[j * inner]));
+    float den = 0.f, num = 0.f;
+    for (int j = 0; j < k; ++j) {
+      const float e = __expf(toF(p[j * inner]) - m);
+      den += e;
+      num += e * toF(w[j]);
+    }
+    y[idx] = fromF<T>(num / den);
+  }
+}
+
 }  // namespace
 
 Status fusedElementwiseInterpreted(DataType dt, const ops::EwProgram& prog, const std::vector<const void*>& inputs,
@@ -183,6 +204,28 @@ Status layerNormWarp(DataType dt, const void* x, const void* residual, const voi
   if (dt == DataType::kFloat16) pick(DevTag<__half>{});
   else pick(DevTag<float>{});
   RJ_CUDA_CHECK_LAUNCH("LayerNormalization (warp kernel)");
+  return Status::Ok();
+}
+
+Status softmaxWeightedSum(DataType dt, const void* x, const void* w, void* y, int64_t outer, int64_t k,
+                          int64_t inner, cudaStream_t stream) {
+  if (outer < 0 || k < 1 || inner < 0 || k > (int64_t{1} << 20))
+    return makeError(StatusCode::kInvalidArgument, "SoftmaxWeightedSum: bad sizes outer=", outer, " k=", k,
+                     " inner=", inner);
+  const int64_t n = outer * inner;
+  if (n == 0) return Status::Ok();
+  const bool small = fastIndex(n * k);
+  if (dt == DataType::kFloat32)
+    softmaxWeightedSumKernel<float><<<gridFor(n), kThreads, 0, stream>>>(
+        static_cast<const float*>(x), static_cast<const float*>(w), static_cast<float*>(y), outer, static_cast<int>(k), inner, small,
+        makeFastDiv(inner));
+  else if (dt == DataType::kFloat16)
+    softmaxWeightedSumKernel<__half><<<gridFor(n), kThreads, 0, stream>>>(
+        static_cast<const __half*>(x), static_cast<const __half*>(w), static_cast<__half*>(y), outer, static_cast<int>(k), inner, small,
+        makeFastDiv(inner));
+  else
+    return makeError(StatusCode::kUnsupported, "SoftmaxWeightedSum: element type ", dataTypeName(dt));
+  RJ_CUDA_CHECK_LAUNCH("SoftmaxWeightedSum");
   return Status::Ok();
 }
 
