@@ -79,6 +79,7 @@ std::unique_ptr<Pass> createAttentionLayoutFold();
 std::unique_ptr<Pass> createElementwiseFusion();
 std::unique_ptr<Pass> createAddLayerNormFusion();
 std::unique_ptr<Pass> createSoftmaxWeightedSumFusion();
+std::unique_ptr<Pass> createPatchifyConvToGemm();
 std::unique_ptr<Pass> createConvActivationFusion();
 std::unique_ptr<Pass> createNhwcLayout();
 

@@ -42,6 +42,7 @@ PassManager PassManager::createDefault() {
   pm.addPass(2, createConvBnFold());
   pm.addPass(2, createConvScaleBiasFold());
   pm.addPass(2, createBatchNormToMulAdd());
+  pm.addPass(2, createPatchifyConvToGemm());
   pm.addPass(2, createMatMulAddToGemm());
   pm.addPass(2, createDeadCodeElimination());
   pm.addPass(3, createGeluFusion());

@@ -339,6 +339,30 @@ TEST(Passes, SoftmaxWeightedSumFusion) {
   EXPECT_EQ(kept.after["SoftmaxWeightedSum"], 0);
 }
 
+// A patch embedding (Conv with kernel == stride, no padding) becomes reshape/transpose + a GEMM
+// with the bias; overlapping, padded or 1x1 convolutions stay convolutions.
+TEST(Passes, PatchifyConvToGemm) {
+  for (bool bias : {true, false}) {
+    auto o = optimizeAndCompare([&](GB& b) {
+      Value* x = b.input("x", {2, 3, 8, 12});
+      std::vector<Value*> ins = {x, b.randn({5, 3, 4, 4}, 11)};
+      if (bias) ins.push_back(b.randn({5}, 12));
+      b.output(b.op("Conv", ins, {{"kernel_shape", ints({4, 4})}, {"strides", ints({4, 4})}}));
+    });
+    EXPECT_EQ(o.after["Conv"], 0) << "bias " << bias;
+    EXPECT_EQ(o.after["MatMul"] + o.after["Gemm"], 1);
+  }
+  auto kept = optimizeAndCompare([](GB& b) {
+    Value* x = b.input("x", {1, 3, 8, 8});
+    b.output(b.op("Conv", {x, b.randn({4, 3, 4, 4}, 1)}, {{"kernel_shape", ints({4, 4})}, {"strides", ints({2, 2})}}));
+    b.output(b.op("Conv", {x, b.randn({4, 3, 4, 4}, 2)},
+                  {{"kernel_shape", ints({4, 4})}, {"strides", ints({4, 4})}, {"pads", ints({2, 2, 2, 2})}}));
+    b.output(b.op("Conv", {x, b.randn({4, 3, 1, 1}, 3)}));
+    b.output(b.op("Conv", {x, b.randn({4, 3, 3, 3}, 4)}, {{"kernel_shape", ints({3, 3})}, {"strides", ints({3, 3})}}));
+  });
+  EXPECT_EQ(kept.after["Conv"], 4);  // the last: 8 is not a multiple of 3
+}
+
 TEST(Passes, GeluErfAndTanhForms) {
   auto o = optimizeAndCompare([](GB& b) {
     Value* x = b.input("x", {3, 16});
