@@ -42,6 +42,11 @@ Status depthwiseConvNhwc(DataType dtype, const void* x, const void* w, const voi
                          void* y, const DepthwiseParams& p, UnaryOp act, const UnaryParams& ap,
                          cudaStream_t stream);
 
+// NCHW depthwise convolution (x [N,C,H,W], w [C,KH,KW] as ONNX stores it), same epilogue.
+Status depthwiseConvNchw(DataType dtype, const void* x, const void* w, const void* bias, const void* z,
+                         void* y, const DepthwiseParams& p, UnaryOp act, const UnaryParams& ap,
+                         cudaStream_t stream);
+
 // Version of the cudnn-frontend headers compiled in (e.g. 13200 for 1.32.0).
 int cudnnFrontendVersion();
 

@@ -70,16 +70,15 @@ struct alignas(sizeof(T) * V) Vec {
 template <typename T, int V>
 __global__ void depthwiseKernel(const T* __restrict__ x, const T* __restrict__ w, const T* __restrict__ bias,
                                 const T* __restrict__ z, T* __restrict__ y, DepthwiseParams p, UnaryOp op,
-                                float a, float b) {
+                                float a, float b, bool small, FastDiv fcv, FastDiv fow, FastDiv foh) {
   const int64_t cv_count = p.c / V;
   const int64_t total = p.n * p.oh * p.ow * cv_count;
   RJ_GRID_STRIDE_LOOP(i, total) {
-    const int64_t cv = i % cv_count;
-    int64_t r = i / cv_count;
-    const int64_t ow = r % p.ow;
-    r /= p.ow;
-    const int64_t oh = r % p.oh;
-    const int64_t n = r / p.oh;
+    int64_t r = i;
+    const int64_t cv = divmod(r, cv_count, fcv, small);
+    const int64_t ow = divmod(r, p.ow, fow, small);
+    const int64_t oh = divmod(r, p.oh, foh, small);
+    const int64_t n = r;
     const int64_t c0 = cv * V;
     float acc[V];
 #pragma unroll
@@ -111,13 +110,58 @@ __global__ void depthwiseKernel(const T* __restrict__ x, const T* __restrict__ w
   }
 }
 
+// NCHW depthwise: one thread per output element, consecutive threads along the output row
+// (coalesced loads; the window's rows are shared through L1). KS > 0: a KSxKS window with unit
+// dilation, unrolled; KS == 0: any window. 32-bit index math when the tensor allows it.
+template <typename T, int KS>
+__global__ void depthwiseNchwKernel(const T* __restrict__ x, const T* __restrict__ w, const T* __restrict__ bias,
+                                    const T* __restrict__ z, T* __restrict__ y, DepthwiseParams p, UnaryOp op,
+                                    float a, float b, bool small, FastDiv fow, FastDiv foh, FastDiv fc) {
+  const int64_t total = p.n * p.c * p.oh * p.ow;
+  const int kh_n = KS > 0 ? KS : static_cast<int>(p.kh), kw_n = KS > 0 ? KS : static_cast<int>(p.kw);
+  const int dh = KS > 0 ? 1 : static_cast<int>(p.dh), dw = KS > 0 ? 1 : static_cast<int>(p.dw);
+  const int h = static_cast<int>(p.h), wd = static_cast<int>(p.w);
+  RJ_GRID_STRIDE_LOOP(i, total) {
+    int64_t rem = i;
+    const int ow = static_cast<int>(divmod(rem, p.ow, fow, small));
+    const int oh = static_cast<int>(divmod(rem, p.oh, foh, small));
+    const int64_t plane = rem;  // n * C + c
+    int64_t cr = plane;
+    const int64_t c = divmod(cr, p.c, fc, small);
+    const T* xp = x + plane * p.h * p.w;
+    const T* wp = w + c * kh_n * kw_n;
+    const int ih0 = oh * static_cast<int>(p.sh) - static_cast<int>(p.ph);
+    const int iw0 = ow * static_cast<int>(p.sw) - static_cast<int>(p.pw);
+    float acc = 0.f;
+#pragma unroll
+    for (int kh = 0; kh < (KS > 0 ? KS : 1); ++kh) {
+      for (int kh2 = KS > 0 ? kh : 0; kh2 < (KS > 0 ? kh + 1 : kh_n); ++kh2) {
+        const int ih = ih0 + kh2 * dh;
+        if (ih < 0 || ih >= h) continue;
+#pragma unroll
+        for (int kw = 0; kw < (KS > 0 ? KS : 1); ++kw) {
+          for (int kw2 = KS > 0 ? kw : 0; kw2 < (KS > 0 ? kw + 1 : kw_n); ++kw2) {
+            const int iw = iw0 + kw2 * dw;
+            if (iw < 0 || iw >= wd) continue;
+            acc += toF(__ldg(xp + ih * wd + iw)) * toF(__ldg(wp + kh2 * kw_n + kw2));
+          }
+        }
+      }
+    }
+    if (bias) acc += toF(bias[c]);
+    if (z) acc += toF(z[i]);
+    y[i] = fromF<T>(epilogueAct(op, acc, a, b));
+  }
+}
+
 template <typename T, int V>
 void launchDepthwise(const void* x, const void* w, const void* bias, const void* z, void* y,
                      const DepthwiseParams& p, UnaryOp act, const UnaryParams& ap, cudaStream_t stream) {
   const int64_t total = p.n * p.oh * p.ow * (p.c / V);
   depthwiseKernel<T, V><<<gridFor(total), kThreads, 0, stream>>>(
       static_cast<const T*>(x), static_cast<const T*>(w), static_cast<const T*>(bias), static_cast<const T*>(z),
-      static_cast<T*>(y), p, act, ap.alpha, ap.beta);
+      static_cast<T*>(y), p, act, ap.alpha, ap.beta, fastIndex(p.n * p.h * p.w * p.c) && fastIndex(total * V),
+      makeFastDiv(p.c / V), makeFastDiv(p.ow), makeFastDiv(p.oh));
 }
 
 }  // namespace
@@ -141,6 +185,34 @@ Status depthwiseConvNhwc(DataType dtype, const void* x, const void* w, const voi
   });
   if (!ok) return makeError(StatusCode::kUnsupported, "depthwiseConvNhwc: element type ", dataTypeName(dtype));
   RJ_CUDA_CHECK_LAUNCH("depthwiseConvNhwc");
+  return Status::Ok();
+}
+
+Status depthwiseConvNchw(DataType dtype, const void* x, const void* w, const void* bias, const void* z,
+                         void* y, const DepthwiseParams& p, UnaryOp act, const UnaryParams& ap,
+                         cudaStream_t stream) {
+  const int64_t total = p.n * p.c * p.oh * p.ow;
+  if (total == 0) return Status::Ok();
+  if (p.kh < 1 || p.kw < 1 || p.sh < 1 || p.sw < 1 || p.dh < 1 || p.dw < 1 || p.c < 1 ||
+      p.h * p.w >= (int64_t{1} << 31))
+    return makeError(StatusCode::kInvalidArgument, "depthwiseConvNchw: bad geometry");
+  const bool small = fastIndex(total) && fastIndex(p.n * p.c * p.h * p.w);
+  const FastDiv fow = makeFastDiv(p.ow), foh = makeFastDiv(p.oh), fc = makeFastDiv(p.c);
+  const bool unit = p.kh == p.kw && p.dh == 1 && p.dw == 1;
+  bool ok = visitFloatDev(dtype, [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    auto go = [&](auto ks) {
+      constexpr int KS = decltype(ks)::value;
+      depthwiseNchwKernel<T, KS><<<gridFor(total), kThreads, 0, stream>>>(
+          static_cast<const T*>(x), static_cast<const T*>(w), static_cast<const T*>(bias), static_cast<const T*>(z),
+          static_cast<T*>(y), p, act, ap.alpha, ap.beta, small, fow, foh, fc);
+    };
+    if (unit && p.kh == 3) go(std::integral_constant<int, 3>{});
+    else if (unit && p.kh == 5) go(std::integral_constant<int, 5>{});
+    else go(std::integral_constant<int, 0>{});
+  });
+  if (!ok) return makeError(StatusCode::kUnsupported, "depthwiseConvNchw: element type ", dataTypeName(dtype));
+  RJ_CUDA_CHECK_LAUNCH("depthwiseConvNchw");
   return Status::Ok();
 }
 
