@@ -140,6 +140,7 @@ TEST_F(FusedConvGpu, DepthwiseKernelsMatchReference) {
   const std::vector<Spec> specs = {
       {"relu", false, false, 24, 24, 24, 3, 1, 1},      {"hard_swish", false, true, 24, 24, 24, 5, 2, 2},
       {"silu", false, false, 13, 13, 13, 3, 2, 1},      {"none", false, false, 8, 8, 8, 7, 1, 3},
+      {"relu", false, true, 16, 16, 16, 5, 1, 2},  // NCHW row kernels: k3/k5 x stride 1/2; k7: generic
       {"relu", true, false, 24, 24, 24, 3, 1, 1},       {"hard_swish", true, true, 24, 24, 24, 5, 2, 2},
       {"silu", true, false, 13, 13, 13, 3, 2, 1},
   };

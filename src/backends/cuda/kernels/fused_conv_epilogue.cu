@@ -154,6 +154,63 @@ __global__ void depthwiseNchwKernel(const T* __restrict__ x, const T* __restrict
   }
 }
 
+// NCHW depthwise, KSxKS window (unit dilation), horizontal stride SW: each thread computes R = 4
+// consecutive outputs of a row, loading each input row segment once into registers
+// ((R-1)*SW + KS values) and the window's weights once.
+template <typename T, int KS, int SW>
+__global__ void depthwiseNchwRowKernel(const T* __restrict__ x, const T* __restrict__ w, const T* __restrict__ bias,
+                                       const T* __restrict__ z, T* __restrict__ y, DepthwiseParams p, UnaryOp op,
+                                       float a, float b, bool small, FastDiv fowb, FastDiv foh, FastDiv fc) {
+  constexpr int R = 4, IN = (R - 1) * SW + KS;
+  const int64_t owb_n = (p.ow + R - 1) / R;
+  const int64_t total = p.n * p.c * p.oh * owb_n;
+  const int h = static_cast<int>(p.h), wd = static_cast<int>(p.w), ow_n = static_cast<int>(p.ow);
+  RJ_GRID_STRIDE_LOOP(i, total) {
+    int64_t rem = i;
+    const int owb = static_cast<int>(divmod(rem, owb_n, fowb, small));
+    const int oh = static_cast<int>(divmod(rem, p.oh, foh, small));
+    const int64_t plane = rem;  // n * C + c
+    int64_t cr = plane;
+    const int64_t c = divmod(cr, p.c, fc, small);
+    const T* xp = x + plane * p.h * p.w;
+    float wr[KS * KS];
+#pragma unroll
+    for (int k = 0; k < KS * KS; ++k) wr[k] = toF(__ldg(w + c * KS * KS + k));
+    const int ow0 = owb * R;
+    const int ih0 = oh * static_cast<int>(p.sh) - static_cast<int>(p.ph);
+    const int iw0 = ow0 * SW - static_cast<int>(p.pw);
+    float acc[R];
+#pragma unroll
+    for (int r = 0; r < R; ++r) acc[r] = 0.f;
+#pragma unroll
+    for (int kh = 0; kh < KS; ++kh) {
+      const int ih = ih0 + kh;
+      if (ih < 0 || ih >= h) continue;
+      const T* row = xp + static_cast<int64_t>(ih) * wd;
+      float v[IN];
+#pragma unroll
+      for (int j = 0; j < IN; ++j) {
+        const int iw = iw0 + j;
+        v[j] = (iw >= 0 && iw < wd) ? toF(__ldg(row + iw)) : 0.f;
+      }
+#pragma unroll
+      for (int r = 0; r < R; ++r)
+#pragma unroll
+        for (int kw = 0; kw < KS; ++kw) acc[r] += v[r * SW + kw] * wr[kh * KS + kw];
+    }
+    const float bv = bias ? toF(bias[c]) : 0.f;
+    const int64_t obase = (plane * p.oh + oh) * p.ow;
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+      const int ow = ow0 + r;
+      if (ow >= ow_n) break;
+      float v = acc[r] + bv;
+      if (z) v += toF(z[obase + ow]);
+      y[obase + ow] = fromF<T>(epilogueAct(op, v, a, b));
+    }
+  }
+}
+
 template <typename T, int V>
 void launchDepthwise(const void* x, const void* w, const void* bias, const void* z, void* y,
                      const DepthwiseParams& p, UnaryOp act, const UnaryParams& ap, cudaStream_t stream) {
@@ -207,8 +264,23 @@ Status depthwiseConvNchw(DataType dtype, const void* x, const void* w, const voi
           static_cast<const T*>(x), static_cast<const T*>(w), static_cast<const T*>(bias), static_cast<const T*>(z),
           static_cast<T*>(y), p, act, ap.alpha, ap.beta, small, fow, foh, fc);
     };
-    if (unit && p.kh == 3) go(std::integral_constant<int, 3>{});
-    else if (unit && p.kh == 5) go(std::integral_constant<int, 5>{});
+    auto row = [&](auto ks, auto sw) {
+      constexpr int KS = decltype(ks)::value, SW = decltype(sw)::value;
+      const int64_t owb_n = (p.ow + 3) / 4, rows = p.n * p.c * p.oh * owb_n;
+      depthwiseNchwRowKernel<T, KS, SW><<<gridFor(rows), kThreads, 0, stream>>>(
+          static_cast<const T*>(x), static_cast<const T*>(w), static_cast<const T*>(bias), static_cast<const T*>(z),
+          static_cast<T*>(y), p, act, ap.alpha, ap.beta, small, makeFastDiv(owb_n), foh, fc);
+    };
+    using I3 = std::integral_constant<int, 3>;
+    using I5 = std::integral_constant<int, 5>;
+    using S1 = std::integral_constant<int, 1>;
+    using S2 = std::integral_constant<int, 2>;
+    if (unit && p.kh == 3 && p.sw == 1) row(I3{}, S1{});
+    else if (unit && p.kh == 3 && p.sw == 2) row(I3{}, S2{});
+    else if (unit && p.kh == 5 && p.sw == 1) row(I5{}, S1{});
+    else if (unit && p.kh == 5 && p.sw == 2) row(I5{}, S2{});
+    else if (unit && p.kh == 3) go(I3{});
+    else if (unit && p.kh == 5) go(I5{});
     else go(std::integral_constant<int, 0>{});
   });
   if (!ok) return makeError(StatusCode::kUnsupported, "depthwiseConvNchw: element type ", dataTypeName(dtype));
