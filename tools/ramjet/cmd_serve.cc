@@ -2,7 +2,11 @@
 // the plugin is built) with dynamic batching over a folder of plan files. SIGINT/SIGTERM stop it
 // gracefully: no new connections, in-flight requests finish, then it exits.
 #include <signal.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
+#include <cstdlib>
 #include <iostream>
 #include <sstream>
 
@@ -27,6 +31,13 @@ struct ServeArgs {
 };
 
 int runServe(const ServeArgs& a) {
+#if defined(__GLIBC__)
+  // glibc gives each of the up to 128 HTTP threads its own malloc arena (8 per core), and
+  // request bodies of a few hundred KB freed in one arena are not reused by another: a loopback
+  // soak's RSS grew ~0.3 MB/s with 32 clients of 602 KB requests (CPU and H100 alike) and
+  // stayed flat with 2 arenas, at the same request rate. MALLOC_ARENA_MAX still overrides.
+  if (!std::getenv("MALLOC_ARENA_MAX")) mallopt(M_ARENA_MAX, 2);
+#endif
   registerBackends();
   serve::BatcherOptions defaults;
   defaults.dynamic_batching = !a.no_batching;
