@@ -79,6 +79,51 @@ void buildOne(Graph& g, const Spec& s, const std::vector<int64_t>& xd, const std
   g.outputs.push_back(y);
 }
 
+// Builds spec `s` as one FusedConv on 2x13x11 inputs (seeded by `seed`), in FP32 and FP16 without
+// graph passes, and checks every run (first, capture, replay) against the CPU reference. With
+// `want_tactic`, the plan must have used that tactic.
+void checkSpec(const Spec& s, int seed, const std::string& want_tactic = "") {
+  const int64_t N = 2, H = 13, W = 11;
+  const int64_t oh = (H + 2 * s.pad - s.k) / s.stride + 1, ow = (W + 2 * s.pad - s.k) / s.stride + 1;
+  std::vector<int64_t> xd = s.nhwc ? std::vector<int64_t>{N, H, W, s.c} : std::vector<int64_t>{N, s.c, H, W};
+  std::vector<int64_t> zd = s.nhwc ? std::vector<int64_t>{N, oh, ow, s.m} : std::vector<int64_t>{N, s.m, oh, ow};
+  Graph g;
+  buildOne(g, s, xd, zd);
+  ASSERT_TRUE(g.inferShapes().ok());
+  std::map<std::string, Tensor> feeds = {{"x", randomFloat(xd, 100 + seed)}};
+  if (s.residual) feeds["z"] = randomFloat(zd, 200 + seed);
+  auto want = reference::run(g, feeds);
+  ASSERT_TRUE(want.ok()) << want.status().toString();
+  for (Precision prec : {Precision::kFP32, Precision::kFP16}) {
+    BuildOptions opt;
+    opt.device = DeviceKind::kCuda;
+    opt.precision = prec;
+    opt.optimize = false;  // the node as written (NCHW stays NCHW)
+    auto plan = build(g, opt);
+    ASSERT_TRUE(plan.ok()) << plan.status().toString();
+    std::string tactics;
+    for (const auto& [name, count] : plan->report().tactics) tactics += name + " ";
+    if (!want_tactic.empty())
+      EXPECT_EQ(plan->report().tactics.count(want_tactic), 1u) << want_tactic << " not used: " << tactics;
+    auto engine = Engine::loadFromMemory(plan->bytes().data(), plan->bytes().size());
+    ASSERT_TRUE(engine.ok()) << engine.status().toString();
+    auto ctx = (*engine)->createContext().value();
+    for (int rep = 0; rep < 3; ++rep) {  // first run, capture, replay
+      auto got = ctx->infer(feeds);
+      ASSERT_TRUE(got.ok()) << got.status().toString();
+      const bool fp16 = prec == Precision::kFP16;
+      CompareResult c = compareTensors((*got)[0], (*want)[0], fp16 ? 3e-2 : 5e-3, fp16 ? 5e-2 : 5e-3);
+      if (rep == 2)
+        std::printf("[fused-conv-gpu] %-12s %s %s res=%d C=%ld M=%ld g=%ld k=%ld s=%ld %s: %s  tactics: %s\n",
+                    s.act.c_str(), s.nhwc ? "NHWC" : "NCHW", fp16 ? "fp16" : "fp32", s.residual, (long)s.c,
+                    (long)s.m, (long)s.group, (long)s.k, (long)s.stride, c.mismatches ? "FAIL" : "PASS",
+                    c.toString().c_str(), tactics.c_str());
+      EXPECT_EQ(c.mismatches, 0) << s.act << " " << c.toString();
+      EXPECT_GE(c.cosine, 0.999) << s.act << " " << c.toString();
+    }
+  }
+}
+
 TEST_F(FusedConvGpu, KernelsMatchReference) {
   const std::vector<Spec> specs = {
       {"relu", false, false, 16, 32, 1, 3, 1, 1},      {"relu", true, false, 16, 32, 1, 3, 1, 1},
@@ -91,95 +136,21 @@ TEST_F(FusedConvGpu, KernelsMatchReference) {
       {"relu", true, false, 3, 16, 1, 3, 2, 1},        {"silu", true, false, 96, 96, 96, 3, 1, 1},
       {"none", false, false, 12, 24, 3, 3, 1, 1},
   };
-  int i = 0;
-  for (const Spec& s : specs) {
-    const int64_t N = 2, H = 13, W = 11;
-    const int64_t oh = (H + 2 * s.pad - s.k) / s.stride + 1, ow = (W + 2 * s.pad - s.k) / s.stride + 1;
-    std::vector<int64_t> xd = s.nhwc ? std::vector<int64_t>{N, H, W, s.c} : std::vector<int64_t>{N, s.c, H, W};
-    std::vector<int64_t> zd = s.nhwc ? std::vector<int64_t>{N, oh, ow, s.m} : std::vector<int64_t>{N, s.m, oh, ow};
-    Graph g;
-    buildOne(g, s, xd, zd);
-    ASSERT_TRUE(g.inferShapes().ok());
-    std::map<std::string, Tensor> feeds = {{"x", randomFloat(xd, 100 + i)}};
-    if (s.residual) feeds["z"] = randomFloat(zd, 200 + i);
-    auto want = reference::run(g, feeds);
-    ASSERT_TRUE(want.ok()) << want.status().toString();
-    for (Precision prec : {Precision::kFP32, Precision::kFP16}) {
-      BuildOptions opt;
-      opt.device = DeviceKind::kCuda;
-      opt.precision = prec;
-      opt.optimize = false;  // the node as written (NCHW stays NCHW)
-      auto plan = build(g, opt);
-      ASSERT_TRUE(plan.ok()) << plan.status().toString();
-      std::string tactics;
-      for (const auto& [name, count] : plan->report().tactics) tactics += name + " ";
-      auto engine = Engine::loadFromMemory(plan->bytes().data(), plan->bytes().size());
-      ASSERT_TRUE(engine.ok()) << engine.status().toString();
-      auto ctx = (*engine)->createContext().value();
-      for (int rep = 0; rep < 3; ++rep) {  // first run, capture, replay
-        auto got = ctx->infer(feeds);
-        ASSERT_TRUE(got.ok()) << got.status().toString();
-        const bool fp16 = prec == Precision::kFP16;
-        CompareResult c = compareTensors((*got)[0], (*want)[0], fp16 ? 3e-2 : 5e-3, fp16 ? 5e-2 : 5e-3);
-        if (rep == 2)
-          std::printf("[fused-conv-gpu] %-12s %s %s res=%d C=%ld M=%ld g=%ld k=%ld s=%ld %s: %s  tactics: %s\n",
-                      s.act.c_str(), s.nhwc ? "NHWC" : "NCHW", fp16 ? "fp16" : "fp32", s.residual, (long)s.c,
-                      (long)s.m, (long)s.group, (long)s.k, (long)s.stride, c.mismatches ? "FAIL" : "PASS",
-                      c.toString().c_str(), tactics.c_str());
-        EXPECT_EQ(c.mismatches, 0) << s.act << " " << c.toString();
-        EXPECT_GE(c.cosine, 0.999) << s.act << " " << c.toString();
-      }
-    }
-    ++i;
-  }
+  for (size_t i = 0; i < specs.size(); ++i) checkSpec(specs[i], static_cast<int>(i));
 }
 
-// The project's depthwise kernels (NCHW: one thread per output, 3x3/5x5 unrolled; NHWC: 16-byte
-// channel vectors), forced with RAMJET_CONV_TACTIC=depthwise whatever the timing would choose.
+// The project's depthwise kernels (NCHW: row kernels for 3x3/5x5 at stride 1/2, a generic one
+// otherwise; NHWC: 16-byte channel vectors), forced with RAMJET_CONV_TACTIC=depthwise whatever
+// the timing would choose.
 TEST_F(FusedConvGpu, DepthwiseKernelsMatchReference) {
   const std::vector<Spec> specs = {
       {"relu", false, false, 24, 24, 24, 3, 1, 1},      {"hard_swish", false, true, 24, 24, 24, 5, 2, 2},
       {"silu", false, false, 13, 13, 13, 3, 2, 1},      {"none", false, false, 8, 8, 8, 7, 1, 3},
-      {"relu", false, true, 16, 16, 16, 5, 1, 2},  // NCHW row kernels: k3/k5 x stride 1/2; k7: generic
-      {"relu", true, false, 24, 24, 24, 3, 1, 1},       {"hard_swish", true, true, 24, 24, 24, 5, 2, 2},
-      {"silu", true, false, 13, 13, 13, 3, 2, 1},
+      {"relu", false, true, 16, 16, 16, 5, 1, 2},       {"relu", true, false, 24, 24, 24, 3, 1, 1},
+      {"hard_swish", true, true, 24, 24, 24, 5, 2, 2},  {"silu", true, false, 13, 13, 13, 3, 2, 1},
   };
   setenv("RAMJET_CONV_TACTIC", "depthwise", 1);
-  int i = 0;
-  for (const Spec& s : specs) {
-    const int64_t N = 2, H = 13, W = 11;
-    const int64_t oh = (H + 2 * s.pad - s.k) / s.stride + 1, ow = (W + 2 * s.pad - s.k) / s.stride + 1;
-    std::vector<int64_t> xd = s.nhwc ? std::vector<int64_t>{N, H, W, s.c} : std::vector<int64_t>{N, s.c, H, W};
-    std::vector<int64_t> zd = s.nhwc ? std::vector<int64_t>{N, oh, ow, s.m} : std::vector<int64_t>{N, s.m, oh, ow};
-    Graph g;
-    buildOne(g, s, xd, zd);
-    ASSERT_TRUE(g.inferShapes().ok());
-    std::map<std::string, Tensor> feeds = {{"x", randomFloat(xd, 300 + i)}};
-    if (s.residual) feeds["z"] = randomFloat(zd, 400 + i);
-    auto want = reference::run(g, feeds);
-    ASSERT_TRUE(want.ok()) << want.status().toString();
-    for (Precision prec : {Precision::kFP32, Precision::kFP16}) {
-      BuildOptions opt;
-      opt.device = DeviceKind::kCuda;
-      opt.precision = prec;
-      opt.optimize = false;
-      auto plan = build(g, opt);
-      ASSERT_TRUE(plan.ok()) << plan.status().toString();
-      EXPECT_EQ(plan->report().tactics.count("cuda.fused_conv.depthwise"), 1u) << "depthwise tactic not used";
-      auto engine = Engine::loadFromMemory(plan->bytes().data(), plan->bytes().size());
-      ASSERT_TRUE(engine.ok()) << engine.status().toString();
-      auto got = (*engine)->createContext().value()->infer(feeds);
-      ASSERT_TRUE(got.ok()) << got.status().toString();
-      const bool fp16 = prec == Precision::kFP16;
-      CompareResult c = compareTensors((*got)[0], (*want)[0], fp16 ? 3e-2 : 5e-3, fp16 ? 5e-2 : 5e-3);
-      std::printf("[fused-conv-gpu] depthwise %-10s %s %s res=%d C=%ld k=%ld s=%ld: %s\n", s.act.c_str(),
-                  s.nhwc ? "NHWC" : "NCHW", fp16 ? "fp16" : "fp32", s.residual, (long)s.c, (long)s.k, (long)s.stride,
-                  c.toString().c_str());
-      EXPECT_EQ(c.mismatches, 0) << s.act << " " << c.toString();
-      EXPECT_GE(c.cosine, 0.999) << s.act << " " << c.toString();
-    }
-    ++i;
-  }
+  for (size_t i = 0; i < specs.size(); ++i) checkSpec(specs[i], 300 + static_cast<int>(i), "cuda.fused_conv.depthwise");
   unsetenv("RAMJET_CONV_TACTIC");
 }
 
