@@ -775,6 +775,32 @@ Precision int8FallbackPrecision(const BuildOptions& opt) {
   return opt.int8_fallback.value_or(opt.device == DeviceKind::kCpu ? Precision::kFP32 : Precision::kFP16);
 }
 
+// A narrowing Cast right after a Transpose of the wider tensor: cast first, then move half the
+// bytes. A CNN's FP32 NCHW input transposed to NHWC for FP16 convolutions otherwise moves the FP32
+// image twice (YOLOv8n at batch 64, 640x640: 0.34 ms Transpose + 0.24 ms Cast on the H100). The
+// two nodes swap roles and names in place; the tensor between them takes the Cast's type.
+void castBeforeTranspose(Graph& g) {
+  for (const auto& up : g.nodes()) {
+    Node* c = up.get();
+    if (c->op_type != "Cast" || !c->domain.empty() || !c->hasInput(0)) continue;
+    Value* v = c->inputs[0];
+    Node* m = v->producer;
+    if (!m || m->op_type != "Transpose" || !m->domain.empty() || m->inputs.size() != 1 || !m->inputs[0]) continue;
+    if (v->consumers.size() != 1 || v->is_graph_output || v->is_outer_scope) continue;
+    const DataType from = v->type.dtype, to = static_cast<DataType>(c->attrInt("to", 0));
+    if (!isFloat(from) || !isFloat(to) || dataTypeSize(to) >= dataTypeSize(from)) continue;
+    Value* u = m->inputs[0];
+    if (u->type.dtype != from) continue;
+    std::map<std::string, Attribute> transpose_attrs = m->attrs;
+    m->op_type = "Cast";
+    m->attrs = c->attrs;
+    c->op_type = "Transpose";
+    c->attrs = std::move(transpose_attrs);
+    std::swap(m->name, c->name);
+    v->type = TensorType{to, u->type.shape};
+  }
+}
+
 Result<LoweringReport> lowerPrecision(Graph& g, const Graph& original, const BuildOptions& opt, const LoweringEnv& env) {
   LoweringReport rep;
   RJ_ASSIGN_OR_RETURN(std::vector<PrecisionOverride> overrides, parseOverrides(opt.precision_overrides));
@@ -832,6 +858,7 @@ Result<LoweringReport> lowerPrecision(Graph& g, const Graph& original, const Bui
   L.decideFloat(order);
   if (int8) RJ_RETURN_IF_ERROR(L.lowerInt8());
   RJ_RETURN_IF_ERROR(L.apply());
+  castBeforeTranspose(g);
   // Weights replaced by converted or quantized copies are no longer used: drop their data so the
   // plan does not carry both.
   for (const auto& v : g.values())

@@ -480,5 +480,39 @@ TEST(PrecisionLowering, ShapeConsumersNeedNoCast) {
   EXPECT_EQ((*got)[1].data<int64_t>()[1], 8);
 }
 
+// The FP32 graph input transposed to NHWC for FP16 consumers: the Cast runs before the
+// Transpose (half the bytes moved), the result unchanged.
+TEST(PrecisionLowering, NarrowingCastRunsBeforeTranspose) {
+  rjtest::Builder b;
+  b.input("x", TensorType{DataType::kFloat32, Shape::fromDims({2, 3, 4, 5})});
+  b.node("Transpose", {b.value("x")}, {"t"}, {{"perm", Attribute::fromInts({0, 2, 3, 1})}});
+  b.node("Sigmoid", {b.value("t")}, {"y"});
+  b.output("y");
+  ASSERT_TRUE(b.g.verify().ok());
+  ASSERT_TRUE(b.g.inferShapes().ok());
+  auto original = plan::cloneGraph(b.g);
+  ASSERT_TRUE(original.ok());
+  BuildOptions opt;
+  opt.precision = Precision::kFP16;
+  auto rep = lowerPrecision(b.g, **original, opt, LoweringEnv{});
+  ASSERT_TRUE(rep.ok()) << rep.status().toString();
+  ASSERT_TRUE(b.g.verify().ok());
+  const Value* x = b.g.findValue("x");
+  ASSERT_EQ(x->consumers.size(), 1u);
+  EXPECT_EQ(x->consumers[0]->op_type, "Cast");
+  const Node* t = nullptr;
+  for (const auto& n : b.g.nodes())
+    if (n->op_type == "Transpose") t = n.get();
+  ASSERT_NE(t, nullptr);
+  EXPECT_EQ(t->inputs[0]->type.dtype, DataType::kFloat16);
+  EXPECT_EQ(t->attrInts("perm"), (std::vector<int64_t>{0, 2, 3, 1}));
+  Tensor in = rjtest::uniformTensor({2, 3, 4, 5}, -3.f, 3.f, 5);
+  auto got = reference::run(b.g, {{"x", in}});
+  auto want = reference::run(**original, {{"x", in}});
+  ASSERT_TRUE(got.ok() && want.ok());
+  CompareResult c = compareTensors((*got)[0], (*want)[0], 2e-3, 2e-3);
+  EXPECT_EQ(c.mismatches, 0) << c.toString();
+}
+
 }  // namespace
 }  // namespace ramjet::precision
