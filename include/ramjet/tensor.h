@@ -15,6 +15,10 @@ class Tensor {
   Tensor() = default;
   // Allocates zero-filled storage.
   Tensor(DataType dtype, std::vector<int64_t> dims);
+  // Storage left uninitialized, for a buffer the caller overwrites completely before reading it
+  // (request tensors, batch merges: the zero fill was 6% of a loaded server's CPU). Not for
+  // string tensors.
+  static Tensor uninitialized(DataType dtype, std::vector<int64_t> dims);
   // Wraps existing storage (shared, e.g. an mmap'ed weights file); no copy.
   Tensor(DataType dtype, std::vector<int64_t> dims, std::shared_ptr<uint8_t> storage);
 

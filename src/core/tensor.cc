@@ -15,11 +15,11 @@
 namespace ramjet {
 namespace {
 
-std::shared_ptr<uint8_t> allocStorage(size_t bytes) {
+std::shared_ptr<uint8_t> allocStorage(size_t bytes, bool zero = true) {
   size_t n = (std::max<size_t>(bytes, 1) + 63) / 64 * 64;
   void* p = std::aligned_alloc(64, n);
   RJ_CHECK(p != nullptr);
-  std::memset(p, 0, n);
+  if (zero) std::memset(p, 0, n);
   return std::shared_ptr<uint8_t>(static_cast<uint8_t*>(p), [](uint8_t* q) { std::free(q); });
 }
 
@@ -30,6 +30,17 @@ Tensor::Tensor(DataType dtype, std::vector<int64_t> dims) : dtype_(dtype), dims_
   numel_ = numElements(dims_);
   storage_ = allocStorage(nbytes());
   if (dtype_ == DataType::kString) strings_ = std::make_shared<std::vector<std::string>>(numel_);
+}
+
+Tensor Tensor::uninitialized(DataType dtype, std::vector<int64_t> dims) {
+  RJ_CHECK(dtype != DataType::kString);
+  Tensor t;
+  t.dtype_ = dtype;
+  t.dims_ = std::move(dims);
+  for (auto d : t.dims_) RJ_CHECK(d >= 0);
+  t.numel_ = numElements(t.dims_);
+  t.storage_ = allocStorage(t.nbytes(), /*zero=*/false);
+  return t;
 }
 
 Tensor Tensor::sequence(TensorType elem_type, std::vector<Tensor> elements) {

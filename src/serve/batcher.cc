@@ -496,13 +496,14 @@ class BatcherImpl final : public Batcher {
         const Tensor& first = (*batch)[0].rq.inputs.at(info.name);
         std::vector<int64_t> dims = first.dims();
         dims[0] = run_rows;
-        Tensor m(info.dtype, dims);  // zero-filled: padding rows stay 0
+        Tensor m = info.dtype == DataType::kString ? Tensor(info.dtype, dims) : Tensor::uninitialized(info.dtype, dims);
         size_t off = 0;
         for (const auto& p : *batch) {
           const Tensor& t = p.rq.inputs.at(info.name);
           if (t.nbytes()) std::memcpy(static_cast<uint8_t*>(m.raw()) + off, t.raw(), t.nbytes());
           off += t.nbytes();
         }
+        if (off < m.nbytes()) std::memset(static_cast<uint8_t*>(m.raw()) + off, 0, m.nbytes() - off);  // padding rows
         merged.emplace(info.name, std::move(m));
       }
       outs = ctx.infer(merged);
@@ -531,7 +532,9 @@ class BatcherImpl final : public Batcher {
           for (size_t k = 0; k < batch->size(); ++k) {
             std::vector<int64_t> dims = out.dims();
             dims[0] = (*batch)[k].rows;
-            Tensor piece(out.dtype(), dims);
+            // Filled below, completely.
+            Tensor piece = out.dtype() == DataType::kString ? Tensor(out.dtype(), dims)
+                                                            : Tensor::uninitialized(out.dtype(), dims);
             size_t n = row_bytes * static_cast<size_t>((*batch)[k].rows);
             if (n) std::memcpy(piece.raw(), static_cast<const uint8_t*>(out.raw()) + off, n);
             off += n;

@@ -40,6 +40,7 @@ struct ParseResult {
   int error_status = 400;       // kError: the HTTP status to answer with
   std::string error;            // kError: why
   bool expects_continue = false;  // headers complete, body pending, client sent Expect: 100-continue
+  size_t total = 0;               // kNeedMore with the headers complete: bytes of the whole request
 };
 ParseResult parseHttpRequest(std::string_view buf, size_t max_header_bytes, size_t max_body_bytes, HttpRequest* out);
 
