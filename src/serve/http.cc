@@ -77,7 +77,8 @@ bool isTokenChar(char c) {
 
 }  // namespace
 
-ParseResult parseHttpRequest(std::string_view buf, size_t max_header_bytes, size_t max_body_bytes, HttpRequest* out) {
+ParseResult parseHttpRequest(std::string_view buf, size_t max_header_bytes, size_t max_body_bytes, HttpRequest* out,
+                             bool copy_body) {
   size_t hend = buf.find("\r\n\r\n");
   if (hend == std::string_view::npos) {
     if (buf.size() > max_header_bytes)
@@ -111,6 +112,7 @@ ParseResult parseHttpRequest(std::string_view buf, size_t max_header_bytes, size
   out->query = q == std::string_view::npos ? "" : std::string(target.substr(q + 1));
   out->headers.clear();
   out->body.clear();
+  out->body_view = {};
   size_t pos = eol == std::string_view::npos ? head.size() : eol + 2;
   int64_t content_length = -1;
   bool chunked = false, conn_close = false, conn_keep = false, expect_continue = false;
@@ -156,7 +158,8 @@ ParseResult parseHttpRequest(std::string_view buf, size_t max_header_bytes, size
     r.total = total;
     return r;
   }
-  out->body = std::string(buf.substr(hend + 4, body_len));
+  if (copy_body) out->body = std::string(buf.substr(hend + 4, body_len));
+  else out->body_view = buf.substr(hend + 4, body_len);
   ParseResult r;
   r.state = ParseState::kDone;
   r.consumed = total;
@@ -435,7 +438,8 @@ class HttpServerImpl final : public HttpServer {
     bool sent_continue = false;
     while (true) {
       HttpRequest rq;
-      ParseResult pr = parseHttpRequest(c->buf, opt_.max_header_bytes, opt_.max_body_bytes, &rq);
+      // The body is read in place: c->buf stays untouched until the handler has returned.
+      ParseResult pr = parseHttpRequest(c->buf, opt_.max_header_bytes, opt_.max_body_bytes, &rq, /*copy_body=*/false);
       if (pr.state == ParseState::kError) {
         HttpResponse r;
         r.status = pr.error_status;
@@ -444,9 +448,10 @@ class HttpServerImpl final : public HttpServer {
         return false;
       }
       if (pr.state == ParseState::kDone) {
-        c->buf.erase(0, pr.consumed);
         sent_continue = false;
         HttpResponse resp = handler_(rq);
+        rq.body_view = {};
+        c->buf.erase(0, pr.consumed);
         bool keep = rq.keep_alive && !stopping_;
         if (!sendAll(c->fd, serializeHttpResponse(resp, keep)) || !keep) return false;
         if (!c->buf.empty()) continue;  // pipelined request already buffered

@@ -20,6 +20,11 @@ struct HttpRequest {
   int minor_version = 1;            // HTTP/1.<minor>
   std::vector<std::pair<std::string, std::string>> headers;  // names lower-cased
   std::string body;
+  // Set instead of `body` when parseHttpRequest ran with copy_body = false: the body inside the
+  // caller's buffer, valid while that buffer is unchanged (the server keeps it until the handler
+  // returns). bodyView() reads whichever is set.
+  std::string_view body_view;
+  std::string_view bodyView() const { return body_view.data() ? body_view : std::string_view(body); }
   bool keep_alive = true;
   // Value of a header (name lower-case), or nullptr.
   const std::string* header(std::string_view name) const;
@@ -42,7 +47,8 @@ struct ParseResult {
   bool expects_continue = false;  // headers complete, body pending, client sent Expect: 100-continue
   size_t total = 0;               // kNeedMore with the headers complete: bytes of the whole request
 };
-ParseResult parseHttpRequest(std::string_view buf, size_t max_header_bytes, size_t max_body_bytes, HttpRequest* out);
+ParseResult parseHttpRequest(std::string_view buf, size_t max_header_bytes, size_t max_body_bytes, HttpRequest* out,
+                             bool copy_body = true);
 
 const char* httpReason(int status);
 std::string serializeHttpResponse(const HttpResponse& r, bool keep_alive);

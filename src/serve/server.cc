@@ -471,7 +471,7 @@ class ServerImpl final : public InferenceServer, public ModelHub {
         return errorResponse(400, "Inference-Header-Content-Length must be a decimal number");
       json_len = std::stoll(*h);
     }
-    auto msg = parseInferRequestJson(rq.body, json_len);
+    auto msg = parseInferRequestJson(rq.bodyView(), json_len);
     if (!msg.ok()) return errorResponse(400, msg.status().message());
     std::string id = msg->id;
     InferResult r = infer(model, version, std::move(*msg));

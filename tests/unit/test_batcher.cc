@@ -412,7 +412,17 @@ TEST(Http, ParsesRequestsIncrementallyAndRejectsMalformedOnes) {
   EXPECT_EQ(rq.path, "/v2/models/m/infer");
   EXPECT_EQ(rq.query, "x=1");
   EXPECT_EQ(rq.body, "body");
+  EXPECT_EQ(rq.bodyView(), "body");
   EXPECT_TRUE(rq.keep_alive);
+  // The server's in-place form: the body as a view into the buffer, nothing copied.
+  HttpRequest view;
+  ParseResult rv = parseHttpRequest(full, 65536, 1 << 20, &view, /*copy_body=*/false);
+  ASSERT_EQ(rv.state, ParseState::kDone);
+  EXPECT_TRUE(view.body.empty());
+  EXPECT_EQ(view.bodyView(), "body");
+  EXPECT_EQ(view.bodyView().data(), full.data() + full.find("bodyGET"));
+  // Headers complete, body pending: the whole request's size is known.
+  EXPECT_EQ(parseHttpRequest(full.substr(0, full.size() - 6), 65536, 1 << 20, &view).total, full.size() - 3);
   auto status = [](const std::string& s) {
     HttpRequest q;
     ParseResult p = parseHttpRequest(s, 1024, 100, &q);
