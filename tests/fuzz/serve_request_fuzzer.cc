@@ -50,6 +50,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       json_length = (end && *end == '\0' && !h->empty()) ? v : -2;  // -2: garbage, must be refused
     }
     checkBody(rq.body, json_length);
+    // The server's in-place parse must agree: same state, same consumed bytes, the body a view
+    // of exactly the copied bytes inside `buf`.
+    ramjet::serve::HttpRequest view;
+    auto pv = ramjet::serve::parseHttpRequest(buf, kMaxHeader, kMaxBody, &view, /*copy_body=*/false);
+    if (pv.state != pr.state || pv.consumed != pr.consumed || !view.body.empty() || view.bodyView() != rq.body)
+      std::abort();
+    if (!view.bodyView().empty() &&
+        (view.bodyView().data() < buf.data() || view.bodyView().data() + view.bodyView().size() > buf.data() + size))
+      std::abort();
+  } else if (pr.total != 0 && (pr.total <= size || pr.total > kMaxHeader + kMaxBody + 4)) {
+    std::abort();  // headers complete, body pending: the total must exceed what is here
   }
   checkBody(buf, -1);
   if (size > 8) checkBody(buf, static_cast<int64_t>(data[0]) | (static_cast<int64_t>(data[1]) << 8));
