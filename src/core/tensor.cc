@@ -33,7 +33,7 @@ Tensor::Tensor(DataType dtype, std::vector<int64_t> dims) : dtype_(dtype), dims_
 }
 
 Tensor Tensor::uninitialized(DataType dtype, std::vector<int64_t> dims) {
-  RJ_CHECK(dtype != DataType::kString);
+  if (dtype == DataType::kString) return Tensor(dtype, std::move(dims));  // strings need constructing
   Tensor t;
   t.dtype_ = dtype;
   t.dims_ = std::move(dims);

@@ -23,7 +23,8 @@ class PatchifyConvToGemm final : public Pass {
       if (conv->op_type != "Conv" || !conv->domain.empty() || conv->inputs.size() < 2) continue;
       Value* x = conv->inputs[0];
       const Value* w = conv->inputs[1];
-      const Value* b = conv->inputs.size() > 2 ? conv->inputs[2] : nullptr;
+      Value* b = conv->inputs.size() > 2 ? conv->inputs[2] : nullptr;
+      if (b && !cfg.canEmit("Add")) continue;
       if (!x || !w || !w->constant || (b && !b->constant) || !isFloatType(x->type.dtype)) continue;
       if (w->constant->dtype() != x->type.dtype || (b && b->constant->dtype() != x->type.dtype)) continue;
       const Shape& xs = x->type.shape;
@@ -53,7 +54,6 @@ class PatchifyConvToGemm final : public Pass {
         return makeConstant(g, base + "_shape", Tensor::fromVector<int64_t>(d, {n}));
       };
       Value* wv = makeConstant(g, w->name + "_patch_gemm", x->type.dtype == DataType::kFloat32 ? wm : wm.cast(x->type.dtype));
-      Value* bv = b ? const_cast<Value*>(b) : nullptr;
       g.removeNode(conv);
       Node* r1 = addNodeWithOutput(g, "Reshape", base + "_patches", {x, shape({0, c, hp, p, wq, q})});
       Node* t1 = addNodeWithOutput(g, "Transpose", base + "_patches_t", {r1->outputs[0]});
@@ -61,12 +61,12 @@ class PatchifyConvToGemm final : public Pass {
       Node* r2 = addNodeWithOutput(g, "Reshape", base + "_rows", {t1->outputs[0], shape({0, hp * wq, patch})});
       Node* mm = addNodeWithOutput(g, "MatMul", base + "_gemm", {r2->outputs[0], wv});
       Value* z = mm->outputs[0];
-      if (bv) z = addNodeWithOutput(g, "Add", base + "_bias", {z, bv})->outputs[0];
+      if (b) z = addNodeWithOutput(g, "Add", base + "_bias", {z, b})->outputs[0];
       Node* t2 = addNodeWithOutput(g, "Transpose", base + "_nchw", {z});
       t2->attrs["perm"] = Attribute::fromInts({0, 2, 1});
       g.addNode("Reshape", uniqueNodeName(g, base), {t2->outputs[0], shape({0, k, hp, wq})}, {y});
       stats->nodes_removed += 1;
-      stats->nodes_added += bv ? 7 : 6;
+      stats->nodes_added += b ? 7 : 6;
       stats->rewrites += 1;
     }
     return Status::Ok();

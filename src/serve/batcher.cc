@@ -496,7 +496,7 @@ class BatcherImpl final : public Batcher {
         const Tensor& first = (*batch)[0].rq.inputs.at(info.name);
         std::vector<int64_t> dims = first.dims();
         dims[0] = run_rows;
-        Tensor m = info.dtype == DataType::kString ? Tensor(info.dtype, dims) : Tensor::uninitialized(info.dtype, dims);
+        Tensor m = Tensor::uninitialized(info.dtype, dims);
         size_t off = 0;
         for (const auto& p : *batch) {
           const Tensor& t = p.rq.inputs.at(info.name);
@@ -532,9 +532,7 @@ class BatcherImpl final : public Batcher {
           for (size_t k = 0; k < batch->size(); ++k) {
             std::vector<int64_t> dims = out.dims();
             dims[0] = (*batch)[k].rows;
-            // Filled below, completely.
-            Tensor piece = out.dtype() == DataType::kString ? Tensor(out.dtype(), dims)
-                                                            : Tensor::uninitialized(out.dtype(), dims);
+            Tensor piece = Tensor::uninitialized(out.dtype(), dims);  // filled below, completely
             size_t n = row_bytes * static_cast<size_t>((*batch)[k].rows);
             if (n) std::memcpy(piece.raw(), static_cast<const uint8_t*>(out.raw()) + off, n);
             off += n;

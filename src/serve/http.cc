@@ -471,7 +471,10 @@ class HttpServerImpl final : public HttpServer {
       // Need more bytes: the connection was readable, so block (bounded by SO_RCVTIMEO). With
       // the headers parsed, the whole request is read before parsing again, into a buffer
       // reserved for it (a 602 KB tensor body arrives in ~10 reads: no regrowth, no re-parse).
-      if (pr.total > c->buf.capacity()) c->buf.reserve(pr.total);
+      // The reservation trusts Content-Length only up to 16 MB: headers alone must not make the
+      // server set aside max_body_bytes per connection; past that the buffer grows with the data.
+      const size_t want = std::min(pr.total, std::max(c->buf.size(), size_t{16} << 20));
+      if (want > c->buf.capacity()) c->buf.reserve(want);
       ssize_t n;
       do {
         n = ::recv(c->fd, tmp, sizeof tmp, 0);

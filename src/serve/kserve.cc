@@ -282,8 +282,8 @@ Result<InferRequestMessage> parseImpl(std::string_view body, int64_t json_length
       return bad(where + ": binary_data_size is set but the request has no Inference-Header-Content-Length");
     if (binary ? nbytes > bin.size() - bin_off : static_cast<uint64_t>(numel) > js.size())
       return bad(where + ": the shape " + sit->dump() + " needs more data than the request carries");
-    // Binary data overwrites every byte: no zero fill first (strings and JSON data start zeroed).
-    Tensor t = binary && dt != DataType::kString ? Tensor::uninitialized(dt, dims) : Tensor(dt, dims);
+    // Binary data overwrites every byte: no zero fill first (JSON data starts zeroed).
+    Tensor t = binary ? Tensor::uninitialized(dt, dims) : Tensor(dt, dims);
     if (binary) {
       if (static_cast<uint64_t>(bin_size) != t.nbytes())
         return bad(where + ": binary_data_size " + std::to_string(bin_size) + " does not match the shape and datatype (" +

@@ -954,6 +954,28 @@ TEST_F(CudaKernels, Resize) {
   }
 }
 
+// Nearest Resize is a gather of whole elements: integer tensors too (NCHW and NHWC).
+TEST_F(CudaKernels, ResizeNearestIntegers) {
+  for (DataType dt : {DataType::kInt64, DataType::kInt32, DataType::kUInt8}) {
+    for (const auto& [dims, scales] : std::vector<std::pair<std::vector<int64_t>, std::vector<float>>>{
+             {{1, 3, 5, 7}, {1, 1, 2, 2}}, {{2, 5, 7, 16}, {1, 2, 2, 1}}}) {
+      Tensor x = randInts(dt, dims, 0, 100);
+      ASSERT_ORACLE(ref, oracle("Resize", {x, Tensor(), f32s(scales)},
+                                {{"mode", AS("nearest")}, {"coordinate_transformation_mode", AS("asymmetric")},
+                                 {"nearest_mode", AS("floor")}}));
+      ResizeParams p;
+      p.mode = ResizeMode::kNearest;
+      p.coord = CoordTransform::kAsymmetric;
+      p.nearest = NearestMode::kFloor;
+      p.scales = scales;
+      Buf dx = upload(x), dy = alloc(dt, ref[0].dims());
+      ASSERT_OK(resize(dt, dx->p, dims, dy->p, ref[0].dims(), p, s));
+      sync();
+      expectExact(download(dy, dt, ref[0].dims()), ref[0], std::string("Resize nearest ") + dtName(dt) + " " + dimsToString(dims));
+    }
+  }
+}
+
 // ------------------------------------------------------------------ convolution (cuDNN)
 TEST_F(CudaKernels, ConvCudnn) {
   auto handle = CudnnHandle::create();

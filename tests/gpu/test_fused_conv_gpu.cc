@@ -103,8 +103,9 @@ void checkSpec(const Spec& s, int seed, const std::string& want_tactic = "") {
     ASSERT_TRUE(plan.ok()) << plan.status().toString();
     std::string tactics;
     for (const auto& [name, count] : plan->report().tactics) tactics += name + " ";
-    if (!want_tactic.empty())
+    if (!want_tactic.empty()) {
       EXPECT_EQ(plan->report().tactics.count(want_tactic), 1u) << want_tactic << " not used: " << tactics;
+    }
     auto engine = Engine::loadFromMemory(plan->bytes().data(), plan->bytes().size());
     ASSERT_TRUE(engine.ok()) << engine.status().toString();
     auto ctx = (*engine)->createContext().value();

@@ -442,6 +442,21 @@ TEST(PrecisionCli, ValidateTinyCnn) {
 namespace ramjet::precision {
 namespace {
 
+// Verifies b's graph, infers shapes, lowers it to FP16 with `env` and checks the result still
+// verifies. Returns the graph as it was before (for reference runs), null on any failure.
+std::unique_ptr<Graph> lowerFp16(rjtest::Builder& b, const LoweringEnv& env, LoweringReport* rep) {
+  if (!b.g.verify().ok() || !b.g.inferShapes().ok()) return nullptr;
+  auto original = plan::cloneGraph(b.g);
+  if (!original.ok()) return nullptr;
+  BuildOptions opt;
+  opt.precision = Precision::kFP16;
+  auto r = lowerPrecision(b.g, **original, opt, env);
+  EXPECT_TRUE(r.ok()) << r.status().toString();
+  if (!r.ok() || !b.g.verify().ok()) return nullptr;
+  *rep = *r;
+  return std::move(*original);
+}
+
 // FP16 lowering on a device without FP16 Shape kernels (as CUDA): a Shape consumer reads the
 // FP16 tensor's dims directly; no Cast is inserted for it.
 TEST(PrecisionLowering, ShapeConsumersNeedNoCast) {
@@ -452,27 +467,21 @@ TEST(PrecisionLowering, ShapeConsumersNeedNoCast) {
   b.node("Sigmoid", {b.value("r")}, {"y"});
   b.output("y");
   b.output("s");
-  ASSERT_TRUE(b.g.verify().ok());
-  ASSERT_TRUE(b.g.inferShapes().ok());
-  auto original = plan::cloneGraph(b.g);
-  ASSERT_TRUE(original.ok());
-  BuildOptions opt;
-  opt.precision = Precision::kFP16;
   LoweringEnv env;
   env.supports = [](const Node& n, const std::vector<TensorType>& in, const std::vector<TensorType>&) -> Status {
     if (n.op_type == "Shape" && !in.empty() && in[0].dtype != DataType::kFloat32)
       return makeError(StatusCode::kUnsupported, "no fp16 Shape");
     return Status::Ok();
   };
-  auto rep = lowerPrecision(b.g, **original, opt, env);
-  ASSERT_TRUE(rep.ok()) << rep.status().toString();
+  LoweringReport rep;
+  ASSERT_TRUE(lowerFp16(b, env, &rep));
   size_t casts = 0;
   for (const auto& n : b.g.nodes()) {
     if (n->op_type != "Cast") continue;
     ++casts;
     for (const Node* c : n->outputs[0]->consumers) EXPECT_NE(c->op_type, "Shape") << n->name << " feeds a Shape";
   }
-  EXPECT_EQ(casts, 2u) << rep->toString();  // the graph input to FP16 and the output back to FP32
+  EXPECT_EQ(casts, 2u) << rep.toString();  // the graph input to FP16 and the output back to FP32
   auto got = reference::run(b.g, {{"x", Tensor(DataType::kFloat32, {2, 8})}});
   ASSERT_TRUE(got.ok()) << got.status().toString();
   ASSERT_EQ(got->size(), 2u);
@@ -488,15 +497,9 @@ TEST(PrecisionLowering, NarrowingCastRunsBeforeTranspose) {
   b.node("Transpose", {b.value("x")}, {"t"}, {{"perm", Attribute::fromInts({0, 2, 3, 1})}});
   b.node("Sigmoid", {b.value("t")}, {"y"});
   b.output("y");
-  ASSERT_TRUE(b.g.verify().ok());
-  ASSERT_TRUE(b.g.inferShapes().ok());
-  auto original = plan::cloneGraph(b.g);
-  ASSERT_TRUE(original.ok());
-  BuildOptions opt;
-  opt.precision = Precision::kFP16;
-  auto rep = lowerPrecision(b.g, **original, opt, LoweringEnv{});
-  ASSERT_TRUE(rep.ok()) << rep.status().toString();
-  ASSERT_TRUE(b.g.verify().ok());
+  LoweringReport rep;
+  std::unique_ptr<Graph> original = lowerFp16(b, LoweringEnv{}, &rep);
+  ASSERT_TRUE(original);
   const Value* x = b.g.findValue("x");
   ASSERT_EQ(x->consumers.size(), 1u);
   EXPECT_EQ(x->consumers[0]->op_type, "Cast");
@@ -508,7 +511,7 @@ TEST(PrecisionLowering, NarrowingCastRunsBeforeTranspose) {
   EXPECT_EQ(t->attrInts("perm"), (std::vector<int64_t>{0, 2, 3, 1}));
   Tensor in = rjtest::uniformTensor({2, 3, 4, 5}, -3.f, 3.f, 5);
   auto got = reference::run(b.g, {{"x", in}});
-  auto want = reference::run(**original, {{"x", in}});
+  auto want = reference::run(*original, {{"x", in}});
   ASSERT_TRUE(got.ok() && want.ok());
   CompareResult c = compareTensors((*got)[0], (*want)[0], 2e-3, 2e-3);
   EXPECT_EQ(c.mismatches, 0) << c.toString();

@@ -13,6 +13,8 @@
 
 #include <cmath>
 #include <mutex>
+#include <set>
+#include <utility>
 
 #include "backends/cuda/kernels/common.cuh"
 #include "backends/cuda/transformer_kernels.h"
@@ -239,20 +241,36 @@ attnWmma(const __half* __restrict__ q, const __half* __restrict__ k, const __hal
   }
 }
 
+// Q, K and V rows readable as 16-byte vectors (every pointer and stride a multiple of 8 halves).
+bool vectorViews(const AttnView& q, const AttnView& k, const AttnView& v) {
+  auto al = [](const void* ptr) { return (reinterpret_cast<uintptr_t>(ptr) & 15) == 0; };
+  return al(q.data) && al(k.data) && al(v.data) && q.stride_s % 8 == 0 && k.stride_s % 8 == 0 && v.stride_s % 8 == 0 &&
+         q.stride_b % 8 == 0 && k.stride_b % 8 == 0 && v.stride_b % 8 == 0 && q.stride_h % 8 == 0 &&
+         k.stride_h % 8 == 0 && v.stride_h % 8 == 0;
+}
+
+// Raises `kernel`'s dynamic shared memory limit to `bytes` once per device (the attribute belongs
+// to the device's context: a server running contexts on several GPUs needs it on each).
+template <typename K>
+Status allowDynamicSmem(K kernel, size_t bytes, const char* what) {
+  static std::mutex mu;
+  static std::set<std::pair<int, const void*>> done;  // (device, kernel)
+  int dev = 0;
+  RJ_CUDA_CHECK(cudaGetDevice(&dev));
+  const auto key = std::make_pair(dev, reinterpret_cast<const void*>(kernel));
+  std::lock_guard<std::mutex> lock(mu);
+  if (done.count(key)) return Status::Ok();
+  cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes));
+  if (err != cudaSuccess) return cudaError(err, what, __FILE__, __LINE__);
+  done.insert(key);
+  return Status::Ok();
+}
+
 template <int D>
 Status launchWmma(const AttnView& q, const AttnView& k, const AttnView& v, const AttnView& o, const AttnParams& p,
                   cudaStream_t stream) {
-  static std::once_flag once;
-  static cudaError_t attr_err = cudaSuccess;
-  std::call_once(once, [] {
-    attr_err = cudaFuncSetAttribute(attnWmma<D>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                    static_cast<int>(TcSmem<D>::kBytes));
-  });
-  if (attr_err != cudaSuccess) return cudaError(attr_err, "cudaFuncSetAttribute(attnWmma)", __FILE__, __LINE__);
-  auto al = [](const void* ptr) { return (reinterpret_cast<uintptr_t>(ptr) & 15) == 0; };
-  const bool vec = al(q.data) && al(k.data) && al(v.data) && q.stride_s % 8 == 0 && k.stride_s % 8 == 0 &&
-                   v.stride_s % 8 == 0 && q.stride_b % 8 == 0 && k.stride_b % 8 == 0 && v.stride_b % 8 == 0 &&
-                   q.stride_h % 8 == 0 && k.stride_h % 8 == 0 && v.stride_h % 8 == 0;
+  RJ_RETURN_IF_ERROR(allowDynamicSmem(attnWmma<D>, TcSmem<D>::kBytes, "cudaFuncSetAttribute(attnWmma)"));
+  const bool vec = vectorViews(q, k, v);
   dim3 grid(static_cast<unsigned>((p.sq + kTcRows - 1) / kTcRows), static_cast<unsigned>(p.batch * p.heads));
   attnWmma<D><<<grid, kTcWarps * 32, TcSmem<D>::kBytes, stream>>>(
       static_cast<const __half*>(q.data), static_cast<const __half*>(k.data), static_cast<const __half*>(v.data),
@@ -537,13 +555,7 @@ template <int D, int STAGES>
 Status launchMmaStages(const AttnView& q, const AttnView& k, const AttnView& v, const AttnView& o,
                        const AttnParams& p, bool vec, cudaStream_t stream) {
   using L = MmaSmem<D, STAGES>;
-  static std::once_flag once;
-  static cudaError_t attr_err = cudaSuccess;
-  std::call_once(once, [] {
-    attr_err = cudaFuncSetAttribute(attnMma<D, STAGES>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                    static_cast<int>(L::kBytes));
-  });
-  if (attr_err != cudaSuccess) return cudaError(attr_err, "cudaFuncSetAttribute(attnMma)", __FILE__, __LINE__);
+  RJ_RETURN_IF_ERROR(allowDynamicSmem(attnMma<D, STAGES>, L::kBytes, "cudaFuncSetAttribute(attnMma)"));
   dim3 grid(static_cast<unsigned>((p.sq + kMmaRows - 1) / kMmaRows), static_cast<unsigned>(p.batch * p.heads));
   attnMma<D, STAGES><<<grid, kMmaWarps * 32, L::kBytes, stream>>>(
       static_cast<const __half*>(q.data), static_cast<const __half*>(k.data), static_cast<const __half*>(v.data),
@@ -624,10 +636,7 @@ Status attention(DataType dt, const AttnView& q, const AttnView& k, const AttnVi
   if ((algo == AttnAlgo::kTensorCore || algo == AttnAlgo::kMma) && !tc)
     return makeError(StatusCode::kUnsupported, "Attention: tensor-core kernels need fp16, no mask, d == dv in {32,64,128}");
   if (tc && algo != AttnAlgo::kTensorCore) {
-    auto al = [](const void* ptr) { return (reinterpret_cast<uintptr_t>(ptr) & 15) == 0; };
-    const bool vec = al(q.data) && al(k.data) && al(v.data) && q.stride_s % 8 == 0 && k.stride_s % 8 == 0 &&
-                     v.stride_s % 8 == 0 && q.stride_b % 8 == 0 && k.stride_b % 8 == 0 && v.stride_b % 8 == 0 &&
-                     q.stride_h % 8 == 0 && k.stride_h % 8 == 0 && v.stride_h % 8 == 0;
+    const bool vec = vectorViews(q, k, v);
     Status st = p.d == 32   ? launchMma<32>(q, k, v, o, p, vec, stream)
                 : p.d == 64 ? launchMma<64>(q, k, v, o, p, vec, stream)
                             : launchMma<128>(q, k, v, o, p, vec, stream);

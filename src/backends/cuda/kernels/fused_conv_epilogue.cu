@@ -110,16 +110,16 @@ __global__ void depthwiseKernel(const T* __restrict__ x, const T* __restrict__ w
   }
 }
 
-// NCHW depthwise: one thread per output element, consecutive threads along the output row
-// (coalesced loads; the window's rows are shared through L1). KS > 0: a KSxKS window with unit
-// dilation, unrolled; KS == 0: any window. 32-bit index math when the tensor allows it.
-template <typename T, int KS>
+// NCHW depthwise, any window: one thread per output element, consecutive threads along the
+// output row (coalesced loads; the window's rows are shared through L1). The 3x3/5x5 windows at
+// horizontal stride 1 or 2 take depthwiseNchwRowKernel below.
+template <typename T>
 __global__ void depthwiseNchwKernel(const T* __restrict__ x, const T* __restrict__ w, const T* __restrict__ bias,
                                     const T* __restrict__ z, T* __restrict__ y, DepthwiseParams p, UnaryOp op,
                                     float a, float b, bool small, FastDiv fow, FastDiv foh, FastDiv fc) {
   const int64_t total = p.n * p.c * p.oh * p.ow;
-  const int kh_n = KS > 0 ? KS : static_cast<int>(p.kh), kw_n = KS > 0 ? KS : static_cast<int>(p.kw);
-  const int dh = KS > 0 ? 1 : static_cast<int>(p.dh), dw = KS > 0 ? 1 : static_cast<int>(p.dw);
+  const int kh_n = static_cast<int>(p.kh), kw_n = static_cast<int>(p.kw);
+  const int dh = static_cast<int>(p.dh), dw = static_cast<int>(p.dw);
   const int h = static_cast<int>(p.h), wd = static_cast<int>(p.w);
   RJ_GRID_STRIDE_LOOP(i, total) {
     int64_t rem = i;
@@ -133,19 +133,13 @@ __global__ void depthwiseNchwKernel(const T* __restrict__ x, const T* __restrict
     const int ih0 = oh * static_cast<int>(p.sh) - static_cast<int>(p.ph);
     const int iw0 = ow * static_cast<int>(p.sw) - static_cast<int>(p.pw);
     float acc = 0.f;
-#pragma unroll
-    for (int kh = 0; kh < (KS > 0 ? KS : 1); ++kh) {
-      for (int kh2 = KS > 0 ? kh : 0; kh2 < (KS > 0 ? kh + 1 : kh_n); ++kh2) {
-        const int ih = ih0 + kh2 * dh;
-        if (ih < 0 || ih >= h) continue;
-#pragma unroll
-        for (int kw = 0; kw < (KS > 0 ? KS : 1); ++kw) {
-          for (int kw2 = KS > 0 ? kw : 0; kw2 < (KS > 0 ? kw + 1 : kw_n); ++kw2) {
-            const int iw = iw0 + kw2 * dw;
-            if (iw < 0 || iw >= wd) continue;
-            acc += toF(__ldg(xp + ih * wd + iw)) * toF(__ldg(wp + kh2 * kw_n + kw2));
-          }
-        }
+    for (int kh = 0; kh < kh_n; ++kh) {
+      const int ih = ih0 + kh * dh;
+      if (ih < 0 || ih >= h) continue;
+      for (int kw = 0; kw < kw_n; ++kw) {
+        const int iw = iw0 + kw * dw;
+        if (iw < 0 || iw >= wd) continue;
+        acc += toF(__ldg(xp + ih * wd + iw)) * toF(__ldg(wp + kh * kw_n + kw));
       }
     }
     if (bias) acc += toF(bias[c]);
@@ -258,12 +252,6 @@ Status depthwiseConvNchw(DataType dtype, const void* x, const void* w, const voi
   const bool unit = p.kh == p.kw && p.dh == 1 && p.dw == 1;
   bool ok = visitFloatDev(dtype, [&](auto tag) {
     using T = typename decltype(tag)::type;
-    auto go = [&](auto ks) {
-      constexpr int KS = decltype(ks)::value;
-      depthwiseNchwKernel<T, KS><<<gridFor(total), kThreads, 0, stream>>>(
-          static_cast<const T*>(x), static_cast<const T*>(w), static_cast<const T*>(bias), static_cast<const T*>(z),
-          static_cast<T*>(y), p, act, ap.alpha, ap.beta, small, fow, foh, fc);
-    };
     auto row = [&](auto ks, auto sw) {
       constexpr int KS = decltype(ks)::value, SW = decltype(sw)::value;
       const int64_t owb_n = (p.ow + 3) / 4, rows = p.n * p.c * p.oh * owb_n;
@@ -279,9 +267,10 @@ Status depthwiseConvNchw(DataType dtype, const void* x, const void* w, const voi
     else if (unit && p.kh == 3 && p.sw == 2) row(I3{}, S2{});
     else if (unit && p.kh == 5 && p.sw == 1) row(I5{}, S1{});
     else if (unit && p.kh == 5 && p.sw == 2) row(I5{}, S2{});
-    else if (unit && p.kh == 3) go(I3{});
-    else if (unit && p.kh == 5) go(I5{});
-    else go(std::integral_constant<int, 0>{});
+    else
+      depthwiseNchwKernel<T><<<gridFor(total), kThreads, 0, stream>>>(
+          static_cast<const T*>(x), static_cast<const T*>(w), static_cast<const T*>(bias), static_cast<const T*>(z),
+          static_cast<T*>(y), p, act, ap.alpha, ap.beta, small, fow, foh, fc);
   });
   if (!ok) return makeError(StatusCode::kUnsupported, "depthwiseConvNchw: element type ", dataTypeName(dtype));
   RJ_CUDA_CHECK_LAUNCH("depthwiseConvNchw");

@@ -23,6 +23,20 @@ bool visitUnit(size_t n, F&& f) {
   }
 }
 
+// The widest copy unit (16, 8, 4 or 2 bytes, at least `es`) dividing every byte count or address
+// in `values`; `es` when none does. The one alignment rule of the data-movement kernels.
+size_t widestUnit(size_t es, std::initializer_list<uint64_t> values, const std::vector<int64_t>& counts = {},
+                  size_t count_es = 0) {
+  for (size_t u : {size_t{16}, size_t{8}, size_t{4}, size_t{2}}) {
+    if (u <= es) break;
+    bool ok = true;
+    for (uint64_t v : values) ok = ok && v % u == 0;
+    for (int64_t c : counts) ok = ok && (static_cast<uint64_t>(c) * count_es) % u == 0;
+    if (ok) return u;
+  }
+  return es;
+}
+
 // A strided gather out[i] = in[base + offset(i)] over out dims `dims` with input strides `st`
 // (elements), re-expressed in the widest unit (<= 16 bytes) that keeps every access aligned:
 // the innermost dim must be contiguous in the input (stride 1) and its length, the other
@@ -36,20 +50,16 @@ WideCopy widenCopy(size_t es, const void* in, const void* out, std::vector<int64
                    int64_t base) {
   WideCopy w{es, dims, st, base};
   if (dims.empty() || st.back() != 1) return w;
-  const uintptr_t pin = reinterpret_cast<uintptr_t>(in) + static_cast<uintptr_t>(base) * es;
-  const uintptr_t pout = reinterpret_cast<uintptr_t>(out);
-  for (size_t unit : {size_t{16}, size_t{8}, size_t{4}, size_t{2}}) {
-    if (unit <= es || unit % es) continue;
-    const int64_t v = static_cast<int64_t>(unit / es);
-    bool ok = dims.back() % v == 0 && base % v == 0 && pin % unit == 0 && pout % unit == 0;
-    for (size_t i = 0; i + 1 < st.size() && ok; ++i) ok = st[i] % v == 0;
-    if (!ok) continue;
-    w.unit = unit;
-    w.dims.back() = dims.back() / v;
-    for (size_t i = 0; i + 1 < st.size(); ++i) w.st[i] = st[i] / v;
-    w.base = base / v;
-    return w;
-  }
+  std::vector<int64_t> counts(st.begin(), st.end() - 1);  // outer strides, in elements
+  counts.push_back(dims.back());
+  counts.push_back(base);
+  const size_t unit = widestUnit(es, {reinterpret_cast<uintptr_t>(in), reinterpret_cast<uintptr_t>(out)}, counts, es);
+  if (unit == es) return w;
+  const int64_t v = static_cast<int64_t>(unit / es);
+  w.unit = unit;
+  w.dims.back() = dims.back() / v;
+  for (size_t i = 0; i + 1 < st.size(); ++i) w.st[i] = st[i] / v;
+  w.base = base / v;
   return w;
 }
 
@@ -75,7 +85,7 @@ Status launchStridedCopy(const char* what, size_t es, const void* in, void* out,
   return Status::Ok();
 }
 
-// [B, R, C] -> [B, C, R] with few rows (R <= 16, e.g. NCHW -> NHWC of an RGB image): one thread
+// [B, R, C] -> [B, C, R] with few rows (R <= 4, e.g. NCHW -> NHWC of an RGB image): one thread
 // per column reads R coalesced rows and writes its R outputs back to back.
 template <typename E>
 __global__ void transposeFewRowsKernel(const E* in, E* out, int64_t B, int R, int64_t C, bool small, FastDiv fc) {
@@ -341,6 +351,7 @@ __device__ __forceinline__ int64_t nearestIndex(int nearest, float x, int64_t in
   return v < 0 ? 0 : (v >= in_len ? in_len - 1 : v);
 }
 
+// Linear Resize (nearest runs as resizeNearestKernel, a gather of whole units).
 template <typename T>
 __global__ void resizeKernel(const T* x, T* y, ResizeDev p, int64_t total) {
   RJ_GRID_STRIDE_LOOP(i, total) {
@@ -351,10 +362,7 @@ __global__ void resizeKernel(const T* x, T* y, ResizeDev p, int64_t total) {
     for (int d = p.r - 1; d >= 0; --d) {
       int64_t o = divmod(rem, p.out[d], p.fout[d], p.small);
       bool is_lin = li >= 0 && p.lin[li] == d;
-      if (p.mode == 0) {
-        if (p.in[d] == p.out[d] && p.scale[d] == 1.f) base += o * p.in_st[d];
-        else base += nearestIndex(p.nearest, srcCoord(p.coord, o, p.scale[d], p.in[d], p.out[d]), p.in[d]) * p.in_st[d];
-      } else if (is_lin) {
+      if (is_lin) {
         float xs = srcCoord(p.coord, o, p.scale[d], p.in[d], p.out[d]);
         xs = fminf(fmaxf(xs, 0.f), static_cast<float>(p.in[d] - 1));
         int64_t a = static_cast<int64_t>(floorf(xs));
@@ -367,23 +375,19 @@ __global__ void resizeKernel(const T* x, T* y, ResizeDev p, int64_t total) {
         base += o * p.in_st[d];
       }
     }
-    if (p.mode == 0) {
-      y[i] = x[base];
-    } else {
-      float acc = 0.f;
-      int corners = 1 << p.nlin;
-      for (int m = 0; m < corners; ++m) {
-        float wt = 1.f;
-        int64_t off = base;
-        for (int k = 0; k < p.nlin; ++k) {
-          bool hi = (m >> k) & 1;
-          wt *= hi ? w[k] : 1.f - w[k];
-          off += hi ? i1[k] : i0[k];
-        }
-        if (wt != 0.f) acc += wt * toF(x[off]);
+    float acc = 0.f;
+    int corners = 1 << p.nlin;
+    for (int m = 0; m < corners; ++m) {
+      float wt = 1.f;
+      int64_t off = base;
+      for (int k = 0; k < p.nlin; ++k) {
+        bool hi = (m >> k) & 1;
+        wt *= hi ? w[k] : 1.f - w[k];
+        off += hi ? i1[k] : i0[k];
       }
-      y[i] = fromF<T>(acc);
+      if (wt != 0.f) acc += wt * toF(x[off]);
     }
+    y[i] = fromF<T>(acc);
   }
 }
 
@@ -514,13 +518,7 @@ __global__ void copy2DKernel(const E* src, int64_t spitch, E* dst, int64_t dpitc
 // cudaMemcpy2DAsync moves narrow rows (an NHWC channel concat: 64-256 bytes per pixel) at a
 // fraction of the bandwidth; a kernel copying the widest aligned unit runs at memory speed.
 Status copy2D(void* dst, size_t dpitch, const void* src, size_t spitch, size_t width, size_t rows, cudaStream_t stream) {
-  size_t unit = 1;
-  const uintptr_t a = reinterpret_cast<uintptr_t>(dst), b = reinterpret_cast<uintptr_t>(src);
-  for (size_t u : {size_t{16}, size_t{8}, size_t{4}, size_t{2}})
-    if (width % u == 0 && dpitch % u == 0 && spitch % u == 0 && a % u == 0 && b % u == 0) {
-      unit = u;
-      break;
-    }
+  const size_t unit = widestUnit(1, {width, dpitch, spitch, reinterpret_cast<uintptr_t>(dst), reinterpret_cast<uintptr_t>(src)});
   const int64_t w = static_cast<int64_t>(width / unit), n = w * static_cast<int64_t>(rows);
   const bool small = fastIndex(n);
   bool ok = visitUnit(unit, [&](auto tag) {
@@ -760,19 +758,14 @@ Status resize(DataType dtype, const void* x, const std::vector<int64_t>& in_dims
       d.lin[d.nlin++] = i;
     }
   }
-  if (d.mode == 0 && (dtype == DataType::kFloat32 || dtype == DataType::kFloat16)) {
-    // Nearest: a pure gather. When the innermost dim is unscaled, copy it in the widest aligned
-    // unit (whole NHWC pixels, 16 bytes at a time).
+  if (d.mode == 0) {
+    // Nearest: a pure gather, for any element type. When the innermost dim is unscaled, copy it
+    // in the widest aligned unit (whole NHWC pixels, 16 bytes at a time).
     const size_t es = dataTypeSize(dtype);
-    size_t unit = es;
-    if (in_dims[r - 1] == out_dims[r - 1] && d.scale[r - 1] == 1.f) {
-      const uintptr_t a = reinterpret_cast<uintptr_t>(x) | reinterpret_cast<uintptr_t>(y);
-      for (size_t u : {size_t{16}, size_t{8}, size_t{4}})
-        if (u > es && (static_cast<size_t>(in_dims[r - 1]) * es) % u == 0 && a % u == 0) {
-          unit = u;
-          break;
-        }
-    }
+    const bool inner_kept = in_dims[r - 1] == out_dims[r - 1] && d.scale[r - 1] == 1.f;
+    const size_t unit = inner_kept ? widestUnit(es, {reinterpret_cast<uintptr_t>(x), reinterpret_cast<uintptr_t>(y),
+                                                     static_cast<uint64_t>(in_dims[r - 1]) * es})
+                                   : es;
     const int64_t v = static_cast<int64_t>(unit / es);
     ResizeDev dn = d;
     dn.in[r - 1] = d.in[r - 1] / v;
@@ -784,7 +777,7 @@ Status resize(DataType dtype, const void* x, const std::vector<int64_t>& in_dims
       using E = typename decltype(tag)::type;
       resizeNearestKernel<E><<<gridFor(tn), kThreads, 0, stream>>>(static_cast<const E*>(x), static_cast<E*>(y), dn, tn);
     });
-    if (!ok) return makeError(StatusCode::kInternal, "Resize: unit ", unit);
+    if (!ok) return makeError(StatusCode::kUnsupported, "Resize: element type ", dataTypeName(dtype));
     RJ_CUDA_CHECK_LAUNCH("Resize");
     return Status::Ok();
   }
