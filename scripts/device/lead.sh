@@ -8,7 +8,8 @@ nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm --format=csv,
 # LEAD_EXTRA_TESTS="ramjet_vision_gpu_tests ramjet_int8_gpu_tests" adds suites from build/bin.
 for t in build/bin/ramjet_gpu_tests build/bin/ramjet_engine_gpu_tests ${LEAD_EXTRA_TESTS:+$(printf 'build/bin/%s ' $LEAD_EXTRA_TESTS)}; do
   [ -x "$t" ] || continue
-  RAMJET_ZOO_DIR=models/zoo timeout 100 "$t" 2>&1 | grep -E "^\[zoo\]|^\[  (PASSED|FAILED|SKIPPED) |^\[==========\]|Failure|error" | head -40
+  mkdir -p "${OUT:-/tmp}/lead"; RAMJET_ZOO_DIR=models/zoo timeout 100 "$t" > "${OUT:-/tmp}/lead/$(basename "$t").log" 2>&1
+  grep -E -A3 "^\[zoo\]|^\[  (PASSED|FAILED|SKIPPED) |^\[==========\]|Failure|error" "${OUT:-/tmp}/lead/$(basename "$t").log" | head -60
 done
 FP16=${LEAD_FP16---fp16}
 MODELS=${LEAD_MODELS:-resnet50,mobilenet_v3_large,efficientnet_b0,vit_b_16,yolov8n}

@@ -337,7 +337,9 @@ std::vector<Bshape> binaryShapes() {
           // 16-byte units along the innermost dim (binaryBcastVecKernel): squeeze-excite NCHW and
           // NHWC, row-vector bias, a broadcast first operand.
           {{2, 8, 4, 4}, {2, 8, 1, 1}}, {{2, 6, 16}, {2, 1, 16}}, {{4, 8}, {8}}, {{3, 1, 8}, {3, 5, 8}},
-          {{2, 3, 1}, {2, 3, 8}}};
+          {{2, 3, 1}, {2, 3, 8}},
+          // 8- and 4-byte units where 16 do not divide the row (14x14 and 6-wide rows).
+          {{2, 5, 14, 14}, {2, 5, 1, 1}}, {{3, 6}, {3, 1}}};
 }
 std::vector<int64_t> bcastDims(const std::vector<int64_t>& a, const std::vector<int64_t>& b) {
   size_t r = std::max(a.size(), b.size());
@@ -698,7 +700,11 @@ TEST_F(CudaKernels, Reduce) {
                         {ReduceOp::kLogSum, "ReduceLogSum", 0.1f, 2}, {ReduceOp::kLogSumExp, "ReduceLogSumExp", -3, 3}};
   std::vector<std::pair<std::vector<int64_t>, std::vector<int64_t>>> cases = {
       {{2, 3, 5, 7}, {1}}, {{2, 3, 5, 7}, {2, 3}}, {{2, 3, 5, 7}, {0, 2}}, {{4, 1000}, {1}},
-      {{3, 1, 129}, {0, 1, 2}}, {{0, 5}, {1}}, {{6, 1, 4}, {1}}, {{2, 50, 3}, {1}}};
+      {{3, 1, 129}, {0, 1, 2}}, {{0, 5}, {1}}, {{6, 1, 4}, {1}}, {{2, 50, 3}, {1}},
+      // Contiguous rows read in 16/8-byte units (GlobalAveragePool over NCHW planes; an odd unit count).
+      {{2, 3, 16, 16}, {2, 3}}, {{2, 3, 14, 14}, {2, 3}}, {{3, 520}, {1}},
+      // 16 lanes per row (7x7 planes), a block per row (128x128 planes: 2,048+ units).
+      {{2, 5, 7, 7}, {2, 3}}, {{1, 3, 128, 128}, {2, 3}}};
   for (DataType dt : kFloatTypes) {
     for (const auto& c : ops) {
       for (const auto& [dims, axes] : cases) {

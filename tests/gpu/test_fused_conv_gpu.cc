@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <map>
 #include <random>
+#include <tuple>
 
 #include "backends/cpu/reference/interpreter.h"
 #include "backends/cuda/cuda_ops.h"
@@ -79,11 +80,11 @@ void buildOne(Graph& g, const Spec& s, const std::vector<int64_t>& xd, const std
   g.outputs.push_back(y);
 }
 
-// Builds spec `s` as one FusedConv on 2x13x11 inputs (seeded by `seed`), in FP32 and FP16 without
+// Builds spec `s` as one FusedConv on 2xHxW inputs (13x11 unless given) (seeded by `seed`), in FP32 and FP16 without
 // graph passes, and checks every run (first, capture, replay) against the CPU reference. With
 // `want_tactic`, the plan must have used that tactic.
-void checkSpec(const Spec& s, int seed, const std::string& want_tactic = "") {
-  const int64_t N = 2, H = 13, W = 11;
+void checkSpec(const Spec& s, int seed, const std::string& want_tactic = "", int64_t H = 13, int64_t W = 11) {
+  const int64_t N = 2;
   const int64_t oh = (H + 2 * s.pad - s.k) / s.stride + 1, ow = (W + 2 * s.pad - s.k) / s.stride + 1;
   std::vector<int64_t> xd = s.nhwc ? std::vector<int64_t>{N, H, W, s.c} : std::vector<int64_t>{N, s.c, H, W};
   std::vector<int64_t> zd = s.nhwc ? std::vector<int64_t>{N, oh, ow, s.m} : std::vector<int64_t>{N, s.m, oh, ow};
@@ -148,10 +149,65 @@ TEST_F(FusedConvGpu, DepthwiseKernelsMatchReference) {
       {"relu", false, false, 24, 24, 24, 3, 1, 1},      {"hard_swish", false, true, 24, 24, 24, 5, 2, 2},
       {"silu", false, false, 13, 13, 13, 3, 2, 1},      {"none", false, false, 8, 8, 8, 7, 1, 3},
       {"relu", false, true, 16, 16, 16, 5, 1, 2},       {"relu", true, false, 24, 24, 24, 3, 1, 1},
+      {"relu", false, false, 8, 8, 8, 3, 1, 0},         {"silu", false, true, 8, 8, 8, 3, 2, 0},
       {"hard_swish", true, true, 24, 24, 24, 5, 2, 2},  {"silu", true, false, 13, 13, 13, 3, 2, 1},
   };
   setenv("RAMJET_CONV_TACTIC", "depthwise", 1);
   for (size_t i = 0; i < specs.size(); ++i) checkSpec(specs[i], 300 + static_cast<int>(i), "cuda.fused_conv.depthwise");
+  // Rows of 16/32/40 elements take the 8-wide tile kernel's 16-byte loads and stores (FP16 and
+  // FP32); 24, 20 and the 13x11 specs above take partial tiles or unaligned rows (element loads).
+  const std::vector<std::tuple<Spec, int64_t, int64_t>> wide = {
+      {{"relu", false, false, 8, 8, 8, 3, 1, 1}, 16, 16},
+      {{"hard_swish", false, true, 8, 8, 8, 3, 2, 1}, 17, 32},
+      {{"silu", false, true, 6, 6, 6, 5, 1, 2}, 9, 40},
+      {{"relu", false, false, 6, 6, 6, 5, 2, 2}, 12, 32},
+      {{"none", false, false, 5, 5, 5, 3, 1, 1}, 7, 24},
+      {{"clip", false, true, 4, 4, 4, 3, 2, 1}, 6, 20},
+  };
+  for (size_t i = 0; i < wide.size(); ++i) {
+    const auto& [spec, h, w] = wide[i];
+    checkSpec(spec, 400 + static_cast<int>(i), "cuda.fused_conv.depthwise", h, w);
+  }
+  // The 4-wide row kernels stay reachable (RAMJET_DEPTHWISE_TILE=0 is read once per process, so
+  // they are covered by the 13x11 specs above only when the tile kernel declines: odd widths).
+  unsetenv("RAMJET_CONV_TACTIC");
+}
+
+// The project's NCHW 1x1 kernel (16 output channels x 4 pixels per thread, packed weights),
+// forced with RAMJET_CONV_TACTIC=pointwise: pixel counts that take the 4-wide loads (16x16) and
+// those that do not (13x11), output channels not a multiple of 16, residual and activations.
+TEST_F(FusedConvGpu, PointwiseKernelMatchesReference) {
+  const std::vector<std::tuple<Spec, int64_t, int64_t>> specs = {
+      {{"relu", false, false, 16, 64, 1, 1, 1, 0}, 16, 16},
+      {{"hard_swish", false, true, 24, 72, 1, 1, 1, 0}, 8, 12},
+      {{"silu", false, false, 40, 20, 1, 1, 1, 0}, 13, 11},
+      {{"none", false, true, 7, 5, 1, 1, 1, 0}, 5, 7},
+      {{"sigmoid", false, false, 256, 33, 1, 1, 1, 0}, 4, 4},
+  };
+  setenv("RAMJET_CONV_TACTIC", "pointwise", 1);
+  for (size_t i = 0; i < specs.size(); ++i) {
+    const auto& [spec, h, w] = specs[i];
+    checkSpec(spec, 500 + static_cast<int>(i), "cuda.fused_conv.pointwise", h, w);
+  }
+  unsetenv("RAMJET_CONV_TACTIC");
+}
+
+// The project's NCHW direct 3x3 kernel for few input channels (first layers), forced with
+// RAMJET_CONV_TACTIC=direct: stride 2 and 1, rows of 4-wide stores and partial ones, output
+// channels not a multiple of 16, residual, unpadded.
+TEST_F(FusedConvGpu, DirectKernelMatchesReference) {
+  const std::vector<std::tuple<Spec, int64_t, int64_t>> specs = {
+      {{"hard_swish", false, false, 3, 16, 1, 3, 2, 1}, 32, 32},
+      {{"silu", false, false, 3, 32, 1, 3, 2, 1}, 13, 11},
+      {{"relu", false, true, 4, 20, 1, 3, 1, 1}, 12, 16},
+      {{"none", false, false, 1, 8, 1, 3, 1, 0}, 9, 10},
+      {{"clip", false, true, 8, 5, 1, 3, 2, 0}, 10, 21},
+  };
+  setenv("RAMJET_CONV_TACTIC", "direct", 1);
+  for (size_t i = 0; i < specs.size(); ++i) {
+    const auto& [spec, h, w] = specs[i];
+    checkSpec(spec, 600 + static_cast<int>(i), "cuda.fused_conv.direct", h, w);
+  }
   unsetenv("RAMJET_CONV_TACTIC");
 }
 

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <cstring>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -37,6 +38,24 @@ using ops::ConvAct;
 constexpr const char* kGraphTactic = "cuda.fused_conv.cudnn_graph";
 constexpr const char* kLegacyTactic = "cuda.fused_conv.cudnn";
 constexpr const char* kDepthwiseTactic = "cuda.fused_conv.depthwise";
+constexpr const char* kPointwiseTactic = "cuda.fused_conv.pointwise";
+constexpr int64_t kPointwiseMaxC = 256;
+constexpr const char* kDirectTactic = "cuda.fused_conv.direct";
+constexpr int64_t kDirectMaxC = 8;
+
+// Few input channels, square window the direct kernel compiles, one group, unit dilation, NCHW.
+bool isDirectNchw(const ConvDesc& d) {
+  return d.layout == Layout::kNCHW && d.spatial_rank == 2 && d.groups == 1 && d.c <= kDirectMaxC &&
+         d.kernel[0] == d.kernel[1] && directConvSupported(d.kernel[0], d.stride[1]) && d.dilation[0] == 1 &&
+         d.dilation[1] == 1;
+}
+
+// 1x1, stride 1, unpadded, ungrouped, 2-D, NCHW: the shape the pointwise kernel computes.
+bool isPointwiseNchw(const ConvDesc& d) {
+  return d.layout == Layout::kNCHW && d.spatial_rank == 2 && d.groups == 1 && d.kernel[0] == 1 &&
+         d.kernel[1] == 1 && d.stride[0] == 1 && d.stride[1] == 1 && d.pad[0] == 0 && d.pad[1] == 0 &&
+         d.c <= kPointwiseMaxC;
+}
 constexpr int kMaxGraphPlans = 3;
 constexpr int kMaxLegacyAlgos = 3;
 
@@ -224,7 +243,8 @@ Result<std::unique_ptr<GraphConv>> makeGraphConv(cudnnHandle_t handle, const Con
 class FusedConvKernel final : public Kernel {
  public:
   FusedConvKernel(const Node& n, Handles* h, const Tactic& t)
-      : n_(n), h_(h), graph_(t.name == kGraphTactic), depthwise_(t.name == kDepthwiseTactic), tactic_(t.id),
+      : n_(n), h_(h), graph_(t.name == kGraphTactic), depthwise_(t.name == kDepthwiseTactic),
+        pointwise_(t.name == kPointwiseTactic), direct_(t.name == kDirectTactic), tactic_(t.id),
         tuned_(t.tuned_dims) {}
   ~FusedConvKernel() override {
     if (dw_weights_) cudaFree(dw_weights_);
@@ -232,7 +252,32 @@ class FusedConvKernel final : public Kernel {
 
   // The depthwise tactic packs W [C, KH, KW, 1] (NHWC) as [KH, KW, C] once per engine; NCHW
   // weights [C, 1, KH, KW] are used as they are.
+  // The pointwise and direct tactics pack W [M, C, KH, KW] (NCHW) as [ceil(M/16), C*KH*KW, 16]
+  // (zero-padded): 16 output channels' weights of one tap side by side.
   Status prepare(const std::vector<const Tensor*>& consts) override {
+    if (pointwise_ || direct_) {
+      if (consts.size() < 2 || !consts[1] || consts[1]->rank() != 4 ||
+          (pointwise_ && (consts[1]->dim(2) != 1 || consts[1]->dim(3) != 1)))
+        return makeError(StatusCode::kUnsupported, n_.describe(), ": ", pointwise_ ? "pointwise" : "direct",
+                         " tactic needs constant ", pointwise_ ? "1x1" : "4-D", " weights");
+      RJ_ASSIGN_OR_RETURN(bool nhwc, ops::parseConvLayoutNhwc(n_));
+      if (nhwc) return makeError(StatusCode::kUnsupported, n_.describe(), ": pointwise/direct tactics are NCHW");
+      const Tensor& w = *consts[1];
+      const int64_t m = w.dim(0), c = w.dim(1) * w.dim(2) * w.dim(3), co = 16, groups = (m + co - 1) / co;
+      const size_t es = dataTypeSize(w.dtype());
+      std::vector<uint8_t> packed(static_cast<size_t>(groups * c * co) * es, 0);
+      const auto* src = static_cast<const uint8_t*>(w.raw());
+      for (int64_t mi = 0; mi < m; ++mi)
+        for (int64_t ci = 0; ci < c; ++ci)
+          std::memcpy(&packed[static_cast<size_t>(((mi / co) * c + ci) * co + mi % co) * es],
+                      src + static_cast<size_t>(mi * c + ci) * es, es);
+      if (dw_weights_) cudaFree(dw_weights_);
+      dw_weights_ = nullptr;
+      RJ_CUDA_CHECK(cudaMalloc(&dw_weights_, std::max<size_t>(packed.size(), 1)));
+      RJ_CUDA_CHECK(cudaMemcpy(dw_weights_, packed.data(), packed.size(), cudaMemcpyHostToDevice));
+      dw_dtype_ = w.dtype();
+      return Status::Ok();
+    }
     if (!depthwise_) return Status::Ok();
     if (consts.size() < 2 || !consts[1] || consts[1]->rank() != 4)
       return makeError(StatusCode::kUnsupported, n_.describe(), ": depthwise tactic needs constant 4-D weights");
@@ -268,6 +313,18 @@ class FusedConvKernel final : public Kernel {
     const void* bias = e->has_bias ? a.inputs[2].data : nullptr;
     const void* z = e->has_z ? a.inputs[3].data : nullptr;
     cudaStream_t s = static_cast<cudaStream_t>(a.stream);
+    if (e->direct) {
+      if (!dw_weights_ || dw_dtype_ != e->desc.dtype)
+        return makeError(StatusCode::kInternal, n_.describe(), ": direct weights not prepared");
+      return directConvNchw(e->desc.dtype, a.inputs[0].data, dw_weights_, bias, z, a.outputs[0].data, e->dcp,
+                            e->act.op, e->act.p, s);
+    }
+    if (e->pw) {
+      if (!dw_weights_ || dw_dtype_ != e->desc.dtype)
+        return makeError(StatusCode::kInternal, n_.describe(), ": pointwise weights not prepared");
+      return pointwiseConvNchw(e->desc.dtype, a.inputs[0].data, dw_weights_, bias, z, a.outputs[0].data, e->pwp,
+                               e->act.op, e->act.p, s);
+    }
     if (e->dw) {
       if (!dw_weights_ || dw_dtype_ != e->desc.dtype)
         return makeError(StatusCode::kInternal, n_.describe(), ": depthwise weights not prepared");
@@ -305,6 +362,12 @@ class FusedConvKernel final : public Kernel {
     // own depthwise kernel
     bool dw = false, dw_nhwc = true;
     DepthwiseParams dwp;
+    // own pointwise kernel
+    bool pw = false;
+    PointwiseParams pwp;
+    // own direct kernel
+    bool direct = false;
+    DirectConvParams dcp;
     // graph API
     std::unique_ptr<GraphConv> gc;
     int64_t plan_index = 0;
@@ -338,6 +401,23 @@ class FusedConvKernel final : public Kernel {
       p.oh = a.outputs[0].dims[nhwc ? 1 : 2], p.ow = a.outputs[0].dims[nhwc ? 2 : 3];
       p.kh = d.kernel[0], p.kw = d.kernel[1], p.sh = d.stride[0], p.sw = d.stride[1];
       p.ph = d.pad[0], p.pw = d.pad[1], p.dh = d.dilation[0], p.dw = d.dilation[1];
+      Entry* raw = e.get();
+      cache_[key] = std::move(e);
+      return raw;
+    }
+    if (direct_ && isDirectNchw(d)) {
+      e->direct = true;
+      DirectConvParams& p = e->dcp;
+      p.n = d.n, p.c = d.c, p.m = d.k, p.h = d.in[0], p.w = d.in[1];
+      p.oh = a.outputs[0].dims[2], p.ow = a.outputs[0].dims[3];
+      p.k = d.kernel[0], p.sh = d.stride[0], p.sw = d.stride[1], p.ph = d.pad[0], p.pw = d.pad[1];
+      Entry* raw = e.get();
+      cache_[key] = std::move(e);
+      return raw;
+    }
+    if (pointwise_ && isPointwiseNchw(d)) {
+      e->pw = true;
+      e->pwp.n = d.n, e->pwp.c = d.c, e->pwp.m = d.k, e->pwp.hw = d.in[0] * d.in[1];
       Entry* raw = e.get();
       cache_[key] = std::move(e);
       return raw;
@@ -398,7 +478,9 @@ class FusedConvKernel final : public Kernel {
   Handles* h_;
   bool graph_;
   bool depthwise_;
-  void* dw_weights_ = nullptr;
+  bool pointwise_;
+  bool direct_;
+  void* dw_weights_ = nullptr;  // the depthwise or pointwise tactic's packed weights
   DataType dw_dtype_ = DataType::kUndefined;
   int32_t tactic_;
   std::vector<int64_t> tuned_;
@@ -442,6 +524,18 @@ std::vector<Tactic> fusedConvTactics(const Node& n, const std::vector<TensorType
           // RAMJET_CONV_TACTIC=depthwise: only the project's kernel (tests check it whatever the timing).
           const char* force = std::getenv("RAMJET_CONV_TACTIC");
           if (force && std::string(force) == "depthwise") return t;
+        }
+        if (isPointwiseNchw(*d)) {
+          t.push_back(Tactic{kPointwiseTactic, 0});
+          // RAMJET_CONV_TACTIC=pointwise: only the project's kernel (tests check it whatever the timing).
+          const char* force = std::getenv("RAMJET_CONV_TACTIC");
+          if (force && std::string(force) == "pointwise") return t;
+        }
+        if (isDirectNchw(*d)) {
+          t.push_back(Tactic{kDirectTactic, 0});
+          // RAMJET_CONV_TACTIC=direct: only the project's kernel (tests check it whatever the timing).
+          const char* force = std::getenv("RAMJET_CONV_TACTIC");
+          if (force && std::string(force) == "direct") return t;
         }
         std::lock_guard<std::mutex> lock(h.cudnn_mu);
         auto gc = makeGraphConv(h.cudnn->get(), *d, z, *act);
@@ -527,7 +621,8 @@ void registerFusedConvOps(CudaOpTable& t) {
   h.supports = supportsFusedConv;
   h.tactics = fusedConvTactics;
   h.create = [](const Node& n, const Tactic& tac, Handles& hs) -> Result<std::unique_ptr<Kernel>> {
-    if (tac.name != kGraphTactic && tac.name != kLegacyTactic && tac.name != kDepthwiseTactic)
+    if (tac.name != kGraphTactic && tac.name != kLegacyTactic && tac.name != kDepthwiseTactic &&
+        tac.name != kPointwiseTactic && tac.name != kDirectTactic)
       return makeError(StatusCode::kInvalidPlan, n.describe(), ": unknown FusedConv tactic '", tac.name, "'");
     return std::unique_ptr<Kernel>(new FusedConvKernel(n, &hs, tac));
   };

@@ -6,8 +6,13 @@
 //   cuda.fused_conv.cudnn #a        legacy cudnnConvolutionForward (algo*10 + math type), then
 //                                   bias/residual/activation in one epilogue kernel (or
 //                                   cuDNN's ConvBiasActivation for bias+ReLU without Z).
-//   cuda.fused_conv.depthwise        own NHWC depthwise kernel with the epilogue fused (MobileNet/
-//                                   EfficientNet), offered for group == C == M.
+//   cuda.fused_conv.depthwise        own depthwise kernels (NCHW and NHWC) with the epilogue fused
+//                                   (MobileNet/EfficientNet), offered for group == C == M.
+//   cuda.fused_conv.pointwise        own NCHW 1x1 kernel with the epilogue fused, offered for
+//                                   1x1/stride 1/unpadded/ungrouped with C <= 256 (memory-bound
+//                                   expansions where cuDNN ran far below memory speed).
+//   cuda.fused_conv.direct           own NCHW direct 3x3 kernel for <= 8 input channels (first
+//                                   layers), offered for one group, unit dilation, stride 1/2.
 // Plans/descriptors are made on the host per input shape (workspaceBytes() runs before any
 // capture) and cached; run() only launches, so the whole plan can be captured in a CUDA graph.
 // Where the graph API has no engine for a pattern the legacy tactic remains: the build never
@@ -46,6 +51,29 @@ Status depthwiseConvNhwc(DataType dtype, const void* x, const void* w, const voi
 Status depthwiseConvNchw(DataType dtype, const void* x, const void* w, const void* bias, const void* z,
                          void* y, const DepthwiseParams& p, UnaryOp act, const UnaryParams& ap,
                          cudaStream_t stream);
+
+// 1x1, stride 1, unpadded, ungrouped NCHW convolution with the FusedConv epilogue (the
+// memory-bound channel expansions of inverted-residual blocks): x [N,C,HW], y [N,M,HW];
+// w_packed is [ceil(M/16), C, 16] (zero-padded, 16-byte aligned; packPointwiseWeights).
+struct PointwiseParams {
+  int64_t n = 0, c = 0, m = 0, hw = 0;
+};
+Status pointwiseConvNchw(DataType dtype, const void* x, const void* w_packed, const void* bias, const void* z,
+                         void* y, const PointwiseParams& p, UnaryOp act, const UnaryParams& ap,
+                         cudaStream_t stream);
+
+// Direct NCHW convolution for few input channels (first layers: 3 -> 16/32 channels), k x k
+// window with unit dilation, one group, horizontal stride sw, the FusedConv epilogue; w_packed
+// is [ceil(M/16), C, k, k, 16] (zero-padded, 16-byte aligned). directConvSupported says which
+// (k, sw) are compiled (3x3 at horizontal stride 1 or 2).
+struct DirectConvParams {
+  int64_t n = 0, c = 0, m = 0, h = 0, w = 0, oh = 0, ow = 0;
+  int64_t k = 3, sh = 1, sw = 1, ph = 0, pw = 0;
+};
+inline bool directConvSupported(int64_t k, int64_t sw) { return k == 3 && (sw == 1 || sw == 2); }
+Status directConvNchw(DataType dtype, const void* x, const void* w_packed, const void* bias, const void* z,
+                      void* y, const DirectConvParams& p, UnaryOp act, const UnaryParams& ap,
+                      cudaStream_t stream);
 
 // Version of the cudnn-frontend headers compiled in (e.g. 13200 for 1.32.0).
 int cudnnFrontendVersion();

@@ -232,26 +232,32 @@ __global__ void binaryBcastKernel(BinaryOp op, const T* a, const T* b, void* out
   }
 }
 
-// Broadcast float arithmetic over 16-byte units of the innermost dim, where each operand is
-// contiguous (stride 1: V values loaded at once) or broadcast (stride 0: one value for all V);
-// squeeze-excite scaling [N,C,H,W] x [N,C,1,1] and NHWC [N,HW,C] x [N,1,C] take this path.
+// Broadcast float arithmetic over units of V values of the innermost dim (16, 8 or 4 bytes: the
+// widest that divides the row and its alignment), where each operand is contiguous (stride 1: V
+// values loaded at once) or broadcast (stride 0: one value for all V); squeeze-excite scaling
+// [N,C,H,W] x [N,C,1,1] (HW = 196 or 784 rows take 8/16-byte units) and NHWC [N,HW,C] x [N,1,C].
 // dims: the innermost dim counted in units; strides in elements (the innermost one times V).
-template <typename T, bool kA1, bool kB1>
+template <int B> struct UnitOf;
+template <> struct UnitOf<16> { using type = uint4; };
+template <> struct UnitOf<8> { using type = uint2; };
+template <> struct UnitOf<4> { using type = uint32_t; };
+
+template <typename T, int V, bool kA1, bool kB1>
 __global__ void binaryBcastVecKernel(BinaryOp op, const T* a, const T* b, T* out, int64_t nv, int r, Dims8 dims,
                                      Idx8 sa, Idx8 sb) {
-  constexpr int V = 16 / sizeof(T);
+  using U = typename UnitOf<V * sizeof(T)>::type;
   RJ_GRID_STRIDE_LOOP(i, nv) {
     const int64_t oa = offsetOf(i, r, dims, sa), ob = offsetOf(i, r, dims, sb);
     alignas(16) T ea[V], eb[V], eo[V];
     if constexpr (kA1) {
-      *reinterpret_cast<uint4*>(ea) = *reinterpret_cast<const uint4*>(a + oa);
+      *reinterpret_cast<U*>(ea) = *reinterpret_cast<const U*>(a + oa);
     } else {
       const T v = a[oa];
 #pragma unroll
       for (int j = 0; j < V; ++j) ea[j] = v;
     }
     if constexpr (kB1) {
-      *reinterpret_cast<uint4*>(eb) = *reinterpret_cast<const uint4*>(b + ob);
+      *reinterpret_cast<U*>(eb) = *reinterpret_cast<const U*>(b + ob);
     } else {
       const T v = b[ob];
 #pragma unroll
@@ -259,7 +265,7 @@ __global__ void binaryBcastVecKernel(BinaryOp op, const T* a, const T* b, T* out
     }
 #pragma unroll
     for (int j = 0; j < V; ++j) eo[j] = fromF<T>(binArith<float>(op, toF(ea[j]), toF(eb[j])));
-    reinterpret_cast<uint4*>(out)[i] = *reinterpret_cast<const uint4*>(eo);
+    reinterpret_cast<U*>(out)[i] = *reinterpret_cast<const U*>(eo);
   }
 }
 
@@ -452,37 +458,50 @@ Status cast(DataType from, const void* x, DataType to, void* y, int64_t n, cudaS
   return Status::Ok();
 }
 
-// Launches binaryBcastVecKernel when the merged broadcast fits it; false: the caller falls back.
+// Launches binaryBcastVecKernel with units of UB bytes when the merged broadcast fits them;
+// false: the caller tries narrower units or falls back.
+template <typename T, int UB>
+bool bcastVecUnits(BinaryOp op, const T* a, const T* b, T* out, int64_t n, const std::vector<int64_t>& dims,
+                   const std::vector<std::vector<int64_t>>& st, cudaStream_t stream) {
+  constexpr int V = UB / sizeof(T);
+  if constexpr (V < 2) {
+    return false;
+  } else {
+    auto aligned = [](const void* p) { return (reinterpret_cast<uintptr_t>(p) % UB) == 0; };
+    const int r = static_cast<int>(dims.size());
+    if (r == 0 || dims.back() % V != 0 || !aligned(out)) return false;
+    const int64_t la = st[0].back(), lb = st[1].back();
+    if ((la != 0 && la != 1) || (lb != 0 && lb != 1) || (la == 0 && lb == 0)) return false;
+    const void* ptrs[2] = {a, b};
+    for (int k = 0; k < 2; ++k) {
+      if (st[k].back() != 1) continue;
+      if (!aligned(ptrs[k])) return false;
+      for (int64_t x : st[k])
+        if (x != 1 && x % V != 0) return false;
+    }
+    std::vector<int64_t> dv = dims;
+    dv.back() /= V;
+    std::vector<int64_t> sa = st[0], sb = st[1];
+    sa.back() *= V;
+    sb.back() *= V;
+    const int64_t nv = n / V;
+    const Dims8 d8 = toDims8(dv);
+    const Idx8 a8 = toIdx8(sa, 0), b8 = toIdx8(sb, 0);
+    if (la == 1 && lb == 1)
+      binaryBcastVecKernel<T, V, true, true><<<gridFor(nv), kThreads, 0, stream>>>(op, a, b, out, nv, r, d8, a8, b8);
+    else if (la == 1)
+      binaryBcastVecKernel<T, V, true, false><<<gridFor(nv), kThreads, 0, stream>>>(op, a, b, out, nv, r, d8, a8, b8);
+    else
+      binaryBcastVecKernel<T, V, false, true><<<gridFor(nv), kThreads, 0, stream>>>(op, a, b, out, nv, r, d8, a8, b8);
+    return true;
+  }
+}
 template <typename T>
 bool bcastVec(BinaryOp op, const T* a, const T* b, T* out, int64_t n, const std::vector<int64_t>& dims,
               const std::vector<std::vector<int64_t>>& st, cudaStream_t stream) {
-  constexpr int64_t V = 16 / sizeof(T);
-  const int r = static_cast<int>(dims.size());
-  if (r == 0 || dims.back() % V != 0 || !aligned16(out)) return false;
-  const int64_t la = st[0].back(), lb = st[1].back();
-  if ((la != 0 && la != 1) || (lb != 0 && lb != 1) || (la == 0 && lb == 0)) return false;
-  const void* ptrs[2] = {a, b};
-  for (int k = 0; k < 2; ++k) {
-    if (st[k].back() != 1) continue;
-    if (!aligned16(ptrs[k])) return false;
-    for (int64_t x : st[k])
-      if (x != 1 && x % V != 0) return false;
-  }
-  std::vector<int64_t> dv = dims;
-  dv.back() /= V;
-  std::vector<int64_t> sa = st[0], sb = st[1];
-  sa.back() *= V;
-  sb.back() *= V;
-  const int64_t nv = n / V;
-  const Dims8 d8 = toDims8(dv);
-  const Idx8 a8 = toIdx8(sa, 0), b8 = toIdx8(sb, 0);
-  if (la == 1 && lb == 1)
-    binaryBcastVecKernel<T, true, true><<<gridFor(nv), kThreads, 0, stream>>>(op, a, b, out, nv, r, d8, a8, b8);
-  else if (la == 1)
-    binaryBcastVecKernel<T, true, false><<<gridFor(nv), kThreads, 0, stream>>>(op, a, b, out, nv, r, d8, a8, b8);
-  else
-    binaryBcastVecKernel<T, false, true><<<gridFor(nv), kThreads, 0, stream>>>(op, a, b, out, nv, r, d8, a8, b8);
-  return true;
+  return bcastVecUnits<T, 16>(op, a, b, out, n, dims, st, stream) ||
+         bcastVecUnits<T, 8>(op, a, b, out, n, dims, st, stream) ||
+         bcastVecUnits<T, 4>(op, a, b, out, n, dims, st, stream);
 }
 
 Status binary(BinaryOp op, DataType dtype, const void* a, const std::vector<int64_t>& a_dims,

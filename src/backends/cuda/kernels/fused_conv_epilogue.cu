@@ -3,6 +3,8 @@
 // bias, Add and activation kernels). NCHW ([outer=N, C, inner=HW]) or NHWC ([outer=N*HW, C,
 // inner=1]); 16-byte vectors where a vector never straddles channels unpredictably.
 #include <cmath>
+#include <cstdlib>
+#include <string>
 
 #include "backends/cuda/cudnn_fused_conv.h"
 #include "backends/cuda/kernels/common.cuh"
@@ -205,6 +207,293 @@ __global__ void depthwiseNchwRowKernel(const T* __restrict__ x, const T* __restr
   }
 }
 
+// N elements of T through 16-byte loads/stores (N * sizeof(T) a multiple of 16; the pointer
+// 16-byte aligned), converted to/from float.
+template <typename T, int N>
+__device__ __forceinline__ void loadVecF(const T* src, float* dst) {
+  constexpr int PER = 16 / sizeof(T);
+  static_assert(N % PER == 0, "whole 16-byte vectors");
+#pragma unroll
+  for (int i = 0; i < N / PER; ++i) {
+    const uint4 raw = __ldg(reinterpret_cast<const uint4*>(src) + i);
+    const T* e = reinterpret_cast<const T*>(&raw);
+#pragma unroll
+    for (int j = 0; j < PER; ++j) dst[i * PER + j] = toF(e[j]);
+  }
+}
+template <typename T, int N>
+__device__ __forceinline__ void storeVecF(T* dst, const float* src) {
+  constexpr int PER = 16 / sizeof(T);
+  static_assert(N % PER == 0, "whole 16-byte vectors");
+#pragma unroll
+  for (int i = 0; i < N / PER; ++i) {
+    uint4 raw;
+    T* e = reinterpret_cast<T*>(&raw);
+#pragma unroll
+    for (int j = 0; j < PER; ++j) e[j] = fromF<T>(src[i * PER + j]);
+    reinterpret_cast<uint4*>(dst)[i] = raw;
+  }
+}
+
+// NCHW depthwise, KSxKS window with the "same" horizontal padding KS/2 (unit dilation),
+// horizontal stride SW: each thread computes R = 8 consecutive outputs of a row. The middle
+// 8*SW inputs of each window row come in 16-byte loads (when the row is 16-byte aligned and the
+// segment lies inside it), the KS/2 left and the remaining right inputs one by one; the window
+// weights are loaded once. Output (and residual) rows move in 16-byte vectors where aligned.
+template <typename T, int KS, int SW>
+__global__ void depthwiseNchwTileKernel(const T* __restrict__ x, const T* __restrict__ w, const T* __restrict__ bias,
+                                        const T* __restrict__ z, T* __restrict__ y, DepthwiseParams p, UnaryOp op,
+                                        float a, float b, bool small, FastDiv fowb, FastDiv foh, FastDiv fc,
+                                        bool vec_in, bool vec_out) {
+  constexpr int R = 8, PW = KS / 2, MID = R * SW, IN = (R - 1) * SW + KS, RIGHT = IN - PW - MID;
+  const int64_t owb_n = (p.ow + R - 1) / R;
+  const int64_t total = p.n * p.c * p.oh * owb_n;
+  const int h = static_cast<int>(p.h), wd = static_cast<int>(p.w), ow_n = static_cast<int>(p.ow);
+  RJ_GRID_STRIDE_LOOP(i, total) {
+    int64_t rem = i;
+    const int owb = static_cast<int>(divmod(rem, owb_n, fowb, small));
+    const int oh = static_cast<int>(divmod(rem, p.oh, foh, small));
+    const int64_t plane = rem;  // n * C + c
+    int64_t cr = plane;
+    const int64_t c = divmod(cr, p.c, fc, small);
+    const T* xp = x + plane * p.h * p.w;
+    const int ow0 = owb * R;
+    const int mid0 = ow0 * SW;  // first input column of the middle segment
+    const bool fast = vec_in && mid0 + MID <= wd;
+    const int ih0 = oh * static_cast<int>(p.sh) - static_cast<int>(p.ph);
+    float acc[R];
+#pragma unroll
+    for (int r = 0; r < R; ++r) acc[r] = 0.f;
+    // No branch per window row (rows outside the image read a clamped row with zero weights), so
+    // the unrolled loop can issue every row's loads before the first FMA.
+#pragma unroll
+    for (int kh = 0; kh < KS; ++kh) {
+      const int ih = ih0 + kh;
+      const bool in_rows = ih >= 0 && ih < h;
+      const T* row = xp + static_cast<int64_t>(min(max(ih, 0), h - 1)) * wd;
+      float v[IN];
+      if (fast) {
+#pragma unroll
+        for (int j = 0; j < PW; ++j) {
+          const int iw = mid0 - PW + j;
+          v[j] = iw >= 0 ? toF(__ldg(row + iw)) : 0.f;
+        }
+        loadVecF<T, MID>(row + mid0, v + PW);
+#pragma unroll
+        for (int j = 0; j < RIGHT; ++j) {
+          const int iw = mid0 + MID + j;
+          v[PW + MID + j] = iw < wd ? toF(__ldg(row + iw)) : 0.f;
+        }
+      } else {
+#pragma unroll
+        for (int j = 0; j < IN; ++j) {
+          const int iw = mid0 - PW + j;
+          v[j] = (iw >= 0 && iw < wd) ? toF(__ldg(row + iw)) : 0.f;
+        }
+      }
+      float wr[KS];
+#pragma unroll
+      for (int kw = 0; kw < KS; ++kw) wr[kw] = in_rows ? toF(__ldg(w + (c * KS + kh) * KS + kw)) : 0.f;
+#pragma unroll
+      for (int r = 0; r < R; ++r)
+#pragma unroll
+        for (int kw = 0; kw < KS; ++kw) acc[r] += v[r * SW + kw] * wr[kw];
+    }
+    const float bv = bias ? toF(bias[c]) : 0.f;
+    const int64_t o = (plane * p.oh + oh) * p.ow + ow0;
+    if (vec_out && ow0 + R <= ow_n) {
+      float zv[R];
+      if (z) loadVecF<T, R>(z + o, zv);
+#pragma unroll
+      for (int r = 0; r < R; ++r) acc[r] = epilogueAct(op, acc[r] + bv + (z ? zv[r] : 0.f), a, b);
+      if constexpr (R * sizeof(T) % 16 == 0) storeVecF<T, R>(y + o, acc);
+    } else {
+#pragma unroll
+      for (int r = 0; r < R; ++r) {
+        if (ow0 + r >= ow_n) break;
+        float v = acc[r] + bv;
+        if (z) v += toF(z[o + r]);
+        y[o + r] = fromF<T>(epilogueAct(op, v, a, b));
+      }
+    }
+  }
+}
+
+// 1x1 convolution, stride 1, no padding, one group, NCHW: y[n,m,p] = act(sum_c w[m,c] x[n,c,p] +
+// bias[m] + z[n,m,p]). The expansion layers of inverted-residual blocks (MobileNet/EfficientNet:
+// 16..40 input channels at 112x112/56x56) are memory-bound, and cuDNN ran them at ~1/6 of memory
+// speed. Each thread computes CO = 16 output channels at PV consecutive pixels (PV-wide loads
+// along the pixel row, coalesced across the warp); weights are prepacked [ceil(M/16)][C][16]
+// (zero-padded) so each step loads 16 weights with warp-uniform 16-byte loads. Blocks are
+// ordered channel-group fastest, so the blocks that read the same pixels run together and the
+// input is re-read from L2, not DRAM.
+template <typename T, int PV>
+__device__ __forceinline__ void loadPix(const T* src, float* dst) {
+  if constexpr (PV * sizeof(T) == 16) {
+    loadVecF<T, PV>(src, dst);
+  } else if constexpr (PV == 4 && sizeof(T) == 2) {
+    const uint2 raw = __ldg(reinterpret_cast<const uint2*>(src));
+    const T* e = reinterpret_cast<const T*>(&raw);
+#pragma unroll
+    for (int j = 0; j < 4; ++j) dst[j] = toF(e[j]);
+  } else {
+#pragma unroll
+    for (int j = 0; j < PV; ++j) dst[j] = toF(__ldg(src + j));
+  }
+}
+template <typename T, int PV>
+__device__ __forceinline__ void storePix(T* dst, const float* src) {
+  if constexpr (PV * sizeof(T) == 16) {
+    storeVecF<T, PV>(dst, src);
+  } else if constexpr (PV == 4 && sizeof(T) == 2) {
+    uint2 raw;
+    T* e = reinterpret_cast<T*>(&raw);
+#pragma unroll
+    for (int j = 0; j < 4; ++j) e[j] = fromF<T>(src[j]);
+    *reinterpret_cast<uint2*>(dst) = raw;
+  } else {
+#pragma unroll
+    for (int j = 0; j < PV; ++j) dst[j] = fromF<T>(src[j]);
+  }
+}
+
+constexpr int kPointwiseCo = 16;
+
+template <typename T, int PV>
+__global__ void __launch_bounds__(kThreads) pointwiseNchwKernel(
+    const T* __restrict__ x, const T* __restrict__ wp, const T* __restrict__ bias, const T* __restrict__ z,
+    T* __restrict__ y, PointwiseParams p, UnaryOp op, float a, float b, bool small, FastDiv fhwv, FastDiv fcog) {
+  constexpr int CO = kPointwiseCo;
+  const int64_t hwv = p.hw / PV;
+  const int64_t total = p.n * hwv;
+  const int64_t xblocks = (total + kThreads - 1) / kThreads;
+  const int64_t ncog = (p.m + CO - 1) / CO;
+  for (int64_t blk = blockIdx.x; blk < xblocks * ncog; blk += gridDim.x) {
+    int64_t br = blk;
+    const int64_t cog = divmod(br, ncog, fcog, small);
+    const int64_t i = br * kThreads + threadIdx.x;
+    if (i >= total) continue;
+    int64_t r = i;
+    const int64_t pv = divmod(r, hwv, fhwv, small);
+    const int64_t n = r;
+    const T* xp = x + n * p.c * p.hw + pv * PV;
+    const T* wg = wp + cog * p.c * CO;
+    float acc[CO][PV];
+#pragma unroll
+    for (int j = 0; j < CO; ++j)
+#pragma unroll
+      for (int q = 0; q < PV; ++q) acc[j][q] = 0.f;
+#pragma unroll 2
+    for (int64_t ci = 0; ci < p.c; ++ci) {
+      float xv[PV], wv[CO];
+      loadPix<T, PV>(xp + ci * p.hw, xv);
+      loadVecF<T, CO>(wg + ci * CO, wv);
+#pragma unroll
+      for (int j = 0; j < CO; ++j)
+#pragma unroll
+        for (int q = 0; q < PV; ++q) acc[j][q] += wv[j] * xv[q];
+    }
+#pragma unroll
+    for (int j = 0; j < CO; ++j) {
+      const int64_t co = cog * CO + j;
+      if (co >= p.m) break;
+      const int64_t o = (n * p.m + co) * p.hw + pv * PV;
+      float zv[PV];
+      if (z) loadPix<T, PV>(z + o, zv);
+      const float bv = bias ? toF(bias[co]) : 0.f;
+      float out[PV];
+#pragma unroll
+      for (int q = 0; q < PV; ++q) out[q] = epilogueAct(op, acc[j][q] + bv + (z ? zv[q] : 0.f), a, b);
+      storePix<T, PV>(y + o, out);
+    }
+  }
+}
+
+// Direct KSxKS convolution (unit dilation, one group, horizontal stride SW) for few input
+// channels, NCHW: the first layer of MobileNet/EfficientNet (3 -> 16/32 channels, 3x3, stride 2),
+// where cuDNN ran at a fraction of memory speed. Each thread computes CO = 16 output channels at
+// PV = 4 consecutive outputs of a row; per (input channel, window row) it loads the row segment
+// once and the 16 weights of each tap with warp-uniform 16-byte loads (weights prepacked
+// [ceil(M/16)][C][KS][KS][16], zero-padded). Blocks are ordered channel-group fastest.
+template <typename T, int KS, int SW>
+__global__ void __launch_bounds__(kThreads) directConvNchwKernel(
+    const T* __restrict__ x, const T* __restrict__ wp, const T* __restrict__ bias, const T* __restrict__ z,
+    T* __restrict__ y, DirectConvParams p, UnaryOp op, float a, float b, bool small, FastDiv fowb, FastDiv foh,
+    FastDiv fcog, bool vec_out) {
+  constexpr int CO = kPointwiseCo, PV = 4, IN = (PV - 1) * SW + KS;
+  const int64_t owb_n = (p.ow + PV - 1) / PV;
+  const int64_t total = p.n * p.oh * owb_n;
+  const int64_t xblocks = (total + kThreads - 1) / kThreads;
+  const int64_t ncog = (p.m + CO - 1) / CO;
+  const int h = static_cast<int>(p.h), wd = static_cast<int>(p.w);
+  for (int64_t blk = blockIdx.x; blk < xblocks * ncog; blk += gridDim.x) {
+    int64_t br = blk;
+    const int64_t cog = divmod(br, ncog, fcog, small);
+    const int64_t i = br * kThreads + threadIdx.x;
+    if (i >= total) continue;
+    int64_t r = i;
+    const int owb = static_cast<int>(divmod(r, owb_n, fowb, small));
+    const int oh = static_cast<int>(divmod(r, p.oh, foh, small));
+    const int64_t n = r;
+    const int ow0 = owb * PV;
+    const int ih0 = oh * static_cast<int>(p.sh) - static_cast<int>(p.ph);
+    const int iw0 = ow0 * SW - static_cast<int>(p.pw);
+    const T* wg = wp + cog * p.c * KS * KS * CO;
+    float acc[CO][PV];
+#pragma unroll
+    for (int j = 0; j < CO; ++j)
+#pragma unroll
+      for (int q = 0; q < PV; ++q) acc[j][q] = 0.f;
+    for (int64_t ci = 0; ci < p.c; ++ci) {
+      const T* xp = x + (n * p.c + ci) * p.h * p.w;
+#pragma unroll
+      for (int kh = 0; kh < KS; ++kh) {
+        const int ih = ih0 + kh;
+        if (ih < 0 || ih >= h) continue;
+        const T* row = xp + static_cast<int64_t>(ih) * wd;
+        float v[IN];
+#pragma unroll
+        for (int jj = 0; jj < IN; ++jj) {
+          const int iw = iw0 + jj;
+          v[jj] = (iw >= 0 && iw < wd) ? toF(__ldg(row + iw)) : 0.f;
+        }
+#pragma unroll
+        for (int kw = 0; kw < KS; ++kw) {
+          float wv[CO];
+          loadVecF<T, CO>(wg + ((ci * KS + kh) * KS + kw) * CO, wv);
+#pragma unroll
+          for (int j = 0; j < CO; ++j)
+#pragma unroll
+            for (int q = 0; q < PV; ++q) acc[j][q] += wv[j] * v[q * SW + kw];
+        }
+      }
+    }
+    const bool full = vec_out && ow0 + PV <= p.ow;
+#pragma unroll
+    for (int j = 0; j < CO; ++j) {
+      const int64_t co = cog * CO + j;
+      if (co >= p.m) break;
+      const int64_t o = ((n * p.m + co) * p.oh + oh) * p.ow + ow0;
+      const float bv = bias ? toF(bias[co]) : 0.f;
+      if (full) {
+        float zv[PV], out[PV];
+        if (z) loadPix<T, PV>(z + o, zv);
+#pragma unroll
+        for (int q = 0; q < PV; ++q) out[q] = epilogueAct(op, acc[j][q] + bv + (z ? zv[q] : 0.f), a, b);
+        storePix<T, PV>(y + o, out);
+      } else {
+#pragma unroll
+        for (int q = 0; q < PV; ++q) {
+          if (ow0 + q >= p.ow) break;
+          float v = acc[j][q] + bv;
+          if (z) v += toF(z[o + q]);
+          y[o + q] = fromF<T>(epilogueAct(op, v, a, b));
+        }
+      }
+    }
+  }
+}
+
 template <typename T, int V>
 void launchDepthwise(const void* x, const void* w, const void* bias, const void* z, void* y,
                      const DepthwiseParams& p, UnaryOp act, const UnaryParams& ap, cudaStream_t stream) {
@@ -250,6 +539,11 @@ Status depthwiseConvNchw(DataType dtype, const void* x, const void* w, const voi
   const bool small = fastIndex(total) && fastIndex(p.n * p.c * p.h * p.w);
   const FastDiv fow = makeFastDiv(p.ow), foh = makeFastDiv(p.oh), fc = makeFastDiv(p.c);
   const bool unit = p.kh == p.kw && p.dh == 1 && p.dw == 1;
+  // RAMJET_DEPTHWISE_TILE=0 keeps the 4-wide row kernels (for comparison and tests).
+  static const bool tile_ok = [] {
+    const char* e = std::getenv("RAMJET_DEPTHWISE_TILE");
+    return !(e && std::string(e) == "0");
+  }();
   bool ok = visitFloatDev(dtype, [&](auto tag) {
     using T = typename decltype(tag)::type;
     auto row = [&](auto ks, auto sw) {
@@ -263,7 +557,22 @@ Status depthwiseConvNchw(DataType dtype, const void* x, const void* w, const voi
     using I5 = std::integral_constant<int, 5>;
     using S1 = std::integral_constant<int, 1>;
     using S2 = std::integral_constant<int, 2>;
-    if (unit && p.kh == 3 && p.sw == 1) row(I3{}, S1{});
+    // The 8-wide tile kernel for the "same" horizontal padding; 16-byte vectors where rows align.
+    const bool vec_in = isAligned16(x) && (p.w * sizeof(T)) % 16 == 0;
+    const bool vec_out = isAligned16(y) && (!z || isAligned16(z)) && (p.ow * sizeof(T)) % 16 == 0;
+    auto tile = [&](auto ks, auto sw) {
+      constexpr int KS = decltype(ks)::value, SW = decltype(sw)::value;
+      const int64_t owb_n = (p.ow + 7) / 8, rows = p.n * p.c * p.oh * owb_n;
+      depthwiseNchwTileKernel<T, KS, SW><<<gridFor(rows), kThreads, 0, stream>>>(
+          static_cast<const T*>(x), static_cast<const T*>(w), static_cast<const T*>(bias), static_cast<const T*>(z),
+          static_cast<T*>(y), p, act, ap.alpha, ap.beta, small, makeFastDiv(owb_n), foh, fc, vec_in, vec_out);
+    };
+    const bool same = unit && p.pw == p.kw / 2 && tile_ok;
+    if (same && p.kh == 3 && p.sw == 1) tile(I3{}, S1{});
+    else if (same && p.kh == 3 && p.sw == 2) tile(I3{}, S2{});
+    else if (same && p.kh == 5 && p.sw == 1) tile(I5{}, S1{});
+    else if (same && p.kh == 5 && p.sw == 2) tile(I5{}, S2{});
+    else if (unit && p.kh == 3 && p.sw == 1) row(I3{}, S1{});
     else if (unit && p.kh == 3 && p.sw == 2) row(I3{}, S2{});
     else if (unit && p.kh == 5 && p.sw == 1) row(I5{}, S1{});
     else if (unit && p.kh == 5 && p.sw == 2) row(I5{}, S2{});
@@ -274,6 +583,74 @@ Status depthwiseConvNchw(DataType dtype, const void* x, const void* w, const voi
   });
   if (!ok) return makeError(StatusCode::kUnsupported, "depthwiseConvNchw: element type ", dataTypeName(dtype));
   RJ_CUDA_CHECK_LAUNCH("depthwiseConvNchw");
+  return Status::Ok();
+}
+
+Status pointwiseConvNchw(DataType dtype, const void* x, const void* w_packed, const void* bias, const void* z,
+                         void* y, const PointwiseParams& p, UnaryOp act, const UnaryParams& ap,
+                         cudaStream_t stream) {
+  const int64_t total_out = p.n * p.m * p.hw;
+  if (total_out == 0) return Status::Ok();
+  if (p.c < 1 || p.m < 1 || p.hw < 1)
+    return makeError(StatusCode::kInvalidArgument, "pointwiseConvNchw: bad geometry");
+  const int64_t ncog = (p.m + kPointwiseCo - 1) / kPointwiseCo;
+  bool ok = visitFloatDev(dtype, [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    auto launch = [&](auto pv_tag) {
+      constexpr int PV = decltype(pv_tag)::value;
+      const int64_t total = p.n * (p.hw / PV);
+      const int64_t blocks = ((total + kThreads - 1) / kThreads) * ncog;
+      const bool small = fastIndex(p.n * p.c * p.hw) && fastIndex(total_out) && fastIndex(blocks) &&
+                         fastIndex(total);
+      pointwiseNchwKernel<T, PV><<<gridFor(blocks * kThreads), kThreads, 0, stream>>>(
+          static_cast<const T*>(x), static_cast<const T*>(w_packed), static_cast<const T*>(bias),
+          static_cast<const T*>(z), static_cast<T*>(y), p, act, ap.alpha, ap.beta, small,
+          makeFastDiv(p.hw / PV), makeFastDiv(ncog));
+    };
+    constexpr int PV = 16 / sizeof(T) >= 4 ? 4 : 1;
+    auto aligned = [&](const void* q) { return !q || reinterpret_cast<uintptr_t>(q) % (PV * sizeof(T)) == 0; };
+    const bool vec = p.hw % PV == 0 && aligned(x) && aligned(y) && aligned(z) && isAligned16(w_packed);
+    if (vec) launch(std::integral_constant<int, PV>{});
+    else launch(std::integral_constant<int, 1>{});
+  });
+  if (!ok) return makeError(StatusCode::kUnsupported, "pointwiseConvNchw: element type ", dataTypeName(dtype));
+  RJ_CUDA_CHECK_LAUNCH("pointwiseConvNchw");
+  return Status::Ok();
+}
+
+Status directConvNchw(DataType dtype, const void* x, const void* w_packed, const void* bias, const void* z,
+                      void* y, const DirectConvParams& p, UnaryOp act, const UnaryParams& ap,
+                      cudaStream_t stream) {
+  const int64_t total_out = p.n * p.m * p.oh * p.ow;
+  if (total_out == 0) return Status::Ok();
+  if (p.c < 1 || p.m < 1 || p.sh < 1 || p.h < 1 || p.w < 1 || p.h * p.w >= (int64_t{1} << 31))
+    return makeError(StatusCode::kInvalidArgument, "directConvNchw: bad geometry");
+  if (!directConvSupported(p.k, p.sw)) return makeError(StatusCode::kUnsupported, "directConvNchw: window ", p.k, "x",
+                                                        p.k, " stride ", p.sw);
+  const int64_t ncog = (p.m + kPointwiseCo - 1) / kPointwiseCo;
+  const int64_t owb_n = (p.ow + 3) / 4, total = p.n * p.oh * owb_n;
+  const int64_t blocks = ((total + kThreads - 1) / kThreads) * ncog;
+  const bool small = fastIndex(p.n * p.c * p.h * p.w) && fastIndex(total_out) && fastIndex(blocks) &&
+                     fastIndex(total);
+  bool ok = visitFloatDev(dtype, [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    auto aligned = [&](const void* q) { return !q || reinterpret_cast<uintptr_t>(q) % (4 * sizeof(T)) == 0; };
+    const bool vec_out = p.ow % 4 == 0 && aligned(y) && aligned(z);
+    auto launch = [&](auto ks, auto sw) {
+      constexpr int KS = decltype(ks)::value, SW = decltype(sw)::value;
+      directConvNchwKernel<T, KS, SW><<<gridFor(blocks * kThreads), kThreads, 0, stream>>>(
+          static_cast<const T*>(x), static_cast<const T*>(w_packed), static_cast<const T*>(bias),
+          static_cast<const T*>(z), static_cast<T*>(y), p, act, ap.alpha, ap.beta, small, makeFastDiv(owb_n),
+          makeFastDiv(p.oh), makeFastDiv(ncog), vec_out);
+    };
+    using I3 = std::integral_constant<int, 3>;
+    using S1 = std::integral_constant<int, 1>;
+    using S2 = std::integral_constant<int, 2>;
+    if (p.sw == 1) launch(I3{}, S1{});
+    else launch(I3{}, S2{});
+  });
+  if (!ok) return makeError(StatusCode::kUnsupported, "directConvNchw: element type ", dataTypeName(dtype));
+  RJ_CUDA_CHECK_LAUNCH("directConvNchw");
   return Status::Ok();
 }
 

@@ -1,5 +1,6 @@
 // Reductions over arbitrary axes, ArgMax/ArgMin, TopK (small k) and Softmax/LogSoftmax.
 #include <cmath>
+#include <type_traits>
 
 #include "backends/cuda/kernels/common.cuh"
 
@@ -56,33 +57,97 @@ __device__ __forceinline__ float rFinal(ReduceOp op, RAcc acc, int64_t count) {
   }
 }
 
-// One warp per output; the innermost reduced dim is contiguous.
-template <typename T>
+template <int B> struct RUnit;
+template <> struct RUnit<16> { using type = uint4; };
+template <> struct RUnit<8> { using type = uint2; };
+template <> struct RUnit<4> { using type = uint32_t; };
+template <> struct RUnit<2> { using type = uint16_t; };
+
+// G lanes per output (32 / G outputs per warp; G = 8/16 for short rows such as 7x7 planes,
+// where a whole warp per row idled most lanes). kContig: the reduced run is one contiguous row
+// whose start and length are multiples of UB bytes (GlobalAveragePool over NCHW planes), read in
+// UB-byte units, two in flight per lane; otherwise elements through the reduced dims' strides.
+template <typename T, int UB, int G, bool kContig>
 __global__ void reduceWarpKernel(ReduceOp op, const T* x, T* y, int64_t n_out, int kr, Dims8 kdims,
                                  Idx8 kst, int rr, Dims8 rdims, Idx8 rst, int64_t rcount) {
-  int64_t warp = (blockIdx.x * (int64_t)blockDim.x + threadIdx.x) >> 5;
-  int lane = threadIdx.x & 31;
-  int64_t nwarps = ((int64_t)gridDim.x * blockDim.x) >> 5;
-  for (int64_t o = warp; o < n_out; o += nwarps) {
-    const T* base = x + offsetOf(o, kr, kdims, kst);
+  constexpr int PER = 32 / G;
+  const int lane = threadIdx.x & 31, sub = lane % G;
+  const int64_t warp = (blockIdx.x * (int64_t)blockDim.x + threadIdx.x) >> 5;
+  const int64_t nwarps = ((int64_t)gridDim.x * blockDim.x) >> 5;
+  for (int64_t o0 = warp * PER; o0 < n_out; o0 += nwarps * PER) {
+    const int64_t o = o0 + lane / G;
+    const bool valid = o < n_out;
     RAcc acc = rInit(op);
-    if (rr == 1 && rst.v[0] == 1) {
-      // One contiguous run: plain loads, four in flight per lane.
-      int64_t j = lane;
-      for (; j + 96 < rcount; j += 128) {
-        float v0 = toF(base[j]), v1 = toF(base[j + 32]), v2 = toF(base[j + 64]), v3 = toF(base[j + 96]);
-        acc = rAdd(op, rAdd(op, rAdd(op, rAdd(op, acc, v0), v1), v2), v3);
+    if (valid) {
+      const T* base = x + offsetOf(o, kr, kdims, kst);
+      if constexpr (kContig) {
+        using U = typename RUnit<UB>::type;
+        constexpr int V = UB / sizeof(T);
+        const U* bu = reinterpret_cast<const U*>(base);
+        const int64_t nu = rcount / V;
+        auto addUnit = [&](const U& raw) {
+          const T* e = reinterpret_cast<const T*>(&raw);
+#pragma unroll
+          for (int k = 0; k < V; ++k) acc = rAdd(op, acc, toF(e[k]));
+        };
+        int64_t j = sub;
+        for (; j + G < nu; j += 2 * G) {
+          const U u0 = __ldg(bu + j), u1 = __ldg(bu + j + G);
+          addUnit(u0);
+          addUnit(u1);
+        }
+        for (; j < nu; j += G) addUnit(__ldg(bu + j));
+      } else {
+        for (int64_t j = sub; j < rcount; j += G) acc = rAdd(op, acc, toF(base[offsetOf(j, rr, rdims, rst)]));
       }
-      for (; j < rcount; j += 32) acc = rAdd(op, acc, toF(base[j]));
-    } else {
-      for (int64_t j = lane; j < rcount; j += 32) acc = rAdd(op, acc, toF(base[offsetOf(j, rr, rdims, rst)]));
     }
+#pragma unroll
+    for (int s = G / 2; s > 0; s >>= 1) {
+      RAcc other{__shfl_xor_sync(0xffffffffu, acc.a, s), __shfl_xor_sync(0xffffffffu, acc.b, s)};
+      acc = rCombine(op, acc, other);
+    }
+    if (valid && sub == 0) y[o] = fromF<T>(rFinal(op, acc, rcount));
+  }
+}
+
+// One block per output for long contiguous rows (GlobalAveragePool over 112x112 planes: a warp
+// per row left too few loads in flight), UB-byte units, two in flight per thread.
+template <typename T, int UB>
+__global__ void reduceBlockKernel(ReduceOp op, const T* x, T* y, int64_t n_out, int kr, Dims8 kdims, Idx8 kst,
+                                  int64_t rcount) {
+  using U = typename RUnit<UB>::type;
+  constexpr int V = UB / sizeof(T), W = kThreads / 32;
+  __shared__ RAcc part[W];
+  const int lane = threadIdx.x & 31, wid = threadIdx.x >> 5;
+  const int64_t nu = rcount / V;
+  for (int64_t o = blockIdx.x; o < n_out; o += gridDim.x) {
+    const U* bu = reinterpret_cast<const U*>(x + offsetOf(o, kr, kdims, kst));
+    RAcc acc = rInit(op);
+    auto addUnit = [&](const U& raw) {
+      const T* e = reinterpret_cast<const T*>(&raw);
+#pragma unroll
+      for (int k = 0; k < V; ++k) acc = rAdd(op, acc, toF(e[k]));
+    };
+    int64_t j = threadIdx.x;
+    for (; j + kThreads < nu; j += 2 * kThreads) {
+      const U u0 = __ldg(bu + j), u1 = __ldg(bu + j + kThreads);
+      addUnit(u0);
+      addUnit(u1);
+    }
+    for (; j < nu; j += kThreads) addUnit(__ldg(bu + j));
 #pragma unroll
     for (int s = 16; s > 0; s >>= 1) {
       RAcc other{__shfl_xor_sync(0xffffffffu, acc.a, s), __shfl_xor_sync(0xffffffffu, acc.b, s)};
       acc = rCombine(op, acc, other);
     }
-    if (lane == 0) y[o] = fromF<T>(rFinal(op, acc, rcount));
+    if (lane == 0) part[wid] = acc;
+    __syncthreads();
+    if (threadIdx.x == 0) {
+      RAcc t = part[0];
+      for (int w = 1; w < W; ++w) t = rCombine(op, t, part[w]);
+      y[o] = fromF<T>(rFinal(op, t, rcount));
+    }
+    __syncthreads();
   }
 }
 
@@ -256,9 +321,42 @@ Status reduce(ReduceOp op, DataType dtype, const void* x, const std::vector<int6
     using T = typename decltype(tag)::type;
     const T* px = static_cast<const T*>(x);
     T* py = static_cast<T*>(y);
-    if (inner_reduced && rcount >= 32)
-      reduceWarpKernel<T><<<gridFor(n_out * 32), kThreads, 0, stream>>>(
-          op, px, py, n_out, kr, toDims8(kd), toIdx8(ks, 0), rr, toDims8(rd), toIdx8(rs, 0), rcount);
+    // One contiguous reduced run per output (each output's run starts at a combination of the
+    // kept strides): read it in the widest units its alignment allows.
+    const bool contig = rr == 1 && rs[0] == 1 && rcount >= 16;
+    auto unitFits = [&](int ub) {
+      if (!contig) return false;
+      if ((reinterpret_cast<uintptr_t>(x) % ub) != 0 || (rcount * static_cast<int64_t>(sizeof(T))) % ub != 0)
+        return false;
+      for (int64_t k : ks)
+        if ((k * static_cast<int64_t>(sizeof(T))) % ub != 0) return false;
+      return true;
+    };
+    const Dims8 kd8 = toDims8(kd), rd8 = toDims8(rd);
+    const Idx8 ks8 = toIdx8(ks, 0), rs8 = toIdx8(rs, 0);
+    auto contigLaunch = [&](auto ub_tag) {
+      constexpr int UB = decltype(ub_tag)::value;
+      const int64_t nu = rcount / (UB / static_cast<int64_t>(sizeof(T)));
+      if (nu >= 2048) {
+        reduceBlockKernel<T, UB><<<gridFor(n_out * kThreads), kThreads, 0, stream>>>(op, px, py, n_out, kr, kd8, ks8,
+                                                                                    rcount);
+        return;
+      }
+      auto warps = [&](auto g_tag) {
+        constexpr int G = decltype(g_tag)::value;
+        reduceWarpKernel<T, UB, G, true><<<gridFor((n_out + 32 / G - 1) / (32 / G) * 32), kThreads, 0, stream>>>(
+            op, px, py, n_out, kr, kd8, ks8, rr, rd8, rs8, rcount);
+      };
+      if (nu <= 24) warps(std::integral_constant<int, 8>{});
+      else if (nu <= 64) warps(std::integral_constant<int, 16>{});
+      else warps(std::integral_constant<int, 32>{});
+    };
+    if (contig && unitFits(16)) contigLaunch(std::integral_constant<int, 16>{});
+    else if (contig && unitFits(8)) contigLaunch(std::integral_constant<int, 8>{});
+    else if (contig) contigLaunch(std::integral_constant<int, static_cast<int>(sizeof(T))>{});
+    else if (inner_reduced && rcount >= 32)
+      reduceWarpKernel<T, static_cast<int>(sizeof(T)), 32, false><<<gridFor(n_out * 32), kThreads, 0, stream>>>(
+          op, px, py, n_out, kr, kd8, ks8, rr, rd8, rs8, rcount);
     else
       reduceThreadKernel<T><<<gridFor(n_out), kThreads, 0, stream>>>(
           op, px, py, n_out, kr, toDims8(kd), toIdx8(ks, 0), rr, toDims8(rd), toIdx8(rs, 0), rcount);
