@@ -252,8 +252,9 @@ class FusedConvKernel final : public Kernel {
 
   // The depthwise tactic packs W [C, KH, KW, 1] (NHWC) as [KH, KW, C] once per engine; NCHW
   // weights [C, 1, KH, KW] are used as they are.
-  // The pointwise and direct tactics pack W [M, C, KH, KW] (NCHW) as [ceil(M/16), C*KH*KW, 16]
-  // (zero-padded): 16 output channels' weights of one tap side by side.
+  // The pointwise and direct tactics pack W [M, C, KH, KW] (NCHW) as FP32 [ceil(M/co), C*KH*KW,
+  // co] (zero-padded): co = 16 (pointwise) or 8 (direct) output channels' weights of one tap side
+  // by side.
   Status prepare(const std::vector<const Tensor*>& consts) override {
     if (pointwise_ || direct_) {
       if (consts.size() < 2 || !consts[1] || consts[1]->rank() != 4 ||
@@ -262,20 +263,20 @@ class FusedConvKernel final : public Kernel {
                          " tactic needs constant ", pointwise_ ? "1x1" : "4-D", " weights");
       RJ_ASSIGN_OR_RETURN(bool nhwc, ops::parseConvLayoutNhwc(n_));
       if (nhwc) return makeError(StatusCode::kUnsupported, n_.describe(), ": pointwise/direct tactics are NCHW");
-      const Tensor& w = *consts[1];
-      const int64_t m = w.dim(0), c = w.dim(1) * w.dim(2) * w.dim(3), co = 16, groups = (m + co - 1) / co;
-      const size_t es = dataTypeSize(w.dtype());
-      std::vector<uint8_t> packed(static_cast<size_t>(groups * c * co) * es, 0);
-      const auto* src = static_cast<const uint8_t*>(w.raw());
+      const Tensor w = consts[1]->dtype() == DataType::kFloat32 ? *consts[1] : consts[1]->cast(DataType::kFloat32);
+      const int64_t m = w.dim(0), c = w.dim(1) * w.dim(2) * w.dim(3);
+      const int64_t co = pointwise_ ? kPointwiseOutChannels : kDirectOutChannels, groups = (m + co - 1) / co;
+      std::vector<float> packed(static_cast<size_t>(groups * c * co), 0.f);
+      const float* src = w.data<float>();
       for (int64_t mi = 0; mi < m; ++mi)
         for (int64_t ci = 0; ci < c; ++ci)
-          std::memcpy(&packed[static_cast<size_t>(((mi / co) * c + ci) * co + mi % co) * es],
-                      src + static_cast<size_t>(mi * c + ci) * es, es);
+          packed[static_cast<size_t>(((mi / co) * c + ci) * co + mi % co)] = src[mi * c + ci];
       if (dw_weights_) cudaFree(dw_weights_);
       dw_weights_ = nullptr;
-      RJ_CUDA_CHECK(cudaMalloc(&dw_weights_, std::max<size_t>(packed.size(), 1)));
-      RJ_CUDA_CHECK(cudaMemcpy(dw_weights_, packed.data(), packed.size(), cudaMemcpyHostToDevice));
-      dw_dtype_ = w.dtype();
+      const size_t bytes = packed.size() * sizeof(float);
+      RJ_CUDA_CHECK(cudaMalloc(&dw_weights_, std::max<size_t>(bytes, 1)));
+      RJ_CUDA_CHECK(cudaMemcpy(dw_weights_, packed.data(), bytes, cudaMemcpyHostToDevice));
+      dw_dtype_ = consts[1]->dtype();
       return Status::Ok();
     }
     if (!depthwise_) return Status::Ok();

@@ -54,7 +54,9 @@ Status depthwiseConvNchw(DataType dtype, const void* x, const void* w, const voi
 
 // 1x1, stride 1, unpadded, ungrouped NCHW convolution with the FusedConv epilogue (the
 // memory-bound channel expansions of inverted-residual blocks): x [N,C,HW], y [N,M,HW];
-// w_packed is [ceil(M/16), C, 16] (zero-padded, 16-byte aligned; packPointwiseWeights).
+// w_packed is FP32 [ceil(M/16), C, 16] whatever the element type (zero-padded, 16-byte aligned).
+constexpr int kPointwiseOutChannels = 16;  // output channels per packed weight group
+constexpr int kDirectOutChannels = 8;
 struct PointwiseParams {
   int64_t n = 0, c = 0, m = 0, hw = 0;
 };
@@ -64,7 +66,7 @@ Status pointwiseConvNchw(DataType dtype, const void* x, const void* w_packed, co
 
 // Direct NCHW convolution for few input channels (first layers: 3 -> 16/32 channels), k x k
 // window with unit dilation, one group, horizontal stride sw, the FusedConv epilogue; w_packed
-// is [ceil(M/16), C, k, k, 16] (zero-padded, 16-byte aligned). directConvSupported says which
+// is FP32 [ceil(M/8), C, k, k, 8] (zero-padded, 16-byte aligned). directConvSupported says which
 // (k, sw) are compiled (3x3 at horizontal stride 1 or 2).
 struct DirectConvParams {
   int64_t n = 0, c = 0, m = 0, h = 0, w = 0, oh = 0, ow = 0;

@@ -323,7 +323,7 @@ __global__ void depthwiseNchwTileKernel(const T* __restrict__ x, const T* __rest
 // bias[m] + z[n,m,p]). The expansion layers of inverted-residual blocks (MobileNet/EfficientNet:
 // 16..40 input channels at 112x112/56x56) are memory-bound, and cuDNN ran them at ~1/6 of memory
 // speed. Each thread computes CO = 16 output channels at PV consecutive pixels (PV-wide loads
-// along the pixel row, coalesced across the warp); weights are prepacked [ceil(M/16)][C][16]
+// along the pixel row, coalesced across the warp); FP32 weights are prepacked [ceil(M/16)][C][16]
 // (zero-padded) so each step loads 16 weights with warp-uniform 16-byte loads. Blocks are
 // ordered channel-group fastest, so the blocks that read the same pixels run together and the
 // input is re-read from L2, not DRAM.
@@ -357,11 +357,24 @@ __device__ __forceinline__ void storePix(T* dst, const float* src) {
   }
 }
 
-constexpr int kPointwiseCo = 16;
+constexpr int kPointwiseCo = kPointwiseOutChannels;
+constexpr int kDirectCo = kDirectOutChannels;  // fewer accumulators: the window rows need registers
+
+// 16 packed FP32 weights (one tap of 16 output channels), warp-uniform 16-byte loads. The packed
+// weights are FP32 whatever the activations' type: converting FP16 weights per thread and step
+// made the FP16 kernels conversion-bound.
+template <int N = 16>
+__device__ __forceinline__ void loadW16(const float* src, float* dst) {
+#pragma unroll
+  for (int i = 0; i < N / 4; ++i) {
+    const float4 v = __ldg(reinterpret_cast<const float4*>(src) + i);
+    dst[4 * i] = v.x, dst[4 * i + 1] = v.y, dst[4 * i + 2] = v.z, dst[4 * i + 3] = v.w;
+  }
+}
 
 template <typename T, int PV>
 __global__ void __launch_bounds__(kThreads) pointwiseNchwKernel(
-    const T* __restrict__ x, const T* __restrict__ wp, const T* __restrict__ bias, const T* __restrict__ z,
+    const T* __restrict__ x, const float* __restrict__ wp, const T* __restrict__ bias, const T* __restrict__ z,
     T* __restrict__ y, PointwiseParams p, UnaryOp op, float a, float b, bool small, FastDiv fhwv, FastDiv fcog) {
   constexpr int CO = kPointwiseCo;
   const int64_t hwv = p.hw / PV;
@@ -377,7 +390,7 @@ __global__ void __launch_bounds__(kThreads) pointwiseNchwKernel(
     const int64_t pv = divmod(r, hwv, fhwv, small);
     const int64_t n = r;
     const T* xp = x + n * p.c * p.hw + pv * PV;
-    const T* wg = wp + cog * p.c * CO;
+    const float* wg = wp + cog * p.c * CO;
     float acc[CO][PV];
 #pragma unroll
     for (int j = 0; j < CO; ++j)
@@ -387,7 +400,7 @@ __global__ void __launch_bounds__(kThreads) pointwiseNchwKernel(
     for (int64_t ci = 0; ci < p.c; ++ci) {
       float xv[PV], wv[CO];
       loadPix<T, PV>(xp + ci * p.hw, xv);
-      loadVecF<T, CO>(wg + ci * CO, wv);
+      loadW16(wg + ci * CO, wv);
 #pragma unroll
       for (int j = 0; j < CO; ++j)
 #pragma unroll
@@ -411,16 +424,16 @@ __global__ void __launch_bounds__(kThreads) pointwiseNchwKernel(
 
 // Direct KSxKS convolution (unit dilation, one group, horizontal stride SW) for few input
 // channels, NCHW: the first layer of MobileNet/EfficientNet (3 -> 16/32 channels, 3x3, stride 2),
-// where cuDNN ran at a fraction of memory speed. Each thread computes CO = 16 output channels at
+// where cuDNN ran at a fraction of memory speed. Each thread computes CO = 8 output channels at
 // PV = 4 consecutive outputs of a row; per (input channel, window row) it loads the row segment
-// once and the 16 weights of each tap with warp-uniform 16-byte loads (weights prepacked
-// [ceil(M/16)][C][KS][KS][16], zero-padded). Blocks are ordered channel-group fastest.
+// once and the 8 weights of each tap with warp-uniform 16-byte loads (FP32 weights prepacked
+// [ceil(M/8)][C][KS][KS][8], zero-padded). Blocks are ordered channel-group fastest.
 template <typename T, int KS, int SW>
-__global__ void __launch_bounds__(kThreads) directConvNchwKernel(
-    const T* __restrict__ x, const T* __restrict__ wp, const T* __restrict__ bias, const T* __restrict__ z,
+__global__ void __launch_bounds__(kThreads, 2) directConvNchwKernel(
+    const T* __restrict__ x, const float* __restrict__ wp, const T* __restrict__ bias, const T* __restrict__ z,
     T* __restrict__ y, DirectConvParams p, UnaryOp op, float a, float b, bool small, FastDiv fowb, FastDiv foh,
     FastDiv fcog, bool vec_out) {
-  constexpr int CO = kPointwiseCo, PV = 4, IN = (PV - 1) * SW + KS;
+  constexpr int CO = kDirectCo, PV = 4, IN = (PV - 1) * SW + KS;
   const int64_t owb_n = (p.ow + PV - 1) / PV;
   const int64_t total = p.n * p.oh * owb_n;
   const int64_t xblocks = (total + kThreads - 1) / kThreads;
@@ -438,7 +451,7 @@ __global__ void __launch_bounds__(kThreads) directConvNchwKernel(
     const int ow0 = owb * PV;
     const int ih0 = oh * static_cast<int>(p.sh) - static_cast<int>(p.ph);
     const int iw0 = ow0 * SW - static_cast<int>(p.pw);
-    const T* wg = wp + cog * p.c * KS * KS * CO;
+    const float* wg = wp + cog * p.c * KS * KS * CO;
     float acc[CO][PV];
 #pragma unroll
     for (int j = 0; j < CO; ++j)
@@ -460,7 +473,7 @@ __global__ void __launch_bounds__(kThreads) directConvNchwKernel(
 #pragma unroll
         for (int kw = 0; kw < KS; ++kw) {
           float wv[CO];
-          loadVecF<T, CO>(wg + ((ci * KS + kh) * KS + kw) * CO, wv);
+          loadW16<CO>(wg + ((ci * KS + kh) * KS + kw) * CO, wv);
 #pragma unroll
           for (int j = 0; j < CO; ++j)
 #pragma unroll
@@ -603,7 +616,7 @@ Status pointwiseConvNchw(DataType dtype, const void* x, const void* w_packed, co
       const bool small = fastIndex(p.n * p.c * p.hw) && fastIndex(total_out) && fastIndex(blocks) &&
                          fastIndex(total);
       pointwiseNchwKernel<T, PV><<<gridFor(blocks * kThreads), kThreads, 0, stream>>>(
-          static_cast<const T*>(x), static_cast<const T*>(w_packed), static_cast<const T*>(bias),
+          static_cast<const T*>(x), static_cast<const float*>(w_packed), static_cast<const T*>(bias),
           static_cast<const T*>(z), static_cast<T*>(y), p, act, ap.alpha, ap.beta, small,
           makeFastDiv(p.hw / PV), makeFastDiv(ncog));
     };
@@ -627,7 +640,7 @@ Status directConvNchw(DataType dtype, const void* x, const void* w_packed, const
     return makeError(StatusCode::kInvalidArgument, "directConvNchw: bad geometry");
   if (!directConvSupported(p.k, p.sw)) return makeError(StatusCode::kUnsupported, "directConvNchw: window ", p.k, "x",
                                                         p.k, " stride ", p.sw);
-  const int64_t ncog = (p.m + kPointwiseCo - 1) / kPointwiseCo;
+  const int64_t ncog = (p.m + kDirectCo - 1) / kDirectCo;
   const int64_t owb_n = (p.ow + 3) / 4, total = p.n * p.oh * owb_n;
   const int64_t blocks = ((total + kThreads - 1) / kThreads) * ncog;
   const bool small = fastIndex(p.n * p.c * p.h * p.w) && fastIndex(total_out) && fastIndex(blocks) &&
@@ -639,7 +652,7 @@ Status directConvNchw(DataType dtype, const void* x, const void* w_packed, const
     auto launch = [&](auto ks, auto sw) {
       constexpr int KS = decltype(ks)::value, SW = decltype(sw)::value;
       directConvNchwKernel<T, KS, SW><<<gridFor(blocks * kThreads), kThreads, 0, stream>>>(
-          static_cast<const T*>(x), static_cast<const T*>(w_packed), static_cast<const T*>(bias),
+          static_cast<const T*>(x), static_cast<const float*>(w_packed), static_cast<const T*>(bias),
           static_cast<const T*>(z), static_cast<T*>(y), p, act, ap.alpha, ap.beta, small, makeFastDiv(owb_n),
           makeFastDiv(p.oh), makeFastDiv(ncog), vec_out);
     };
