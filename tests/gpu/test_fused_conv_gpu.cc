@@ -173,25 +173,6 @@ TEST_F(FusedConvGpu, DepthwiseKernelsMatchReference) {
   unsetenv("RAMJET_CONV_TACTIC");
 }
 
-// The project's NCHW 1x1 kernel (16 output channels x 4 pixels per thread, packed weights),
-// forced with RAMJET_CONV_TACTIC=pointwise: pixel counts that take the 4-wide loads (16x16) and
-// those that do not (13x11), output channels not a multiple of 16, residual and activations.
-TEST_F(FusedConvGpu, PointwiseKernelMatchesReference) {
-  const std::vector<std::tuple<Spec, int64_t, int64_t>> specs = {
-      {{"relu", false, false, 16, 64, 1, 1, 1, 0}, 16, 16},
-      {{"hard_swish", false, true, 24, 72, 1, 1, 1, 0}, 8, 12},
-      {{"silu", false, false, 40, 20, 1, 1, 1, 0}, 13, 11},
-      {{"none", false, true, 7, 5, 1, 1, 1, 0}, 5, 7},
-      {{"sigmoid", false, false, 256, 33, 1, 1, 1, 0}, 4, 4},
-  };
-  setenv("RAMJET_CONV_TACTIC", "pointwise", 1);
-  for (size_t i = 0; i < specs.size(); ++i) {
-    const auto& [spec, h, w] = specs[i];
-    checkSpec(spec, 500 + static_cast<int>(i), "cuda.fused_conv.pointwise", h, w);
-  }
-  unsetenv("RAMJET_CONV_TACTIC");
-}
-
 // The project's NCHW direct 3x3 kernel for few input channels (first layers), forced with
 // RAMJET_CONV_TACTIC=direct: stride 2 and 1, rows of 4-wide stores and partial ones, output
 // channels not a multiple of 16, residual, unpadded.

@@ -38,8 +38,6 @@ using ops::ConvAct;
 constexpr const char* kGraphTactic = "cuda.fused_conv.cudnn_graph";
 constexpr const char* kLegacyTactic = "cuda.fused_conv.cudnn";
 constexpr const char* kDepthwiseTactic = "cuda.fused_conv.depthwise";
-constexpr const char* kPointwiseTactic = "cuda.fused_conv.pointwise";
-constexpr int64_t kPointwiseMaxC = 256;
 constexpr const char* kDirectTactic = "cuda.fused_conv.direct";
 constexpr int64_t kDirectMaxC = 8;
 
@@ -50,12 +48,6 @@ bool isDirectNchw(const ConvDesc& d) {
          d.dilation[1] == 1;
 }
 
-// 1x1, stride 1, unpadded, ungrouped, 2-D, NCHW: the shape the pointwise kernel computes.
-bool isPointwiseNchw(const ConvDesc& d) {
-  return d.layout == Layout::kNCHW && d.spatial_rank == 2 && d.groups == 1 && d.kernel[0] == 1 &&
-         d.kernel[1] == 1 && d.stride[0] == 1 && d.stride[1] == 1 && d.pad[0] == 0 && d.pad[1] == 0 &&
-         d.c <= kPointwiseMaxC;
-}
 constexpr int kMaxGraphPlans = 3;
 constexpr int kMaxLegacyAlgos = 3;
 
@@ -244,7 +236,7 @@ class FusedConvKernel final : public Kernel {
  public:
   FusedConvKernel(const Node& n, Handles* h, const Tactic& t)
       : n_(n), h_(h), graph_(t.name == kGraphTactic), depthwise_(t.name == kDepthwiseTactic),
-        pointwise_(t.name == kPointwiseTactic), direct_(t.name == kDirectTactic), tactic_(t.id),
+        direct_(t.name == kDirectTactic), tactic_(t.id),
         tuned_(t.tuned_dims) {}
   ~FusedConvKernel() override {
     if (dw_weights_) cudaFree(dw_weights_);
@@ -252,20 +244,17 @@ class FusedConvKernel final : public Kernel {
 
   // The depthwise tactic packs W [C, KH, KW, 1] (NHWC) as [KH, KW, C] once per engine; NCHW
   // weights [C, 1, KH, KW] are used as they are.
-  // The pointwise and direct tactics pack W [M, C, KH, KW] (NCHW) as FP32 [ceil(M/co), C*KH*KW,
-  // co] (zero-padded): co = 16 (pointwise) or 8 (direct) output channels' weights of one tap side
-  // by side.
+  // The direct tactic packs W [M, C, KH, KW] (NCHW) as FP32 [ceil(M/8), C*KH*KW, 8]
+  // (zero-padded): 8 output channels' weights of one tap side by side.
   Status prepare(const std::vector<const Tensor*>& consts) override {
-    if (pointwise_ || direct_) {
-      if (consts.size() < 2 || !consts[1] || consts[1]->rank() != 4 ||
-          (pointwise_ && (consts[1]->dim(2) != 1 || consts[1]->dim(3) != 1)))
-        return makeError(StatusCode::kUnsupported, n_.describe(), ": ", pointwise_ ? "pointwise" : "direct",
-                         " tactic needs constant ", pointwise_ ? "1x1" : "4-D", " weights");
+    if (direct_) {
+      if (consts.size() < 2 || !consts[1] || consts[1]->rank() != 4)
+        return makeError(StatusCode::kUnsupported, n_.describe(), ": direct tactic needs constant 4-D weights");
       RJ_ASSIGN_OR_RETURN(bool nhwc, ops::parseConvLayoutNhwc(n_));
-      if (nhwc) return makeError(StatusCode::kUnsupported, n_.describe(), ": pointwise/direct tactics are NCHW");
+      if (nhwc) return makeError(StatusCode::kUnsupported, n_.describe(), ": the direct tactic is NCHW");
       const Tensor w = consts[1]->dtype() == DataType::kFloat32 ? *consts[1] : consts[1]->cast(DataType::kFloat32);
       const int64_t m = w.dim(0), c = w.dim(1) * w.dim(2) * w.dim(3);
-      const int64_t co = pointwise_ ? kPointwiseOutChannels : kDirectOutChannels, groups = (m + co - 1) / co;
+      const int64_t co = kDirectOutChannels, groups = (m + co - 1) / co;
       std::vector<float> packed(static_cast<size_t>(groups * c * co), 0.f);
       const float* src = w.data<float>();
       for (int64_t mi = 0; mi < m; ++mi)
@@ -320,12 +309,6 @@ class FusedConvKernel final : public Kernel {
       return directConvNchw(e->desc.dtype, a.inputs[0].data, dw_weights_, bias, z, a.outputs[0].data, e->dcp,
                             e->act.op, e->act.p, s);
     }
-    if (e->pw) {
-      if (!dw_weights_ || dw_dtype_ != e->desc.dtype)
-        return makeError(StatusCode::kInternal, n_.describe(), ": pointwise weights not prepared");
-      return pointwiseConvNchw(e->desc.dtype, a.inputs[0].data, dw_weights_, bias, z, a.outputs[0].data, e->pwp,
-                               e->act.op, e->act.p, s);
-    }
     if (e->dw) {
       if (!dw_weights_ || dw_dtype_ != e->desc.dtype)
         return makeError(StatusCode::kInternal, n_.describe(), ": depthwise weights not prepared");
@@ -363,9 +346,6 @@ class FusedConvKernel final : public Kernel {
     // own depthwise kernel
     bool dw = false, dw_nhwc = true;
     DepthwiseParams dwp;
-    // own pointwise kernel
-    bool pw = false;
-    PointwiseParams pwp;
     // own direct kernel
     bool direct = false;
     DirectConvParams dcp;
@@ -412,13 +392,6 @@ class FusedConvKernel final : public Kernel {
       p.n = d.n, p.c = d.c, p.m = d.k, p.h = d.in[0], p.w = d.in[1];
       p.oh = a.outputs[0].dims[2], p.ow = a.outputs[0].dims[3];
       p.k = d.kernel[0], p.sh = d.stride[0], p.sw = d.stride[1], p.ph = d.pad[0], p.pw = d.pad[1];
-      Entry* raw = e.get();
-      cache_[key] = std::move(e);
-      return raw;
-    }
-    if (pointwise_ && isPointwiseNchw(d)) {
-      e->pw = true;
-      e->pwp.n = d.n, e->pwp.c = d.c, e->pwp.m = d.k, e->pwp.hw = d.in[0] * d.in[1];
       Entry* raw = e.get();
       cache_[key] = std::move(e);
       return raw;
@@ -479,9 +452,8 @@ class FusedConvKernel final : public Kernel {
   Handles* h_;
   bool graph_;
   bool depthwise_;
-  bool pointwise_;
   bool direct_;
-  void* dw_weights_ = nullptr;  // the depthwise or pointwise tactic's packed weights
+  void* dw_weights_ = nullptr;  // the depthwise or direct tactic's packed weights
   DataType dw_dtype_ = DataType::kUndefined;
   int32_t tactic_;
   std::vector<int64_t> tuned_;
@@ -525,12 +497,6 @@ std::vector<Tactic> fusedConvTactics(const Node& n, const std::vector<TensorType
           // RAMJET_CONV_TACTIC=depthwise: only the project's kernel (tests check it whatever the timing).
           const char* force = std::getenv("RAMJET_CONV_TACTIC");
           if (force && std::string(force) == "depthwise") return t;
-        }
-        if (isPointwiseNchw(*d)) {
-          t.push_back(Tactic{kPointwiseTactic, 0});
-          // RAMJET_CONV_TACTIC=pointwise: only the project's kernel (tests check it whatever the timing).
-          const char* force = std::getenv("RAMJET_CONV_TACTIC");
-          if (force && std::string(force) == "pointwise") return t;
         }
         if (isDirectNchw(*d)) {
           t.push_back(Tactic{kDirectTactic, 0});
@@ -623,7 +589,7 @@ void registerFusedConvOps(CudaOpTable& t) {
   h.tactics = fusedConvTactics;
   h.create = [](const Node& n, const Tactic& tac, Handles& hs) -> Result<std::unique_ptr<Kernel>> {
     if (tac.name != kGraphTactic && tac.name != kLegacyTactic && tac.name != kDepthwiseTactic &&
-        tac.name != kPointwiseTactic && tac.name != kDirectTactic)
+        tac.name != kDirectTactic)
       return makeError(StatusCode::kInvalidPlan, n.describe(), ": unknown FusedConv tactic '", tac.name, "'");
     return std::unique_ptr<Kernel>(new FusedConvKernel(n, &hs, tac));
   };

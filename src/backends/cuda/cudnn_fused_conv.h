@@ -8,9 +8,6 @@
 //                                   cuDNN's ConvBiasActivation for bias+ReLU without Z).
 //   cuda.fused_conv.depthwise        own depthwise kernels (NCHW and NHWC) with the epilogue fused
 //                                   (MobileNet/EfficientNet), offered for group == C == M.
-//   cuda.fused_conv.pointwise        own NCHW 1x1 kernel with the epilogue fused, offered for
-//                                   1x1/stride 1/unpadded/ungrouped with C <= 256 (memory-bound
-//                                   expansions where cuDNN ran far below memory speed).
 //   cuda.fused_conv.direct           own NCHW direct 3x3 kernel for <= 8 input channels (first
 //                                   layers), offered for one group, unit dilation, stride 1/2.
 // Plans/descriptors are made on the host per input shape (workspaceBytes() runs before any
@@ -52,18 +49,7 @@ Status depthwiseConvNchw(DataType dtype, const void* x, const void* w, const voi
                          void* y, const DepthwiseParams& p, UnaryOp act, const UnaryParams& ap,
                          cudaStream_t stream);
 
-// 1x1, stride 1, unpadded, ungrouped NCHW convolution with the FusedConv epilogue (the
-// memory-bound channel expansions of inverted-residual blocks): x [N,C,HW], y [N,M,HW];
-// w_packed is FP32 [ceil(M/16), C, 16] whatever the element type (zero-padded, 16-byte aligned).
-constexpr int kPointwiseOutChannels = 16;  // output channels per packed weight group
-constexpr int kDirectOutChannels = 8;
-struct PointwiseParams {
-  int64_t n = 0, c = 0, m = 0, hw = 0;
-};
-Status pointwiseConvNchw(DataType dtype, const void* x, const void* w_packed, const void* bias, const void* z,
-                         void* y, const PointwiseParams& p, UnaryOp act, const UnaryParams& ap,
-                         cudaStream_t stream);
-
+constexpr int kDirectOutChannels = 8;  // output channels per packed weight group
 // Direct NCHW convolution for few input channels (first layers: 3 -> 16/32 channels), k x k
 // window with unit dilation, one group, horizontal stride sw, the FusedConv epilogue; w_packed
 // is FP32 [ceil(M/8), C, k, k, 8] (zero-padded, 16-byte aligned). directConvSupported says which

@@ -319,14 +319,7 @@ __global__ void depthwiseNchwTileKernel(const T* __restrict__ x, const T* __rest
   }
 }
 
-// 1x1 convolution, stride 1, no padding, one group, NCHW: y[n,m,p] = act(sum_c w[m,c] x[n,c,p] +
-// bias[m] + z[n,m,p]). The expansion layers of inverted-residual blocks (MobileNet/EfficientNet:
-// 16..40 input channels at 112x112/56x56) are memory-bound, and cuDNN ran them at ~1/6 of memory
-// speed. Each thread computes CO = 16 output channels at PV consecutive pixels (PV-wide loads
-// along the pixel row, coalesced across the warp); FP32 weights are prepacked [ceil(M/16)][C][16]
-// (zero-padded) so each step loads 16 weights with warp-uniform 16-byte loads. Blocks are
-// ordered channel-group fastest, so the blocks that read the same pixels run together and the
-// input is re-read from L2, not DRAM.
+// PV consecutive elements along a row: 16-, 8-byte or element loads/stores.
 template <typename T, int PV>
 __device__ __forceinline__ void loadPix(const T* src, float* dst) {
   if constexpr (PV * sizeof(T) == 16) {
@@ -357,68 +350,17 @@ __device__ __forceinline__ void storePix(T* dst, const float* src) {
   }
 }
 
-constexpr int kPointwiseCo = kPointwiseOutChannels;
-constexpr int kDirectCo = kDirectOutChannels;  // fewer accumulators: the window rows need registers
+constexpr int kDirectCo = kDirectOutChannels;
 
-// 16 packed FP32 weights (one tap of 16 output channels), warp-uniform 16-byte loads. The packed
+// N packed FP32 weights (one tap of N output channels), warp-uniform 16-byte loads. The packed
 // weights are FP32 whatever the activations' type: converting FP16 weights per thread and step
-// made the FP16 kernels conversion-bound.
-template <int N = 16>
-__device__ __forceinline__ void loadW16(const float* src, float* dst) {
+// made the FP16 kernel conversion-bound.
+template <int N>
+__device__ __forceinline__ void loadW(const float* src, float* dst) {
 #pragma unroll
   for (int i = 0; i < N / 4; ++i) {
     const float4 v = __ldg(reinterpret_cast<const float4*>(src) + i);
     dst[4 * i] = v.x, dst[4 * i + 1] = v.y, dst[4 * i + 2] = v.z, dst[4 * i + 3] = v.w;
-  }
-}
-
-template <typename T, int PV>
-__global__ void __launch_bounds__(kThreads) pointwiseNchwKernel(
-    const T* __restrict__ x, const float* __restrict__ wp, const T* __restrict__ bias, const T* __restrict__ z,
-    T* __restrict__ y, PointwiseParams p, UnaryOp op, float a, float b, bool small, FastDiv fhwv, FastDiv fcog) {
-  constexpr int CO = kPointwiseCo;
-  const int64_t hwv = p.hw / PV;
-  const int64_t total = p.n * hwv;
-  const int64_t xblocks = (total + kThreads - 1) / kThreads;
-  const int64_t ncog = (p.m + CO - 1) / CO;
-  for (int64_t blk = blockIdx.x; blk < xblocks * ncog; blk += gridDim.x) {
-    int64_t br = blk;
-    const int64_t cog = divmod(br, ncog, fcog, small);
-    const int64_t i = br * kThreads + threadIdx.x;
-    if (i >= total) continue;
-    int64_t r = i;
-    const int64_t pv = divmod(r, hwv, fhwv, small);
-    const int64_t n = r;
-    const T* xp = x + n * p.c * p.hw + pv * PV;
-    const float* wg = wp + cog * p.c * CO;
-    float acc[CO][PV];
-#pragma unroll
-    for (int j = 0; j < CO; ++j)
-#pragma unroll
-      for (int q = 0; q < PV; ++q) acc[j][q] = 0.f;
-#pragma unroll 2
-    for (int64_t ci = 0; ci < p.c; ++ci) {
-      float xv[PV], wv[CO];
-      loadPix<T, PV>(xp + ci * p.hw, xv);
-      loadW16(wg + ci * CO, wv);
-#pragma unroll
-      for (int j = 0; j < CO; ++j)
-#pragma unroll
-        for (int q = 0; q < PV; ++q) acc[j][q] += wv[j] * xv[q];
-    }
-#pragma unroll
-    for (int j = 0; j < CO; ++j) {
-      const int64_t co = cog * CO + j;
-      if (co >= p.m) break;
-      const int64_t o = (n * p.m + co) * p.hw + pv * PV;
-      float zv[PV];
-      if (z) loadPix<T, PV>(z + o, zv);
-      const float bv = bias ? toF(bias[co]) : 0.f;
-      float out[PV];
-#pragma unroll
-      for (int q = 0; q < PV; ++q) out[q] = epilogueAct(op, acc[j][q] + bv + (z ? zv[q] : 0.f), a, b);
-      storePix<T, PV>(y + o, out);
-    }
   }
 }
 
@@ -473,7 +415,7 @@ __global__ void __launch_bounds__(kThreads, 2) directConvNchwKernel(
 #pragma unroll
         for (int kw = 0; kw < KS; ++kw) {
           float wv[CO];
-          loadW16<CO>(wg + ((ci * KS + kh) * KS + kw) * CO, wv);
+          loadW<CO>(wg + ((ci * KS + kh) * KS + kw) * CO, wv);
 #pragma unroll
           for (int j = 0; j < CO; ++j)
 #pragma unroll
@@ -596,38 +538,6 @@ Status depthwiseConvNchw(DataType dtype, const void* x, const void* w, const voi
   });
   if (!ok) return makeError(StatusCode::kUnsupported, "depthwiseConvNchw: element type ", dataTypeName(dtype));
   RJ_CUDA_CHECK_LAUNCH("depthwiseConvNchw");
-  return Status::Ok();
-}
-
-Status pointwiseConvNchw(DataType dtype, const void* x, const void* w_packed, const void* bias, const void* z,
-                         void* y, const PointwiseParams& p, UnaryOp act, const UnaryParams& ap,
-                         cudaStream_t stream) {
-  const int64_t total_out = p.n * p.m * p.hw;
-  if (total_out == 0) return Status::Ok();
-  if (p.c < 1 || p.m < 1 || p.hw < 1)
-    return makeError(StatusCode::kInvalidArgument, "pointwiseConvNchw: bad geometry");
-  const int64_t ncog = (p.m + kPointwiseCo - 1) / kPointwiseCo;
-  bool ok = visitFloatDev(dtype, [&](auto tag) {
-    using T = typename decltype(tag)::type;
-    auto launch = [&](auto pv_tag) {
-      constexpr int PV = decltype(pv_tag)::value;
-      const int64_t total = p.n * (p.hw / PV);
-      const int64_t blocks = ((total + kThreads - 1) / kThreads) * ncog;
-      const bool small = fastIndex(p.n * p.c * p.hw) && fastIndex(total_out) && fastIndex(blocks) &&
-                         fastIndex(total);
-      pointwiseNchwKernel<T, PV><<<gridFor(blocks * kThreads), kThreads, 0, stream>>>(
-          static_cast<const T*>(x), static_cast<const float*>(w_packed), static_cast<const T*>(bias),
-          static_cast<const T*>(z), static_cast<T*>(y), p, act, ap.alpha, ap.beta, small,
-          makeFastDiv(p.hw / PV), makeFastDiv(ncog));
-    };
-    constexpr int PV = 16 / sizeof(T) >= 4 ? 4 : 1;
-    auto aligned = [&](const void* q) { return !q || reinterpret_cast<uintptr_t>(q) % (PV * sizeof(T)) == 0; };
-    const bool vec = p.hw % PV == 0 && aligned(x) && aligned(y) && aligned(z) && isAligned16(w_packed);
-    if (vec) launch(std::integral_constant<int, PV>{});
-    else launch(std::integral_constant<int, 1>{});
-  });
-  if (!ok) return makeError(StatusCode::kUnsupported, "pointwiseConvNchw: element type ", dataTypeName(dtype));
-  RJ_CUDA_CHECK_LAUNCH("pointwiseConvNchw");
   return Status::Ok();
 }
 
