@@ -70,7 +70,7 @@ say "bench done ($(el) s)"
 mkdir -p "$TMP/repo/rn50" "$TMP/repo/rn50_nobatch"
 ln -s "$TMP/dyn.plan" "$TMP/repo/rn50/model.plan"
 ln -s "$TMP/dyn.plan" "$TMP/repo/rn50_nobatch/model.plan"
-echo '{"max_batch": 64, "max_queue_delay_us": 2000, "instances": 2}' > "$TMP/repo/rn50/config.json"
+echo "{\"max_batch\": 64, \"max_queue_delay_us\": 2000, \"instances\": ${SERVE_INSTANCES:-2}}" > "$TMP/repo/rn50/config.json"
 echo '{"dynamic_batching": false, "instances": 2}' > "$TMP/repo/rn50_nobatch/config.json"
 PORT=18000
 $R serve "$TMP/repo" --http-port $PORT --http-threads 160 > "$TMP/serve.log" 2>&1 &

@@ -160,6 +160,18 @@ class BatcherImpl final : public Batcher {
       for (int i = 0; i < opt_.instances; ++i) {
         RJ_ASSIGN_OR_RETURN(auto ctx, e->createContext());
         contexts_.push_back(std::move(ctx));
+        auto io = std::make_unique<DeviceIo>();
+        io->engine = e.get();
+        // RAMJET_SERVE_IO=merge|direct overrides the default (direct on a GPU, merged host tensors
+        // on the CPU, where inputs are used in place): tests run the direct path on the CPU.
+        const char* mode = std::getenv("RAMJET_SERVE_IO");
+        io->direct = mode && std::string(mode) == "direct"  ? true
+                     : mode && std::string(mode) == "merge" ? false
+                                                            : e->info().device != DeviceKind::kCpu;
+        if (io->direct) {
+          RJ_ASSIGN_OR_RETURN(io->stream, e->createStream());
+        }
+        io_.push_back(std::move(io));
       }
     if (opt_.warmup) RJ_RETURN_IF_ERROR(warmup());
     for (size_t i = 0; i < contexts_.size(); ++i) workers_.emplace_back([this, i] { workerLoop(static_cast<int>(i)); });
@@ -257,11 +269,113 @@ class BatcherImpl final : public Batcher {
           }
           feeds.emplace(t.name, Tensor(t.dtype, dims));
         }
-        auto r = ctx->infer(feeds);
-        if (!r.ok())
-          return makeError(StatusCode::kInternal, "warm-up run at batch ", b, " failed: ", r.status().toString());
+        const size_t idx = static_cast<size_t>(&ctx - contexts_.data());
+        Status st = io_[idx]->direct ? runDirect(idx, {&feeds}, {has_batch_ ? b : 1}, has_batch_ ? b : 1, nullptr).status()
+                                     : ctx->infer(feeds).status();
+        if (!st.ok()) return makeError(StatusCode::kInternal, "warm-up run at batch ", b, " failed: ", st.toString());
       }
     return Status::Ok();
+  }
+
+  // Device buffers and a stream per instance: on a GPU, requests are copied straight into the
+  // instance's device input buffers at their row offsets and each request's output rows straight
+  // back into its own tensors (no merged host batch: that was one single-threaded copy of the
+  // whole batch in and one out, as long as the host-to-device copy itself). Buffers grow to the
+  // largest batch seen and keep their addresses, so the context's CUDA graphs stay valid.
+  struct DeviceIo {
+    Engine* engine = nullptr;
+    bool direct = false;
+    void* stream = nullptr;
+    std::vector<void*> bufs;  // inputs then outputs
+    std::vector<size_t> caps;
+    std::vector<uint8_t> zeros;  // padding rows
+    ~DeviceIo() {
+      if (!engine) return;
+      if (stream) engine->synchronize(stream).ok();
+      for (void* b : bufs)
+        if (b) engine->release(b);
+      if (stream) engine->destroyStream(stream);
+    }
+  };
+
+  Result<void*> ioBuffer(DeviceIo& io, size_t k, size_t bytes) {
+    if (io.bufs.size() <= k) io.bufs.resize(k + 1, nullptr), io.caps.resize(k + 1, 0);
+    if (io.bufs[k] && io.caps[k] >= bytes) return io.bufs[k];
+    if (io.bufs[k]) {
+      RJ_RETURN_IF_ERROR(io.engine->synchronize(io.stream));
+      io.engine->release(io.bufs[k]);
+      io.bufs[k] = nullptr;
+    }
+    RJ_ASSIGN_OR_RETURN(io.bufs[k], io.engine->allocate(std::max<size_t>(bytes, 256)));
+    io.caps[k] = std::max<size_t>(bytes, 256);
+    return io.bufs[k];
+  }
+
+  // Runs `parts` (requests of part_rows[i] rows each, in order) as one batch of run_rows rows
+  // (zero rows pad the rest) on instance idx; returns each part's outputs (dim 0 = its rows).
+  Result<std::vector<std::vector<Tensor>>> runDirect(size_t idx, const std::vector<const std::map<std::string, Tensor>*>& parts,
+                                                     const std::vector<int64_t>& part_rows, int64_t run_rows,
+                                                     double* compute_us) {
+    DeviceIo& io = *io_[idx];
+    ExecutionContext& ctx = *contexts_[idx];
+    const auto& ins = engine_->inputs();
+    const auto& outs = engine_->outputs();
+    for (size_t i = 0; i < ins.size(); ++i) {
+      const Tensor& first = parts[0]->at(ins[i].name);
+      std::vector<int64_t> dims = first.dims();
+      size_t row_bytes = first.nbytes();
+      if (has_batch_) {
+        row_bytes = dims[0] ? first.nbytes() / static_cast<size_t>(dims[0]) : 0;
+        dims[0] = run_rows;
+      }
+      const size_t need = has_batch_ ? row_bytes * static_cast<size_t>(run_rows) : first.nbytes();
+      RJ_ASSIGN_OR_RETURN(void* buf, ioBuffer(io, i, need));
+      size_t off = 0;
+      for (const auto* part : parts) {
+        const Tensor& t = part->at(ins[i].name);
+        if (t.nbytes()) RJ_RETURN_IF_ERROR(io.engine->copyToDevice(static_cast<uint8_t*>(buf) + off, t.raw(), t.nbytes(), io.stream));
+        off += t.nbytes();
+      }
+      if (off < need) {
+        if (io.zeros.size() < need - off) io.zeros.assign(need - off, 0);
+        RJ_RETURN_IF_ERROR(io.engine->copyToDevice(static_cast<uint8_t*>(buf) + off, io.zeros.data(), need - off, io.stream));
+      }
+      RJ_RETURN_IF_ERROR(ctx.setInputShape(ins[i].name, dims));
+      RJ_RETURN_IF_ERROR(ctx.setTensorAddress(ins[i].name, buf));
+    }
+    std::vector<std::vector<int64_t>> out_dims(outs.size());
+    for (size_t o = 0; o < outs.size(); ++o) {
+      RJ_ASSIGN_OR_RETURN(out_dims[o], ctx.tensorShape(outs[o].name));
+      if (has_batch_ && (out_dims[o].empty() || out_dims[o][0] != run_rows))
+        return makeError(StatusCode::kInternal, "output '", outs[o].name, "' has shape ", dimsStr(out_dims[o]),
+                         ", whose dim 0 is not the batch ", run_rows, ": cannot split it");
+      size_t bytes = dataTypeSize(outs[o].dtype);
+      for (int64_t d : out_dims[o]) bytes *= static_cast<size_t>(d);
+      RJ_ASSIGN_OR_RETURN(void* buf, ioBuffer(io, ins.size() + o, bytes));
+      RJ_RETURN_IF_ERROR(ctx.setTensorAddress(outs[o].name, buf));
+    }
+    auto t0 = Clock::now();
+    RJ_RETURN_IF_ERROR(ctx.enqueue(io.stream));
+    std::vector<std::vector<Tensor>> result(parts.size());
+    for (size_t o = 0; o < outs.size(); ++o) {
+      size_t row_bytes = dataTypeSize(outs[o].dtype);
+      for (size_t k = has_batch_ ? 1 : 0; k < out_dims[o].size(); ++k) row_bytes *= static_cast<size_t>(out_dims[o][k]);
+      size_t off = 0;
+      for (size_t k = 0; k < parts.size(); ++k) {
+        std::vector<int64_t> dims = out_dims[o];
+        if (has_batch_) dims[0] = part_rows[k];
+        Tensor piece = Tensor::uninitialized(outs[o].dtype, dims);  // filled below, completely
+        const size_t n = has_batch_ ? row_bytes * static_cast<size_t>(part_rows[k]) : piece.nbytes();
+        if (n)
+          RJ_RETURN_IF_ERROR(io.engine->copyToHost(piece.raw(), static_cast<const uint8_t*>(io.bufs[ins.size() + o]) + off,
+                                                   n, io.stream));
+        if (has_batch_) off += n;
+        result[k].push_back(std::move(piece));
+      }
+    }
+    RJ_RETURN_IF_ERROR(io.engine->synchronize(io.stream));
+    if (compute_us) *compute_us = std::chrono::duration<double, std::micro>(Clock::now() - t0).count();
+    return result;
   }
 
   const ShapeProfile* profileOf(const std::string& name) const {
@@ -486,6 +600,20 @@ class BatcherImpl final : public Batcher {
     for (const auto& p : *batch) rows += p.rows;
     int64_t run_rows = has_batch_ ? paddedRows(rows) : 1;
     ExecutionContext& ctx = *contexts_[idx];
+    if (io_[static_cast<size_t>(idx)]->direct) {
+      std::vector<const std::map<std::string, Tensor>*> parts;
+      std::vector<int64_t> part_rows;
+      for (const auto& p : *batch) parts.push_back(&p.rq.inputs), part_rows.push_back(p.rows);
+      double compute_us = 0;
+      auto r = runDirect(static_cast<size_t>(idx), parts, part_rows, run_rows, &compute_us);
+      std::vector<Response> resp(batch->size());
+      for (size_t k = 0; k < resp.size(); ++k) {
+        if (r.ok()) resp[k].outputs = std::move((*r)[k]);
+        else resp[k] = failure(Outcome::kFailed, r.status());
+      }
+      if (!r.ok()) compute_us = std::chrono::duration<double, std::micro>(Clock::now() - t_start).count();
+      return finishBatch(batch, std::move(resp), rows, run_rows, t_start, compute_us);
+    }
     Result<std::vector<Tensor>> outs = Status(StatusCode::kInternal, "not run");
     bool single = batch->size() == 1 && run_rows == rows;
     if (single) {
@@ -541,6 +669,11 @@ class BatcherImpl final : public Batcher {
         }
       }
     }
+    finishBatch(batch, std::move(resp), rows, run_rows, t_start, compute_us);
+  }
+
+  void finishBatch(std::vector<Pending>* batch, std::vector<Response> resp, int64_t rows, int64_t run_rows,
+                   Clock::time_point t_start, double compute_us) {
     {
       std::lock_guard<std::mutex> lk(stats_mu_);
       ++stats_.batches;
@@ -566,6 +699,7 @@ class BatcherImpl final : public Batcher {
   bool has_batch_ = false;
   int64_t profile_min_ = 1;
   std::vector<std::unique_ptr<ExecutionContext>> contexts_;
+  std::vector<std::unique_ptr<DeviceIo>> io_;  // one per context
 
   mutable std::mutex mu_;
   std::condition_variable cv_;

@@ -57,7 +57,9 @@ double maxAbsDiff(const Tensor& a, const Tensor& b) {
   return m;
 }
 
-TEST(Batcher, ConcurrentDistinctRequestsMatchSingleRequestResults) {
+// Fires distinct requests from 16 threads at a 3-instance batcher and checks every response
+// against the single-request result.
+void checkConcurrentMatches() {
   auto engine = tinyEngine();
   // References: every request alone on its own context.
   const int kThreads = 16, kPerThread = 12;
@@ -107,6 +109,43 @@ TEST(Batcher, ConcurrentDistinctRequestsMatchSingleRequestResults) {
   EXPECT_LE(max_batch_seen, 16);
   std::printf("[batcher] %zu requests in %llu batches, max batch %lld, max abs error %.3g\n", got.size(),
               static_cast<unsigned long long>(s.batches), static_cast<long long>(max_batch_seen), worst);
+}
+
+TEST(Batcher, ConcurrentDistinctRequestsMatchSingleRequestResults) { checkConcurrentMatches(); }
+
+// The GPU data path (requests copied straight into per-instance device buffers, outputs straight
+// back per request; RAMJET_SERVE_IO=direct runs it on the CPU engine): same answers, padding
+// rows, a model without dynamic batching.
+TEST(Batcher, DirectDeviceIoPathMatchesSingleRequestResults) {
+  setenv("RAMJET_SERVE_IO", "direct", 1);
+  checkConcurrentMatches();
+  auto engine = tinyEngine(/*min_batch=*/2);
+  BatcherOptions bo;
+  bo.preferred_batch_sizes = {4, 8};
+  bo.max_queue_delay_us = 0;
+  auto b = Batcher::create(engine, bo);
+  ASSERT_TRUE(b.ok()) << b.status().toString();
+  auto ctx = engine->createContext();
+  for (int64_t rows : {3, 2, 8, 5}) {  // 3 and 5 are padded (to 4 and 8)
+    Tensor x = randomImages(rows, 70 + static_cast<uint32_t>(rows));
+    Response r = (*b)->infer(imagesRequest(x));
+    ASSERT_EQ(r.outcome, Outcome::kOk) << r.status.toString();
+    ASSERT_EQ(r.outputs[0].dims(), (std::vector<int64_t>{rows, 10}));
+    auto ref = (*ctx)->infer({{"images", x}});
+    ASSERT_TRUE(ref.ok());
+    EXPECT_LT(maxAbsDiff(r.outputs[0], (*ref)[0]), 1e-5) << rows << " rows";
+  }
+  BatcherOptions alone;
+  alone.dynamic_batching = false;
+  auto b2 = Batcher::create(engine, alone);
+  ASSERT_TRUE(b2.ok()) << b2.status().toString();
+  Tensor x = randomImages(2, 99);
+  Response r = (*b2)->infer(imagesRequest(x));
+  ASSERT_EQ(r.outcome, Outcome::kOk) << r.status.toString();
+  auto ref = (*ctx)->infer({{"images", x}});
+  ASSERT_TRUE(ref.ok());
+  EXPECT_LT(maxAbsDiff(r.outputs[0], (*ref)[0]), 1e-5);
+  unsetenv("RAMJET_SERVE_IO");
 }
 
 TEST(Batcher, InstancesSpreadOverSeveralEnginesOfOneModel) {
