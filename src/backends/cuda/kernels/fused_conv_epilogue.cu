@@ -112,6 +112,17 @@ __global__ void depthwiseKernel(const T* __restrict__ x, const T* __restrict__ w
   }
 }
 
+// N consecutive elements of a row starting at column iw0 (may start left of 0 or run past
+// wd): zero outside [0, wd).
+template <typename T, int N>
+__device__ __forceinline__ void loadRowBounded(const T* row, int iw0, int wd, float* v) {
+#pragma unroll
+  for (int j = 0; j < N; ++j) {
+    const int iw = iw0 + j;
+    v[j] = (iw >= 0 && iw < wd) ? toF(__ldg(row + iw)) : 0.f;
+  }
+}
+
 // NCHW depthwise, any window: one thread per output element, consecutive threads along the
 // output row (coalesced loads; the window's rows are shared through L1). The 3x3/5x5 windows at
 // horizontal stride 1 or 2 take depthwiseNchwRowKernel below.
@@ -184,11 +195,7 @@ __global__ void depthwiseNchwRowKernel(const T* __restrict__ x, const T* __restr
       if (ih < 0 || ih >= h) continue;
       const T* row = xp + static_cast<int64_t>(ih) * wd;
       float v[IN];
-#pragma unroll
-      for (int j = 0; j < IN; ++j) {
-        const int iw = iw0 + j;
-        v[j] = (iw >= 0 && iw < wd) ? toF(__ldg(row + iw)) : 0.f;
-      }
+      loadRowBounded<T, IN>(row, iw0, wd, v);
 #pragma unroll
       for (int r = 0; r < R; ++r)
 #pragma unroll
@@ -285,11 +292,7 @@ __global__ void depthwiseNchwTileKernel(const T* __restrict__ x, const T* __rest
           v[PW + MID + j] = iw < wd ? toF(__ldg(row + iw)) : 0.f;
         }
       } else {
-#pragma unroll
-        for (int j = 0; j < IN; ++j) {
-          const int iw = mid0 - PW + j;
-          v[j] = (iw >= 0 && iw < wd) ? toF(__ldg(row + iw)) : 0.f;
-        }
+        loadRowBounded<T, IN>(row, mid0 - PW, wd, v);
       }
       float wr[KS];
 #pragma unroll
@@ -407,11 +410,7 @@ __global__ void __launch_bounds__(kThreads, 2) directConvNchwKernel(
         if (ih < 0 || ih >= h) continue;
         const T* row = xp + static_cast<int64_t>(ih) * wd;
         float v[IN];
-#pragma unroll
-        for (int jj = 0; jj < IN; ++jj) {
-          const int iw = iw0 + jj;
-          v[jj] = (iw >= 0 && iw < wd) ? toF(__ldg(row + iw)) : 0.f;
-        }
+        loadRowBounded<T, IN>(row, iw0, wd, v);
 #pragma unroll
         for (int kw = 0; kw < KS; ++kw) {
           float wv[CO];
