@@ -118,6 +118,10 @@ struct BuildOptions {
   // Per-layer precision: "NAME_OR_OP:fp32|fp16|bf16|int8|fp8", matched against node names
   // first, then op types (e.g. "LayerNormalization:fp32", "/fc/Gemm:fp16").
   std::vector<std::string> precision_overrides;
+  // FP16/BF16 builds: float inputs and outputs in the build precision instead of FP32 (TensorRT's
+  // --inputIOFormats/--outputIOFormats=fp16): no boundary Casts, half the bytes to copy and to
+  // send to a server. Callers then feed and read FP16 (BF16) tensors; Engine::inputs() says so.
+  bool reduced_precision_io = false;
   // Calibration for INT8/FP8 (and FP16 range checks): a cache file read when it exists and
   // matches the model, else written after calibrating with `calibrator` (not owned).
   std::string calibration_cache_path;

@@ -4,7 +4,8 @@
 # `ramjet serve` on loopback with dynamic batching vs without, driven by `ramjet loadgen` at
 # concurrency 1, 16, 64 (binary tensors over HTTP keep-alive): throughput and p50/p99.
 # Time-guarded (~110 s); plans and the repository go to a temp dir; never modifies the tree.
-# Writes $OUT/serve/summary.txt.
+# Writes $OUT/serve/summary.txt. SERVE_REDUCED_IO=1: plans built --reduced-io (FP16 requests and
+# responses, half the bytes); SERVE_INSTANCES: batching instances (default 2).
 set -u
 T0=$(date +%s)
 el() { echo $(( $(date +%s) - T0 )); }
@@ -32,7 +33,7 @@ IN=input; S=3x224x224
 TC="$TMP/timing.cache"
 build() {  # name, extra args...
   local n=$1; shift
-  timeout 60 $R build $M -o "$TMP/$n.plan" --device cuda --fp16 --timing-cache "$TC" "$@" > "$TMP/$n.build.log" 2>&1 \
+  timeout 60 $R build $M -o "$TMP/$n.plan" --device cuda --fp16 ${SERVE_REDUCED_IO:+--reduced-io} --timing-cache "$TC" "$@" > "$TMP/$n.build.log" 2>&1 \
     || { say "FAIL: build $n: $(tail -2 "$TMP/$n.build.log" | tr '\n' ' ')"; return 1; }
   say "  $n: $(grep -E '^conv layout' "$TMP/$n.build.log")"
 }

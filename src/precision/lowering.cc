@@ -364,6 +364,12 @@ struct Lowerer {
 
   // Phase 3: retype in topological order, inserting Casts where producer and consumer differ.
   Status apply() {
+    // Reduced-precision I/O: float graph inputs arrive in the build precision (consumers kept in
+    // FP32 get a Cast like any other mismatch).
+    const DataType io_dt = opt.reduced_precision_io ? dtypeOf(mode) : DataType::kFloat32;
+    if (io_dt != DataType::kFloat32)
+      for (Value* v : g.inputs)
+        if (v->type.dtype == DataType::kFloat32 && !v->constant) v->type.dtype = io_dt;
     RJ_ASSIGN_OR_RETURN(std::vector<Node*> order, g.topoOrder());
     for (Node* n : order) {
       const bool internal = n->op_type == "Int8Quantize" || n->op_type == "Int8Dequantize" ||
@@ -431,9 +437,10 @@ struct Lowerer {
           rep.kept.push_back(n->describe() + ": " + layerPrecisionName(p) + " (" + why[n] + ")");
       }
     }
-    // Graph outputs stay FP32: the producer writes a lower-precision value, a Cast restores the name.
+    // Graph outputs stay FP32 (or take the build precision with reduced-precision I/O): the
+    // producer writes its own type, a Cast restores the name.
     for (Value*& out : g.outputs) {
-      if (!isFloat(out->type.dtype) || out->type.dtype == DataType::kFloat32 || out->is_graph_input) continue;
+      if (!isFloat(out->type.dtype) || out->type.dtype == io_dt || out->is_graph_input) continue;
       Node* prod = out->producer;
       if (!prod) continue;
       Value* h = g.addValue(g.uniqueValueName(out->name + "__" + dataTypeName(out->type.dtype)));
@@ -444,9 +451,9 @@ struct Lowerer {
           if (c->inputs[i] == out) setInput(c, i, h);
       for (size_t i = 0; i < prod->outputs.size(); ++i)
         if (prod->outputs[i] == out) setOutput(prod, i, h);
-      out->type.dtype = DataType::kFloat32;
-      Node* cast = g.addNode("Cast", out->name + "__to_fp32", {h}, {out});
-      cast->attrs["to"] = Attribute::fromInt(static_cast<int64_t>(DataType::kFloat32));
+      out->type.dtype = io_dt;
+      Node* cast = g.addNode("Cast", out->name + (io_dt == DataType::kFloat32 ? "__to_fp32" : std::string("__to_") + dataTypeName(io_dt)), {h}, {out});
+      cast->attrs["to"] = Attribute::fromInt(static_cast<int64_t>(io_dt));
       ++rep.casts;
     }
     return Status::Ok();
@@ -803,6 +810,9 @@ void castBeforeTranspose(Graph& g) {
 
 Result<LoweringReport> lowerPrecision(Graph& g, const Graph& original, const BuildOptions& opt, const LoweringEnv& env) {
   LoweringReport rep;
+  if (opt.reduced_precision_io && opt.precision != Precision::kFP16 && opt.precision != Precision::kBF16)
+    return makeError(StatusCode::kInvalidArgument, "reduced-precision inputs/outputs need an fp16 or bf16 build (this one is ",
+                     precisionName(opt.precision), ")");
   RJ_ASSIGN_OR_RETURN(std::vector<PrecisionOverride> overrides, parseOverrides(opt.precision_overrides));
   // Every override must name something: a typo would silently do nothing.
   for (const auto& o : overrides) {

@@ -403,9 +403,15 @@ class BatcherImpl final : public Batcher {
         return makeError(StatusCode::kInvalidArgument, "missing input '", info.name, "' (", dataTypeName(info.dtype), " ",
                          info.shape.toString(), ")");
       const Tensor& t = it->second;
-      if (!t.isTensor() || t.dtype() != info.dtype)
-        return makeError(StatusCode::kInvalidArgument, "input '", info.name, "' must be ", dataTypeName(info.dtype),
-                         ", got ", dataTypeName(t.dtype()));
+      if (!t.isTensor() || t.dtype() != info.dtype) {
+        // Protocol names (FP16, FP32, ...) where KServe has one: what clients put in "datatype".
+        auto name = [](DataType d) {
+          const char* k = kserveDataTypeName(d);
+          return std::string(k && *k ? k : dataTypeName(d));
+        };
+        return makeError(StatusCode::kInvalidArgument, "input '", info.name, "' must be ", name(info.dtype), ", got ",
+                         t.isTensor() ? name(t.dtype()) : std::string("a sequence or map"));
+      }
       if (info.shape.rank_known && t.rank() != info.shape.rank())
         return makeError(StatusCode::kInvalidArgument, "input '", info.name, "' must have rank ", info.shape.rank(), " ",
                          info.shape.toString(), ", got shape ", dimsStr(t.dims()));

@@ -36,6 +36,7 @@ except ImportError:
 
 RAMJET, SRC = sys.argv[1], sys.argv[2]
 MODEL = "tiny"
+MODEL16 = "tiny_fp16io"  # the same network built --fp16 --reduced-io: FP16 tensors in and out
 failures = []
 
 
@@ -80,6 +81,14 @@ def main():
         return 1
     with open(os.path.join(repo, MODEL, "config.json"), "w") as f:
         json.dump({"max_batch": 16, "max_queue_delay_us": 1000, "instances": 2}, f)
+    os.makedirs(os.path.join(repo, MODEL16))
+    r = subprocess.run([RAMJET, "build", os.path.join(SRC, "models/tiny_cnn.onnx"), "-o",
+                        os.path.join(repo, MODEL16, "model.plan"), "--device", "cpu", "--fp16", "--reduced-io",
+                        "--min-shapes", "images:1x3x32x32", "--opt-shapes", "images:8x3x32x32",
+                        "--max-shapes", "images:16x3x32x32"], capture_output=True, text=True)
+    if r.returncode != 0:
+        print("FAIL: build --fp16 --reduced-io:", r.stdout, r.stderr)
+        return 1
 
     plugin = os.path.join(os.path.dirname(os.path.realpath(RAMJET)), "libramjet_grpc.so")
     want_grpc = grpcclient is not None and os.path.exists(plugin)
@@ -91,6 +100,7 @@ def main():
     url = "127.0.0.1:%d" % ports["HTTP"]
     try:
         run_checks(url, ports.get("gRPC"), want_grpc)
+        fp16_io_checks(url)
         shutdown_check(proc, url)
     finally:
         if proc.poll() is None:
@@ -98,6 +108,41 @@ def main():
     reuseport_check(repo)
     print("%d failure(s)" % len(failures))
     return 1 if failures else 0
+
+
+def fp16_io_checks(url):
+    """A --reduced-io model: FP16 metadata, FP16 tensors in and out (JSON and binary), answers
+    within FP16 rounding of the FP32 model's; ramjet loadgen generates FP16 requests for it."""
+    c = httpclient.InferenceServerClient(url)
+    md = c.get_model_metadata(MODEL16)
+    check(md["inputs"][0]["datatype"] == "FP16" and md["outputs"][0]["datatype"] == "FP16",
+          "reduced-io metadata: %s" % json.dumps(md))
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, 3, 32, 32), dtype=np.float32)
+    want = None
+    i = httpclient.InferInput("images", list(x.shape), "FP32")
+    i.set_data_from_numpy(x)
+    want = c.infer(MODEL, [i]).as_numpy("probs")
+    for binary in (False, True):
+        i = httpclient.InferInput("images", list(x.shape), "FP16")
+        i.set_data_from_numpy(x.astype(np.float16), binary_data=binary)
+        o = httpclient.InferRequestedOutput("probs", binary_data=binary)
+        y = c.infer(MODEL16, [i], outputs=[o]).as_numpy("probs")
+        err = float(np.abs(y.astype(np.float32) - want).max())
+        check(y.dtype == np.float16 and y.shape == (2, 10) and err < 5e-3,
+              "reduced-io infer %s: FP16 out, max abs error vs the FP32 model %.2e" % ("binary" if binary else "JSON", err))
+    # FP32 data for the FP16 input is a 400 with the reason.
+    i = httpclient.InferInput("images", list(x.shape), "FP32")
+    i.set_data_from_numpy(x)
+    try:
+        c.infer(MODEL16, [i])
+        check(False, "FP32 data for an FP16 input was accepted")
+    except InferenceServerException as e:
+        check("must be FP16, got FP32" in str(e), "FP32 data for an FP16 input refused: %s" % str(e)[:200])
+    r = subprocess.run([RAMJET, "loadgen", "--url", url, "-m", MODEL16, "-c", "2", "-d", "0.3", "--warmup", "0.1",
+                        "--check"], capture_output=True, text=True, timeout=60)
+    check(r.returncode == 0 and " 0 mismatched" in r.stdout and "| 2 |" in r.stdout,
+          "loadgen --check on the FP16 model: %s" % (r.stdout + r.stderr)[-300:])
 
 
 def reference_fn(url):
@@ -154,7 +199,7 @@ def run_checks(url, grpc_port, want_grpc):
     expect_error(lambda: c.infer(MODEL, [bad]), "dim 3 must be 32", "wrong shape rejected")
     badt = httpclient.InferInput("images", [1, 3, 32, 32], "INT32")
     badt.set_data_from_numpy(np.zeros((1, 3, 32, 32), np.int32))
-    expect_error(lambda: c.infer(MODEL, [badt]), "must be f32", "wrong datatype rejected")
+    expect_error(lambda: c.infer(MODEL, [badt]), "must be FP32", "wrong datatype rejected")
     ok_in = httpclient.InferInput("images", [1, 3, 32, 32], "FP32")
     ok_in.set_data_from_numpy(np.zeros((1, 3, 32, 32), np.float32))
     expect_error(lambda: c.infer("nope", [ok_in]), "no model 'nope'", "unknown model rejected")

@@ -226,7 +226,7 @@ TEST(Batcher, InvalidRequestsAreRejectedWithAReason) {
   Request extra = imagesRequest(randomImages(1, 1));
   extra.inputs["other"] = randomImages(1, 1);
   expectInvalid(std::move(extra), "no input 'other'");
-  expectInvalid(imagesRequest(Tensor(DataType::kInt32, {1, 3, 32, 32})), "must be f32");
+  expectInvalid(imagesRequest(Tensor(DataType::kInt32, {1, 3, 32, 32})), "must be FP32, got INT32");
   expectInvalid(imagesRequest(Tensor(DataType::kFloat32, {1, 3, 31, 32})), "dim 2 must be 32");
   expectInvalid(imagesRequest(Tensor(DataType::kFloat32, {1, 3, 32})), "rank 4");
   expectInvalid(imagesRequest(randomImages(17, 1)), "max_batch 16");

@@ -517,5 +517,69 @@ TEST(PrecisionLowering, NarrowingCastRunsBeforeTranspose) {
   EXPECT_EQ(c.mismatches, 0) << c.toString();
 }
 
+// Reduced-precision I/O (BuildOptions::reduced_precision_io, `ramjet build --reduced-io`): the
+// engine takes and returns FP16/BF16 tensors, no input Cast, and computes exactly what the
+// FP32-I/O plan computes, rounded to the output type (tiny_cnn's Softmax stays FP32, so its
+// output is now cast down); a layer kept in FP32 gets its Cast from the FP16 input; FP32 and INT8
+// builds refuse the option.
+TEST(PrecisionLowering, ReducedPrecisionIo) {
+  auto g = tinyCnn();
+  ASSERT_TRUE(g.ok()) << g.status().toString();
+  auto engineOf = [&](Precision p, bool reduced, std::vector<std::string> overrides = {}) {
+    BuildOptions opt;
+    opt.device = DeviceKind::kCpu;
+    opt.precision = p;
+    opt.reduced_precision_io = reduced;
+    opt.precision_overrides = std::move(overrides);
+    auto plan = build(*g, opt);
+    EXPECT_TRUE(plan.ok()) << plan.status().toString();
+    auto e = Engine::loadFromMemory(plan->bytes().data(), plan->bytes().size());
+    EXPECT_TRUE(e.ok()) << e.status().toString();
+    return std::move(*e);
+  };
+  Tensor x = rjtest::uniformTensor({1, 3, 32, 32}, -1.f, 1.f, 17);
+  for (Precision p : {Precision::kFP16, Precision::kBF16}) {
+    const DataType io = p == Precision::kFP16 ? DataType::kFloat16 : DataType::kBFloat16;
+    auto base = engineOf(p, false);
+    auto low = engineOf(p, true);
+    ASSERT_EQ(low->inputs().size(), 1u);
+    EXPECT_EQ(base->inputs()[0].dtype, DataType::kFloat32);
+    EXPECT_EQ(low->inputs()[0].dtype, io);
+    EXPECT_EQ(low->outputs()[0].dtype, io);
+    auto want = base->createContext().value()->infer({{"images", x}});
+    ASSERT_TRUE(want.ok()) << want.status().toString();
+    auto ctx = low->createContext().value();
+    auto got = ctx->infer({{"images", x.cast(io)}});
+    ASSERT_TRUE(got.ok()) << got.status().toString();
+    ASSERT_EQ((*got)[0].dtype(), io);
+    // Exact, once the FP32-I/O answer is rounded like the output (Softmax stays FP32 in both).
+    CompareResult c = compareTensors((*got)[0].cast(DataType::kFloat32), (*want)[0].cast(io).cast(DataType::kFloat32), 0, 0);
+    EXPECT_EQ(c.mismatches, 0) << precisionName(p) << ": " << c.toString();
+    // FP32 data for an FP16 input is refused with the reason.
+    auto wrong = ctx->infer({{"images", x}});
+    ASSERT_FALSE(wrong.ok());
+    EXPECT_NE(wrong.status().message().find("must be"), std::string::npos) << wrong.status().toString();
+  }
+  // The first convolution kept in FP32: a Cast from the FP16 input feeds it; same answers as
+  // the FP32-I/O plan with the same override.
+  auto base = engineOf(Precision::kFP16, false, {"FusedConv:fp32"});
+  auto low = engineOf(Precision::kFP16, true, {"FusedConv:fp32"});
+  auto want = base->createContext().value()->infer({{"images", x}});
+  auto got = low->createContext().value()->infer({{"images", x.cast(DataType::kFloat16)}});
+  ASSERT_TRUE(want.ok() && got.ok());
+  CompareResult c = compareTensors((*got)[0].cast(DataType::kFloat32),
+                                   (*want)[0].cast(DataType::kFloat16).cast(DataType::kFloat32), 0, 0);
+  EXPECT_EQ(c.mismatches, 0) << c.toString();
+  for (Precision p : {Precision::kFP32, Precision::kINT8}) {
+    BuildOptions opt;
+    opt.device = DeviceKind::kCpu;
+    opt.precision = p;
+    opt.reduced_precision_io = true;
+    auto plan = build(*g, opt);
+    ASSERT_FALSE(plan.ok()) << precisionName(p);
+    EXPECT_NE(plan.status().message().find("fp16 or bf16"), std::string::npos) << plan.status().toString();
+  }
+}
+
 }  // namespace
 }  // namespace ramjet::precision

@@ -114,7 +114,7 @@ void addBuildCommand(CLI::App& app, Action* action) {
     std::string model, output, device = "cuda", timing_cache;
     std::vector<std::string> shapes, min, opt, max;
     bool fp16 = false, verbose = false, fallback = false, no_fold = false, no_optimize = false;
-    bool bf16 = false, int8 = false;
+    bool bf16 = false, int8 = false, reduced_io = false;
     std::vector<std::string> precision_overrides;
     std::string calib_data, calib_cache, calib_method = "entropy";
     size_t calib_batches = 8;
@@ -136,6 +136,8 @@ void addBuildCommand(CLI::App& app, Action* action) {
   cmd->add_option("--device-index", o->device_index, "GPU ordinal");
   cmd->add_flag("--fp16", o->fp16, "store weights and compute in FP16 (FP32 accumulation)");
   cmd->add_flag("--bf16", o->bf16, "compute in BF16 where the device has kernels (else FP32)");
+  cmd->add_flag("--reduced-io", o->reduced_io,
+                "with --fp16/--bf16: float inputs and outputs in that precision instead of FP32 (no boundary casts)");
   cmd->add_flag("--int8", o->int8, "INT8 convolutions/GEMMs (calibrated), FP16 elsewhere (FP32 on the CPU)");
   cmd->add_option("--int8-fallback", o->int8_fallback,
                   "with --int8: precision of the layers left unquantized (default fp16 on cuda, fp32 on cpu)")
@@ -188,6 +190,7 @@ void addBuildCommand(CLI::App& app, Action* action) {
       if (o->fp16 + o->bf16 + o->int8 > 1) return fail("choose one of --fp16, --bf16, --int8");
       opt.precision = o->fp16 ? Precision::kFP16 : o->bf16 ? Precision::kBF16 : o->int8 ? Precision::kINT8 : Precision::kFP32;
       opt.precision_overrides = o->precision_overrides;
+      opt.reduced_precision_io = o->reduced_io;
       if (!o->int8_fallback.empty()) {
         if (!o->int8) return fail("--int8-fallback needs --int8");
         opt.int8_fallback = o->int8_fallback == "fp16" ? Precision::kFP16 : Precision::kFP32;

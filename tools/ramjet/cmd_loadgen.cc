@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <set>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <random>
@@ -219,8 +220,11 @@ int runLoadgen(const LoadArgs& a) {
     std::uniform_real_distribution<float> uni(-1.f, 1.f);
     for (const Input& x : ins) {
       Tensor t(x.dt, x.dims);
-      if (x.dt == DataType::kFloat32)
-        for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = uni(rng);
+      if (x.dt == DataType::kFloat32 || x.dt == DataType::kFloat16 || x.dt == DataType::kBFloat16) {
+        Tensor f(DataType::kFloat32, x.dims);
+        for (int64_t i = 0; i < f.numel(); ++i) f.data<float>()[i] = uni(rng);
+        t = x.dt == DataType::kFloat32 ? std::move(f) : f.cast(x.dt);  // FP16/BF16 models (--reduced-io)
+      }
       bin.append(static_cast<const char*>(t.raw()), t.nbytes());
       hdr["inputs"].push_back({{"name", x.name},
                                {"datatype", x.datatype},
@@ -233,6 +237,30 @@ int runLoadgen(const LoadArgs& a) {
     return "POST /v2/models/" + a.model + "/infer HTTP/1.1\r\nHost: " + host +
            "\r\nContent-Type: application/octet-stream\r\nInference-Header-Content-Length: " +
            std::to_string(hj.size()) + "\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+  };
+  // --check decodes the binary outputs as the model's float type (one for all outputs).
+  DataType out_dt = DataType::kFloat32;
+  if (a.check && m.contains("outputs")) {
+    std::set<std::string> types;
+    for (const auto& o : m["outputs"]) types.insert(o.value("datatype", std::string("?")));
+    DataType dt = DataType::kUndefined;
+    if (types.size() != 1 || !serve::dataTypeFromKServe(*types.begin(), &dt) ||
+        (dt != DataType::kFloat32 && dt != DataType::kFloat16 && dt != DataType::kBFloat16)) {
+      std::cerr << "error: --check needs outputs of one float type (FP32, FP16 or BF16)\n";
+      return 2;
+    }
+    out_dt = dt;
+  }
+  const size_t out_es = out_dt == DataType::kFloat32 ? 4 : 2;
+  auto outAt = [out_dt](const char* p) -> float {
+    if (out_dt == DataType::kFloat32) {
+      float f;
+      std::memcpy(&f, p, 4);
+      return f;
+    }
+    uint16_t b;
+    std::memcpy(&b, p, 2);
+    return out_dt == DataType::kFloat16 ? Half::toFloat(b) : BFloat16::toFloat(b);
   };
   int max_c = *std::max_element(levels.begin(), levels.end());
   std::vector<std::string> reqs;
@@ -290,10 +318,8 @@ int runLoadgen(const LoadArgs& a) {
               ++checked;
               bool same = out.size() == first.size();
               double diff = 0, scale = 1;
-              for (size_t k = 0; same && k + 4 <= out.size(); k += 4) {
-                float x, y;
-                std::memcpy(&x, out.data() + k, 4);
-                std::memcpy(&y, first.data() + k, 4);
+              for (size_t k = 0; same && k + out_es <= out.size(); k += out_es) {
+                const float x = outAt(out.data() + k), y = outAt(first.data() + k);
                 diff = std::max(diff, std::isnan(x - y) ? 1e30 : static_cast<double>(std::fabs(x - y)));
                 scale = std::max(scale, static_cast<double>(std::fabs(y)));
               }
@@ -378,7 +404,7 @@ void addLoadgenCommand(CLI::App& app, Action* action) {
   cmd->add_option("--label", a->label, "label printed in the table / JSON");
   cmd->add_flag("--json", a->json_out, "print results as JSON");
   cmd->add_flag("--check", a->check,
-                "distinct inputs per client; every response must match the client's first (FP32 outputs)");
+                "distinct inputs per client; every response must match the client's first (FP32/FP16/BF16 outputs)");
   cmd->add_option("--check-tol", a->check_tol, "--check tolerance: max abs difference / max(1, max |output|) (default 1e-4)")
       ->check(CLI::Range(0.0, 1.0));
   cmd->callback([a, action] { *action = [a] { return runLoadgen(*a); }; });
