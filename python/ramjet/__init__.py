@@ -113,6 +113,8 @@ class BuildOptions:
         accuracy_metric: "auto", "top1", "cosine", "rel-l2", or a callable
             ``(candidate, reference) -> loss`` over lists (per batch) of lists of numpy outputs.
         accuracy_samples: calibration batches the budget is measured on.
+        reduced_io: fp16/bf16 builds: float inputs and outputs in that precision instead of
+            float32 (numpy float16 in and out; no boundary casts).
     """
 
     def __init__(self, device: str = "cpu", precision: str = "fp32",
@@ -125,7 +127,8 @@ class BuildOptions:
                  precision_overrides: Iterable[str] = (), calibration_cache: Optional[str] = None,
                  calibration_method: str = "entropy", calibration_batches: int = 0,
                  activation_amax: Optional[Mapping[str, float]] = None,
-                 accuracy_budget: float = 0.0, accuracy_metric: Any = "auto", accuracy_samples: int = 8):
+                 accuracy_budget: float = 0.0, accuracy_metric: Any = "auto", accuracy_samples: int = 8,
+                 reduced_io: bool = False):
         self.device = device
         self.precision = precision
         self.profiles = dict(profiles or {})
@@ -147,6 +150,7 @@ class BuildOptions:
         self.accuracy_budget = accuracy_budget
         self.accuracy_metric = accuracy_metric
         self.accuracy_samples = accuracy_samples
+        self.reduced_io = reduced_io
         self.validate()
 
     def validate(self) -> None:
@@ -187,6 +191,10 @@ class BuildOptions:
             raise bad("accuracy_budget applies to precision='int8'")
         if not callable(self.accuracy_metric) and self.accuracy_metric not in ("auto", "top1", "cosine", "rel-l2"):
             raise bad(f"accuracy_metric must be auto, top1, cosine, rel-l2 or a callable, got {self.accuracy_metric!r}")
+        if not isinstance(self.reduced_io, bool):
+            raise bad(f"reduced_io must be a bool, got {self.reduced_io!r}")
+        if self.reduced_io and self.precision not in ("fp16", "bf16"):
+            raise bad("reduced_io applies to precision='fp16' or 'bf16'")
         if not isinstance(self.accuracy_samples, int) or self.accuracy_samples < 1:
             raise bad("accuracy_samples must be a positive int")
         if not isinstance(self.calibration_batches, int) or self.calibration_batches < 0:
@@ -219,6 +227,8 @@ def build(graph: Graph, options: Optional[BuildOptions] = None, **kwargs: Any) -
     extra: Dict[str, Any] = {}
     if options.precision_overrides:
         extra["precision_overrides"] = list(options.precision_overrides)
+    if options.reduced_io:
+        extra["reduced_io"] = True
     if options.calibration_cache:
         extra["calibration_cache"] = _os.fspath(options.calibration_cache)
     if options.calibration_method != "entropy":

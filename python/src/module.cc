@@ -466,6 +466,9 @@ std::shared_ptr<void> applyMixedPrecision(Opt& opt, py::object calibrator, py::d
     if (extra.contains("precision_overrides"))
       opt.precision_overrides = extra["precision_overrides"].cast<std::vector<std::string>>();
     if (extra.contains("calibration_cache")) opt.calibration_cache_path = extra["calibration_cache"].cast<std::string>();
+    if constexpr (requires { opt.reduced_precision_io; }) {
+      if (extra.contains("reduced_io")) opt.reduced_precision_io = extra["reduced_io"].cast<bool>();
+    }
     if constexpr (requires { opt.calibration_method; opt.calibration_batches; opt.activation_amax; }) {
       if (extra.contains("calibration_method")) opt.calibration_method = extra["calibration_method"].cast<std::string>();
       if (extra.contains("calibration_batches")) opt.calibration_batches = extra["calibration_batches"].cast<size_t>();

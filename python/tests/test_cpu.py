@@ -168,6 +168,22 @@ def test_fp16_build_on_cpu_is_close(tiny_graph, tiny_input):
     assert np.abs(y - ref).max() < 2e-2
 
 
+def test_fp16_reduced_io_build_takes_and_returns_float16(tiny_graph, tiny_input):
+    profiles = {"images": ((1, 3, 32, 32), (2, 3, 32, 32), (4, 3, 32, 32))}
+    plan = ramjet.build(tiny_graph, device="cpu", precision="fp16", profiles=profiles, reduced_io=True)
+    e = ramjet.Engine.from_bytes(plan.to_bytes())
+    assert e.inputs[0].dtype == np.float16 and e.outputs[0].dtype == np.float16
+    y = e.create_context().infer({"images": tiny_input.astype(np.float16)})["probs"]
+    assert y.dtype == np.float16
+    base = ramjet.Engine.from_bytes(ramjet.build(tiny_graph, device="cpu", precision="fp16",
+                                                 profiles=profiles).to_bytes())
+    want = base.create_context().infer({"images": tiny_input})["probs"]
+    # The same computation, the output rounded to float16 (Softmax stays fp32 inside).
+    assert np.array_equal(y, want.astype(np.float16))
+    with pytest.raises(ramjet.InvalidArgumentError):
+        ramjet.BuildOptions(precision="fp32", reduced_io=True)
+
+
 def test_detector_matches_onnxruntime(tmp_path):
     graph = ramjet.import_onnx(str(DETECTOR))
     assert graph.inputs[0].shape == ("batch", 3, "height", "width")  # size-agnostic export
