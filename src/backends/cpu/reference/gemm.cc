@@ -44,10 +44,11 @@ struct Tile512F {
 constexpr int64_t kKC = 256;   // k block: an A strip (MR x KC) + B panel (KC x NR) stay in L1/L2
 constexpr int64_t kNC = 2048;  // n block: the packed B block (KC x NC) stays in L2/L3
 
-// C[mr x nr] += a (packed MR x kc, k-major) * b (packed kc x NR, k-major).
+// C[mr x nr] += a (packed MR x kc, k-major) * b (packed kc x NR, k-major); with `store`,
+// C = a * b (C's old contents are not read: no zero-fill pass over C first).
 template <typename T, typename Tl = Tile<T>>
 [[gnu::always_inline]] inline void microKernel(int64_t kc, const T* a, const T* b, T* c,
-                                               int64_t ldc, int mr, int nr) {
+                                               int64_t ldc, int mr, int nr, bool store) {
   using V = typename Tl::V;
   constexpr int MR = Tl::kMR, NR = Tl::kNR, VL = Tl::kVL, NV = NR / VL;
   V acc[MR][NV];
@@ -64,9 +65,12 @@ template <typename T, typename Tl = Tile<T>>
   if (mr == MR && nr == NR) {
     for (int i = 0; i < MR; ++i)
       for (int v = 0; v < NV; ++v) {
-        V cv;
-        std::memcpy(&cv, c + i * ldc + v * VL, sizeof(V));
-        cv += acc[i][v];
+        V cv = acc[i][v];
+        if (!store) {
+          V old;
+          std::memcpy(&old, c + i * ldc + v * VL, sizeof(V));
+          cv += old;
+        }
         std::memcpy(c + i * ldc + v * VL, &cv, sizeof(V));
       }
     return;
@@ -75,7 +79,7 @@ template <typename T, typename Tl = Tile<T>>
   for (int i = 0; i < MR; ++i)
     for (int v = 0; v < NV; ++v) std::memcpy(&tmp[i][v * VL], &acc[i][v], sizeof(V));
   for (int i = 0; i < mr; ++i)
-    for (int j = 0; j < nr; ++j) c[i * ldc + j] += tmp[i][j];
+    for (int j = 0; j < nr; ++j) c[i * ldc + j] = store ? tmp[i][j] : c[i * ldc + j] + tmp[i][j];
 }
 
 // The same micro-kernel compiled twice: for AVX2+FMA and for the baseline ISA. Dispatch is by
@@ -85,26 +89,26 @@ template <typename T, typename Tl = Tile<T>>
 #pragma GCC optimize("fp-contract=fast")
 __attribute__((target("avx2,fma"))) void microKernelF_avx2(int64_t kc, const float* a,
                                                            const float* b, float* c, int64_t ldc,
-                                                           int mr, int nr) {
-  microKernel<float>(kc, a, b, c, ldc, mr, nr);
+                                                           int mr, int nr, bool store) {
+  microKernel<float>(kc, a, b, c, ldc, mr, nr, store);
 }
 __attribute__((target("avx2,fma"))) void microKernelD_avx2(int64_t kc, const double* a,
                                                            const double* b, double* c, int64_t ldc,
-                                                           int mr, int nr) {
-  microKernel<double>(kc, a, b, c, ldc, mr, nr);
+                                                           int mr, int nr, bool store) {
+  microKernel<double>(kc, a, b, c, ldc, mr, nr, store);
 }
 __attribute__((target("avx512f,fma"))) void microKernelF_avx512(int64_t kc, const float* a,
                                                                const float* b, float* c,
-                                                               int64_t ldc, int mr, int nr) {
-  microKernel<float, Tile512F>(kc, a, b, c, ldc, mr, nr);
+                                                               int64_t ldc, int mr, int nr, bool store) {
+  microKernel<float, Tile512F>(kc, a, b, c, ldc, mr, nr, store);
 }
 void microKernelF_base(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int mr,
-                       int nr) {
-  microKernel<float>(kc, a, b, c, ldc, mr, nr);
+                       int nr, bool store) {
+  microKernel<float>(kc, a, b, c, ldc, mr, nr, store);
 }
 void microKernelD_base(int64_t kc, const double* a, const double* b, double* c, int64_t ldc, int mr,
-                       int nr) {
-  microKernel<double>(kc, a, b, c, ldc, mr, nr);
+                       int nr, bool store) {
+  microKernel<double>(kc, a, b, c, ldc, mr, nr, store);
 }
 #pragma GCC pop_options
 
@@ -131,24 +135,24 @@ namespace {
 
 // The AVX-512 tile's micro-kernel, used by the gemmSerial instance packed for Tile512F.
 struct Micro512 {
-  static void call(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int mr, int nr) {
-    microKernelF_avx512(kc, a, b, c, ldc, mr, nr);
+  static void call(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int mr, int nr, bool store) {
+    microKernelF_avx512(kc, a, b, c, ldc, mr, nr, store);
   }
 };
 
 inline void callMicro(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int mr,
-                      int nr) {
+                      int nr, bool store) {
   if (cpuHasAvx2Fma())
-    microKernelF_avx2(kc, a, b, c, ldc, mr, nr);
+    microKernelF_avx2(kc, a, b, c, ldc, mr, nr, store);
   else
-    microKernelF_base(kc, a, b, c, ldc, mr, nr);
+    microKernelF_base(kc, a, b, c, ldc, mr, nr, store);
 }
 inline void callMicro(int64_t kc, const double* a, const double* b, double* c, int64_t ldc, int mr,
-                      int nr) {
+                      int nr, bool store) {
   if (cpuHasAvx2Fma())
-    microKernelD_avx2(kc, a, b, c, ldc, mr, nr);
+    microKernelD_avx2(kc, a, b, c, ldc, mr, nr, store);
   else
-    microKernelD_base(kc, a, b, c, ldc, mr, nr);
+    microKernelD_base(kc, a, b, c, ldc, mr, nr, store);
 }
 
 // Helper threads for parallelFor: started on first use, parked on a condition variable.
@@ -255,14 +259,16 @@ void gemmSmallM(bool transA, bool transB, int64_t M, int64_t N, int64_t K, T alp
 // Single-threaded blocked GEMM on one block of C (C already scaled by beta).
 struct MicroDefault {
   template <typename T>
-  static void call(int64_t kc, const T* a, const T* b, T* c, int64_t ldc, int mr, int nr) {
-    callMicro(kc, a, b, c, ldc, mr, nr);
+  static void call(int64_t kc, const T* a, const T* b, T* c, int64_t ldc, int mr, int nr, bool store) {
+    callMicro(kc, a, b, c, ldc, mr, nr, store);
   }
 };
 
+// C += alpha A B, or C = alpha A B with `overwrite` (C is then never read: the first k block
+// stores instead of accumulating).
 template <typename T, typename Tl = Tile<T>, typename Micro = MicroDefault>
 void gemmSerial(bool transA, bool transB, int64_t M, int64_t N, int64_t K, T alpha, const T* A,
-                int64_t lda, const T* B, int64_t ldb, T* C, int64_t ldc) {
+                int64_t lda, const T* B, int64_t ldb, T* C, int64_t ldc, bool overwrite) {
   constexpr int MR = Tl::kMR, NR = Tl::kNR;
   // Column blocks hold whole panels (a panel straddling two blocks was computed twice when NR
   // did not divide kNC: the AVX-512 tile's NR = 48).
@@ -313,7 +319,7 @@ void gemmSerial(bool transA, bool transB, int64_t M, int64_t N, int64_t K, T alp
           const int64_t i0 = st * MR, j0 = jc + p * NR;
           Micro::call(kc, a_pack.data() + st * MR * kc, b_pack.data() + p * NR * kc,
                       C + i0 * ldc + j0, ldc, static_cast<int>(std::min<int64_t>(MR, M - i0)),
-                      static_cast<int>(std::min<int64_t>(NR, jc + nc - j0)));
+                      static_cast<int>(std::min<int64_t>(NR, jc + nc - j0)), overwrite && pc == 0);
         }
       }
     }
@@ -343,6 +349,13 @@ void gemmImpl(bool transA, bool transB, int64_t M, int64_t N, int64_t K, T alpha
     if (b1 <= b0) return;
     const int64_t m0 = split_n ? 0 : b0, m1 = split_n ? M : b1;
     const int64_t n0 = split_n ? b0 : 0, n1 = split_n ? b1 : N;
+    // beta == 0 through the packed path: the first k block stores, C is never cleared first.
+    const bool packed = !scale_only && m1 - m0 > 2;
+    if (packed && beta == T(0)) {
+      gemmSerial<T, Tl, Micro>(transA, transB, m1 - m0, n1 - n0, K, alpha, transA ? A + m0 : A + m0 * lda, lda,
+                               transB ? B + n0 * ldb : B + n0, ldb, C + m0 * ldc + n0, ldc, /*overwrite=*/true);
+      return;
+    }
     for (int64_t i = m0; i < m1; ++i) {
       T* c = C + i * ldc;
       if (beta == T(0))
@@ -358,7 +371,7 @@ void gemmImpl(bool transA, bool transB, int64_t M, int64_t N, int64_t K, T alpha
                  ldc);
     else
       gemmSerial<T, Tl, Micro>(transA, transB, m1 - m0, n1 - n0, K, alpha, a, lda, b, ldb,
-                               C + m0 * ldc + n0, ldc);
+                               C + m0 * ldc + n0, ldc, /*overwrite=*/false);
   };
   if (threads == 1 || chunks == 1) {
     for (int64_t c = 0; c < chunks; ++c) block(c);
