@@ -69,6 +69,11 @@ TEST(CpuFast, FusedConvMatchesReference) {
       {1, 4, 6, 6, 8, 3, 1, 1, 1, 1, "hard_sigmoid", true, false},
       {1, 4, 6, 6, 8, 1, 2, 0, 1, 1, "mish", true, false},       // strided 1x1 (not pointwise)
       {1, 4, 6, 6, 8, 3, 1, 1, 1, 1, "gelu", false, false},
+      // Large enough for several k blocks (K = 288 > 256), column blocks (P = 2,304 > 2,048) and
+      // threads; the windows are gathered while packing (gemmIm2col).
+      {1, 32, 48, 48, 20, 3, 1, 1, 1, 1, "relu", true, true},
+      {2, 24, 40, 37, 16, 3, 2, 1, 1, 1, "silu", true, false},  // stride 2, odd width, batch 2
+      {1, 8, 30, 30, 2, 3, 1, 1, 1, 1, "none", true, false},    // 2 output channels: small-M path
   };
   uint32_t seed = 1;
   for (const auto& c : cases) {

@@ -117,7 +117,6 @@ struct ConvShape {
   int64_t N, C, H, W, M, Cg, Mg, KH, KW, OH, OW, group;
   ops::WindowGeometry g;
   bool pointwise;
-  int64_t colFloats() const { return pointwise ? 0 : Cg * KH * KW * OH * OW; }
 };
 
 Result<ConvShape> convShape(const Node& node, const std::vector<int64_t>& xd, const std::vector<int64_t>& wd) {
@@ -137,50 +136,10 @@ Result<ConvShape> convShape(const Node& node, const std::vector<int64_t>& xd, co
   return s;
 }
 
-// col[(c, kh, kw), (oh, ow)] = x[c, oh*sh - pt + kh*dh, ow*sw - pl + kw*dw], 0 outside.
-void im2col(const float* x, const ConvShape& s, float* col) {
-  const int64_t rows = s.Cg * s.KH * s.KW, P = s.OH * s.OW;
-  const int64_t sh = s.g.strides[0], sw = s.g.strides[1], dh = s.g.dilations[0], dw = s.g.dilations[1];
-  const int64_t pt = s.g.pads[0], pl = s.g.pads[1];
-  reference::parallelRange(rows, std::max<int64_t>(1, 16384 / std::max<int64_t>(P, 1)), [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; ++r) {
-      const int64_t c = r / (s.KH * s.KW), kh = (r / s.KW) % s.KH, kw = r % s.KW;
-      const float* plane = x + c * s.H * s.W;
-      float* d = col + r * P;
-      // Valid output columns: 0 <= ow*sw + base < W.
-      const int64_t base = kw * dw - pl;
-      int64_t lo = base >= 0 ? 0 : (-base + sw - 1) / sw;
-      int64_t hi = s.W - 1 - base < 0 ? -1 : (s.W - 1 - base) / sw;
-      lo = std::min(lo, s.OW);
-      hi = std::min(hi, s.OW - 1);
-      for (int64_t oh = 0; oh < s.OH; ++oh, d += s.OW) {
-        const int64_t ih = oh * sh - pt + kh * dh;
-        if (ih < 0 || ih >= s.H || hi < lo) {
-          std::memset(d, 0, sizeof(float) * s.OW);
-          continue;
-        }
-        const float* src = plane + ih * s.W + base;
-        if (lo > 0) std::memset(d, 0, sizeof(float) * lo);
-        if (sw == 1) {
-          std::memcpy(d + lo, src + lo, sizeof(float) * (hi - lo + 1));
-        } else {
-          for (int64_t ow = lo; ow <= hi; ++ow) d[ow] = src[ow * sw];
-        }
-        if (hi + 1 < s.OW) std::memset(d + hi + 1, 0, sizeof(float) * (s.OW - hi - 1));
-      }
-    }
-  });
-}
-
 class FusedConvKernel final : public Kernel {
  public:
   FusedConvKernel(const Node& node, ops::ConvActivation act) : node_(node), act_(act) {}
 
-  size_t workspaceBytes(const RunArgs& args) const override {
-    if (args.inputs.size() < 2) return 0;
-    auto s = convShape(node_, args.inputs[0].dims, args.inputs[1].dims);
-    return s.ok() ? static_cast<size_t>(s->colFloats()) * sizeof(float) : 0;
-  }
 
   Status run(const RunArgs& args) override {
     const TensorRef& xr = args.inputs[0];
@@ -201,28 +160,20 @@ class FusedConvKernel final : public Kernel {
     const float* b = br ? static_cast<const float*>(br->data) : nullptr;
     const float* z = zr ? static_cast<const float*>(zr->data) : nullptr;
     float* y = static_cast<float*>(yr.data);
-    std::vector<float> own;
-    float* col = nullptr;
-    if (!s.pointwise) {
-      const size_t need = static_cast<size_t>(s.colFloats()) * sizeof(float);
-      if (args.workspace && args.workspace_bytes >= need) {
-        col = static_cast<float*>(args.workspace);
-      } else {
-        own.resize(static_cast<size_t>(s.colFloats()));
-        col = own.data();
-      }
-    }
     const int64_t K = s.Cg * s.KH * s.KW;
+    const reference::Im2colGeometry geo{s.Cg, s.H, s.W, s.KH, s.KW, s.OH, s.OW,
+                                        s.g.strides[0], s.g.strides[1], s.g.pads[0], s.g.pads[1],
+                                        s.g.dilations[0], s.g.dilations[1]};
     for (int64_t n = 0; n < s.N; ++n)
       for (int64_t gi = 0; gi < s.group; ++gi) {
         const float* xg = x + (n * s.C + gi * s.Cg) * s.H * s.W;
-        const float* bmat = xg;
-        if (!s.pointwise) {
-          im2col(xg, s, col);
-          bmat = col;
-        }
-        reference::gemm(false, false, s.Mg, P, K, 1.f, w + gi * s.Mg * K, K, bmat, P, 0.f,
-                        y + (n * s.M + gi * s.Mg) * P, P);
+        float* yg = y + (n * s.M + gi * s.Mg) * P;
+        // Pointwise: x is the B matrix itself; otherwise the GEMM gathers the windows from x
+        // while packing (no im2col buffer).
+        if (s.pointwise)
+          reference::gemm(false, false, s.Mg, P, K, 1.f, w + gi * s.Mg * K, K, xg, P, 0.f, yg, P);
+        else
+          reference::gemmIm2col(s.Mg, w + gi * s.Mg * K, K, xg, geo, yg, P);
       }
     // Epilogue: rows of P, split finely enough that both cores share a layer with few channels.
     const int64_t rows = s.N * s.M;

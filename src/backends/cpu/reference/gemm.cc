@@ -264,11 +264,32 @@ struct MicroDefault {
   }
 };
 
+// B given as a matrix: packs B[pc:pc+kc, j0:j0+nr] into dst, k-major rows of NR (zero padded).
+template <typename T>
+struct MatrixB {
+  const T* B;
+  int64_t ldb;
+  bool trans;
+  void pack(int64_t pc, int64_t kc, int64_t j0, int64_t nr, int NR, T* dst) const {
+    for (int64_t k = 0; k < kc; ++k) {
+      T* d = dst + k * NR;
+      if (!trans) {
+        const T* src = B + (pc + k) * ldb + j0;
+        for (int64_t j = 0; j < nr; ++j) d[j] = src[j];
+      } else {
+        for (int64_t j = 0; j < nr; ++j) d[j] = B[(j0 + j) * ldb + pc + k];
+      }
+      for (int64_t j = nr; j < NR; ++j) d[j] = T(0);
+    }
+  }
+};
+
 // C += alpha A B, or C = alpha A B with `overwrite` (C is then never read: the first k block
-// stores instead of accumulating).
-template <typename T, typename Tl = Tile<T>, typename Micro = MicroDefault>
-void gemmSerial(bool transA, bool transB, int64_t M, int64_t N, int64_t K, T alpha, const T* A,
-                int64_t lda, const T* B, int64_t ldb, T* C, int64_t ldc, bool overwrite) {
+// stores instead of accumulating). B's columns n_off .. n_off + N - 1 come from the packer bp
+// (a matrix, or convolution windows gathered straight from the input: no im2col buffer).
+template <typename T, typename Tl = Tile<T>, typename Micro = MicroDefault, typename BP = MatrixB<T>>
+void gemmSerial(bool transA, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda, const BP& bp,
+                int64_t n_off, T* C, int64_t ldc, bool overwrite) {
   constexpr int MR = Tl::kMR, NR = Tl::kNR;
   // Column blocks hold whole panels (a panel straddling two blocks was computed twice when NR
   // did not divide kNC: the AVX-512 tile's NR = 48).
@@ -285,18 +306,8 @@ void gemmSerial(bool transA, bool transB, int64_t M, int64_t N, int64_t K, T alp
       const int64_t kc = std::min(kKC, K - pc);
       // Pack B[pc:pc+kc, jc:jc+nc] into k-major panels of NR columns (zero padded).
       for (int64_t p = 0; p < n_panels; ++p) {
-        T* dst = b_pack.data() + p * NR * kc;
         const int64_t j0 = jc + p * NR, nr = std::min<int64_t>(NR, jc + nc - j0);
-        for (int64_t k = 0; k < kc; ++k) {
-          T* d = dst + k * NR;
-          if (!transB) {
-            const T* src = B + (pc + k) * ldb + j0;
-            for (int64_t j = 0; j < nr; ++j) d[j] = src[j];
-          } else {
-            for (int64_t j = 0; j < nr; ++j) d[j] = B[(j0 + j) * ldb + pc + k];
-          }
-          for (int64_t j = nr; j < NR; ++j) d[j] = T(0);
-        }
+        bp.pack(pc, kc, n_off + j0, nr, NR, b_pack.data() + p * NR * kc);
       }
       // Pack alpha * A[:, pc:pc+kc] into k-major strips of MR rows (zero padded).
       for (int64_t st = 0; st < m_strips; ++st) {
@@ -329,9 +340,12 @@ void gemmSerial(bool transA, bool transB, int64_t M, int64_t N, int64_t K, T alp
 // Threads split C into independent column (or row) chunks claimed from a shared counter, so a
 // descheduled helper thread (this machine is shared) never holds the caller up: the caller
 // runs every chunk nobody else has claimed.
-template <typename T, typename Tl = Tile<T>, typename Micro = MicroDefault>
-void gemmImpl(bool transA, bool transB, int64_t M, int64_t N, int64_t K, T alpha, const T* A,
-              int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc) {
+// bp: B's packer; matB(n0, n1, &transB, &ldb, &own) gives B's columns n0..n1-1 as a matrix (for
+// the one- and two-row path, which does not pack B).
+template <typename T, typename Tl = Tile<T>, typename Micro = MicroDefault, typename BP = MatrixB<T>,
+          typename MatB>
+void gemmImpl(bool transA, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda, const BP& bp,
+              const MatB& matB, T beta, T* C, int64_t ldc) {
   constexpr int MR = Tl::kMR, NR = Tl::kNR;
   if (M <= 0 || N <= 0) return;
   const bool scale_only = K <= 0 || alpha == T(0);
@@ -351,9 +365,10 @@ void gemmImpl(bool transA, bool transB, int64_t M, int64_t N, int64_t K, T alpha
     const int64_t n0 = split_n ? b0 : 0, n1 = split_n ? b1 : N;
     // beta == 0 through the packed path: the first k block stores, C is never cleared first.
     const bool packed = !scale_only && m1 - m0 > 2;
+    const T* a = transA ? A + m0 : A + m0 * lda;
     if (packed && beta == T(0)) {
-      gemmSerial<T, Tl, Micro>(transA, transB, m1 - m0, n1 - n0, K, alpha, transA ? A + m0 : A + m0 * lda, lda,
-                               transB ? B + n0 * ldb : B + n0, ldb, C + m0 * ldc + n0, ldc, /*overwrite=*/true);
+      gemmSerial<T, Tl, Micro, BP>(transA, m1 - m0, n1 - n0, K, alpha, a, lda, bp, n0, C + m0 * ldc + n0, ldc,
+                                   /*overwrite=*/true);
       return;
     }
     for (int64_t i = m0; i < m1; ++i) {
@@ -364,14 +379,16 @@ void gemmImpl(bool transA, bool transB, int64_t M, int64_t N, int64_t K, T alpha
         for (int64_t j = n0; j < n1; ++j) c[j] *= beta;
     }
     if (scale_only) return;
-    const T* a = transA ? A + m0 : A + m0 * lda;
-    const T* b = transB ? B + n0 * ldb : B + n0;
-    if (m1 - m0 <= 2)
-      gemmSmallM(transA, transB, m1 - m0, n1 - n0, K, alpha, a, lda, b, ldb, C + m0 * ldc + n0,
-                 ldc);
-    else
-      gemmSerial<T, Tl, Micro>(transA, transB, m1 - m0, n1 - n0, K, alpha, a, lda, b, ldb,
-                               C + m0 * ldc + n0, ldc, /*overwrite=*/false);
+    if (m1 - m0 <= 2) {
+      bool transB = false;
+      int64_t ldb = 0;
+      std::vector<T> own;
+      const T* b = matB(n0, n1, &transB, &ldb, &own);
+      gemmSmallM(transA, transB, m1 - m0, n1 - n0, K, alpha, a, lda, b, ldb, C + m0 * ldc + n0, ldc);
+    } else {
+      gemmSerial<T, Tl, Micro, BP>(transA, m1 - m0, n1 - n0, K, alpha, a, lda, bp, n0, C + m0 * ldc + n0, ldc,
+                                   /*overwrite=*/false);
+    }
   };
   if (threads == 1 || chunks == 1) {
     for (int64_t c = 0; c < chunks; ++c) block(c);
@@ -395,16 +412,97 @@ void parallelFor(int64_t n, const std::function<void(int64_t)>& fn) {
   WorkPool::instance().run(n, fn);
 }
 
+namespace {
+// The matrix B's columns n0..n1-1 for the small-M path: a view, no copy.
+template <typename T>
+auto matrixColumns(const T* B, int64_t ldb, bool transB) {
+  return [=](int64_t n0, int64_t, bool* tb, int64_t* ld, std::vector<T>*) {
+    *tb = transB;
+    *ld = ldb;
+    return transB ? B + n0 * ldb : B + n0;
+  };
+}
+
+// im2col(x) packed on the fly: B[(c, kh, kw), (oh, ow)] = x[c, oh*sh - pt + kh*dh, ow*sw - pl + kw*dw],
+// 0 outside the image.
+struct Im2colB {
+  const float* x;
+  Im2colGeometry g;
+  void pack(int64_t pc, int64_t kc, int64_t j0, int64_t nr, int NR, float* dst) const {
+    const int64_t oh0 = j0 / g.OW, ow0 = j0 % g.OW;
+    for (int64_t k = 0; k < kc; ++k) {
+      const int64_t r = pc + k, c = r / (g.KH * g.KW), kh = (r / g.KW) % g.KH, kw = r % g.KW;
+      const float* plane = x + c * g.H * g.W;
+      const int64_t wbase = kw * g.dw - g.pl;
+      // Output columns whose input column lies inside the image: lo <= ow <= hi.
+      const int64_t lo = wbase >= 0 ? 0 : (-wbase + g.sw - 1) / g.sw;
+      const int64_t hi = g.W - 1 - wbase < 0 ? -1 : (g.W - 1 - wbase) / g.sw;
+      float* d = dst + k * NR;
+      int64_t oh = oh0, ow = ow0, j = 0;
+      while (j < nr) {  // runs along one output row
+        const int64_t run = std::min(nr - j, g.OW - ow);
+        const int64_t ih = oh * g.sh - g.pt + kh * g.dh;
+        float* o = d + j;
+        const int64_t t0 = std::clamp<int64_t>(lo - ow, 0, run), t1 = std::clamp<int64_t>(hi - ow + 1, t0, run);
+        if (ih < 0 || ih >= g.H) {
+          std::memset(o, 0, sizeof(float) * run);
+        } else {
+          if (t0 > 0) std::memset(o, 0, sizeof(float) * t0);
+          if (t1 > t0) {  // input columns (ow + t) * sw + wbase for t in [t0, t1): inside the row
+            const float* src = plane + ih * g.W + (ow + t0) * g.sw + wbase;
+            if (g.sw == 1) {
+              std::memcpy(o + t0, src, sizeof(float) * (t1 - t0));
+            } else {
+              for (int64_t t = t0; t < t1; ++t) o[t] = src[(t - t0) * g.sw];
+            }
+          }
+          if (t1 < run) std::memset(o + t1, 0, sizeof(float) * (run - t1));
+        }
+        j += run;
+        ow = 0;
+        ++oh;
+      }
+      for (int64_t t = nr; t < NR; ++t) d[t] = 0.f;
+    }
+  }
+  // Columns n0..n1-1 materialized, row-major K x (n1 - n0) (the small-M path).
+  const float* columns(int64_t n0, int64_t n1, std::vector<float>* own) const {
+    const int64_t K = g.C * g.KH * g.KW, n = n1 - n0;
+    own->resize(static_cast<size_t>(K * n));
+    pack(0, K, n0, n, static_cast<int>(n), own->data());  // one "panel" as wide as the columns
+    return own->data();
+  }
+};
+}  // namespace
+
 void gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
           int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  const MatrixB<float> bp{B, ldb, transB};
   if (cpuHasAvx512())
-    gemmImpl<float, Tile512F, Micro512>(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    gemmImpl<float, Tile512F, Micro512>(transA, M, N, K, alpha, A, lda, bp, matrixColumns(B, ldb, transB), beta, C,
+                                        ldc);
   else
-    gemmImpl<float>(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    gemmImpl<float>(transA, M, N, K, alpha, A, lda, bp, matrixColumns(B, ldb, transB), beta, C, ldc);
 }
 void gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, double alpha, const double* A,
           int64_t lda, const double* B, int64_t ldb, double beta, double* C, int64_t ldc) {
-  gemmImpl<double>(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  const MatrixB<double> bp{B, ldb, transB};
+  gemmImpl<double>(transA, M, N, K, alpha, A, lda, bp, matrixColumns(B, ldb, transB), beta, C, ldc);
+}
+
+void gemmIm2col(int64_t M, const float* A, int64_t lda, const float* x, const Im2colGeometry& g, float* C,
+                int64_t ldc) {
+  const Im2colB bp{x, g};
+  const int64_t N = g.OH * g.OW, K = g.C * g.KH * g.KW;
+  auto cols = [&bp](int64_t n0, int64_t n1, bool* tb, int64_t* ld, std::vector<float>* own) {
+    *tb = false;
+    *ld = n1 - n0;
+    return bp.columns(n0, n1, own);
+  };
+  if (cpuHasAvx512())
+    gemmImpl<float, Tile512F, Micro512>(false, M, N, K, 1.f, A, lda, bp, cols, 0.f, C, ldc);
+  else
+    gemmImpl<float>(false, M, N, K, 1.f, A, lda, bp, cols, 0.f, C, ldc);
 }
 
 }  // namespace ramjet::reference

@@ -20,6 +20,17 @@ void gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha
 void gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, double alpha, const double* A,
           int64_t lda, const double* B, int64_t ldb, double beta, double* C, int64_t ldc);
 
+// A 2-D convolution's im2col matrix, described rather than materialized: rows (c, kh, kw) of one
+// group's C channels, columns (oh, ow).
+struct Im2colGeometry {
+  int64_t C, H, W, KH, KW, OH, OW;
+  int64_t sh, sw, pt, pl, dh, dw;
+};
+// C[M, OH*OW] = A[M, C*KH*KW] * im2col(x) with x [C, H, W]: the GEMM packs the convolution
+// windows straight from x (no im2col buffer, one pass less over the largest operand).
+void gemmIm2col(int64_t M, const float* A, int64_t lda, const float* x, const Im2colGeometry& g, float* C,
+                int64_t ldc);
+
 // CPU features for run-time kernel dispatch (checked once). RAMJET_NO_AVX512=1 turns the
 // AVX-512 paths off (the GEMM then uses its AVX2 tile).
 bool cpuHasAvx2Fma();
