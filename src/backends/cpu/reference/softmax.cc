@@ -43,9 +43,9 @@ Status softmaxKernel(KernelContext& ctx) {
         [&](int64_t o_begin, int64_t o_end) {
           for (int64_t o = o_begin; o < o_end; ++o) {
             for (int64_t i = 0; i < inner; ++i) {
+              if (n == 0) continue;  // empty axis: nothing to read or write (px/py may be null)
               const A* s = px + o * n * inner + i;
               A* d = py + o * n * inner + i;
-              if (n == 0) continue;
               if (kMode == Mode::kLpNorm1 || kMode == Mode::kLpNorm2) {  // x / ||x||_p, 0 for a zero norm
                 double norm = 0;
                 for (int64_t k = 0; k < n; ++k) {
