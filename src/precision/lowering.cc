@@ -452,7 +452,8 @@ struct Lowerer {
       for (size_t i = 0; i < prod->outputs.size(); ++i)
         if (prod->outputs[i] == out) setOutput(prod, i, h);
       out->type.dtype = io_dt;
-      Node* cast = g.addNode("Cast", out->name + (io_dt == DataType::kFloat32 ? "__to_fp32" : std::string("__to_") + dataTypeName(io_dt)), {h}, {out});
+      const std::string suffix = io_dt == DataType::kFloat32 ? "__to_fp32" : std::string("__to_") + dataTypeName(io_dt);
+      Node* cast = g.addNode("Cast", out->name + suffix, {h}, {out});
       cast->attrs["to"] = Attribute::fromInt(static_cast<int64_t>(io_dt));
       ++rep.casts;
     }

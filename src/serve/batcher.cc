@@ -164,10 +164,10 @@ class BatcherImpl final : public Batcher {
         io->engine = e.get();
         // RAMJET_SERVE_IO=merge|direct overrides the default (direct on a GPU, merged host tensors
         // on the CPU, where inputs are used in place): tests run the direct path on the CPU.
-        const char* mode = std::getenv("RAMJET_SERVE_IO");
-        io->direct = mode && std::string(mode) == "direct"  ? true
-                     : mode && std::string(mode) == "merge" ? false
-                                                            : e->info().device != DeviceKind::kCpu;
+        const std::string mode = std::getenv("RAMJET_SERVE_IO") ? std::getenv("RAMJET_SERVE_IO") : "";
+        if (!mode.empty() && mode != "direct" && mode != "merge")
+          return makeError(StatusCode::kInvalidArgument, "RAMJET_SERVE_IO must be 'direct' or 'merge', got '", mode, "'");
+        io->direct = mode.empty() ? e->info().device != DeviceKind::kCpu : mode == "direct";
         if (io->direct) {
           RJ_ASSIGN_OR_RETURN(io->stream, e->createStream());
         }
@@ -270,7 +270,7 @@ class BatcherImpl final : public Batcher {
           feeds.emplace(t.name, Tensor(t.dtype, dims));
         }
         const size_t idx = static_cast<size_t>(&ctx - contexts_.data());
-        Status st = io_[idx]->direct ? runDirect(idx, {&feeds}, {has_batch_ ? b : 1}, has_batch_ ? b : 1, nullptr).status()
+        Status st = io_[idx]->direct ? runDirect(idx, {&feeds}, {has_batch_ ? b : 1}, has_batch_ ? b : 1).status()
                                      : ctx->infer(feeds).status();
         if (!st.ok()) return makeError(StatusCode::kInternal, "warm-up run at batch ", b, " failed: ", st.toString());
       }
@@ -314,8 +314,7 @@ class BatcherImpl final : public Batcher {
   // Runs `parts` (requests of part_rows[i] rows each, in order) as one batch of run_rows rows
   // (zero rows pad the rest) on instance idx; returns each part's outputs (dim 0 = its rows).
   Result<std::vector<std::vector<Tensor>>> runDirect(size_t idx, const std::vector<const std::map<std::string, Tensor>*>& parts,
-                                                     const std::vector<int64_t>& part_rows, int64_t run_rows,
-                                                     double* compute_us) {
+                                                     const std::vector<int64_t>& part_rows, int64_t run_rows) {
     DeviceIo& io = *io_[idx];
     ExecutionContext& ctx = *contexts_[idx];
     const auto& ins = engine_->inputs();
@@ -333,6 +332,8 @@ class BatcherImpl final : public Batcher {
       size_t off = 0;
       for (const auto* part : parts) {
         const Tensor& t = part->at(ins[i].name);
+        if (off + t.nbytes() > need)  // validate() merges only requests of one row shape
+          return makeError(StatusCode::kInternal, "input '", ins[i].name, "': the batch's requests have different row sizes");
         if (t.nbytes()) RJ_RETURN_IF_ERROR(io.engine->copyToDevice(static_cast<uint8_t*>(buf) + off, t.raw(), t.nbytes(), io.stream));
         off += t.nbytes();
       }
@@ -354,7 +355,6 @@ class BatcherImpl final : public Batcher {
       RJ_ASSIGN_OR_RETURN(void* buf, ioBuffer(io, ins.size() + o, bytes));
       RJ_RETURN_IF_ERROR(ctx.setTensorAddress(outs[o].name, buf));
     }
-    auto t0 = Clock::now();
     RJ_RETURN_IF_ERROR(ctx.enqueue(io.stream));
     std::vector<std::vector<Tensor>> result(parts.size());
     for (size_t o = 0; o < outs.size(); ++o) {
@@ -374,7 +374,6 @@ class BatcherImpl final : public Batcher {
       }
     }
     RJ_RETURN_IF_ERROR(io.engine->synchronize(io.stream));
-    if (compute_us) *compute_us = std::chrono::duration<double, std::micro>(Clock::now() - t0).count();
     return result;
   }
 
@@ -610,14 +609,14 @@ class BatcherImpl final : public Batcher {
       std::vector<const std::map<std::string, Tensor>*> parts;
       std::vector<int64_t> part_rows;
       for (const auto& p : *batch) parts.push_back(&p.rq.inputs), part_rows.push_back(p.rows);
-      double compute_us = 0;
-      auto r = runDirect(static_cast<size_t>(idx), parts, part_rows, run_rows, &compute_us);
+      auto r = runDirect(static_cast<size_t>(idx), parts, part_rows, run_rows);
+      // Like the merged path: from the batch's start to its outputs on the host.
+      const double compute_us = std::chrono::duration<double, std::micro>(Clock::now() - t_start).count();
       std::vector<Response> resp(batch->size());
       for (size_t k = 0; k < resp.size(); ++k) {
         if (r.ok()) resp[k].outputs = std::move((*r)[k]);
         else resp[k] = failure(Outcome::kFailed, r.status());
       }
-      if (!r.ok()) compute_us = std::chrono::duration<double, std::micro>(Clock::now() - t_start).count();
       return finishBatch(batch, std::move(resp), rows, run_rows, t_start, compute_us);
     }
     Result<std::vector<Tensor>> outs = Status(StatusCode::kInternal, "not run");

@@ -141,9 +141,16 @@ TEST_F(FusedConvGpu, KernelsMatchReference) {
   for (size_t i = 0; i < specs.size(); ++i) checkSpec(specs[i], static_cast<int>(i));
 }
 
-// The project's depthwise kernels (NCHW: row kernels for 3x3/5x5 at stride 1/2, a generic one
-// otherwise; NHWC: 16-byte channel vectors), forced with RAMJET_CONV_TACTIC=depthwise whatever
-// the timing would choose.
+// RAMJET_CONV_TACTIC=<tactic> for one scope (restored when an assertion returns early, so the
+// tests after it choose by timing again).
+struct ForceTactic {
+  explicit ForceTactic(const char* t) { setenv("RAMJET_CONV_TACTIC", t, 1); }
+  ~ForceTactic() { unsetenv("RAMJET_CONV_TACTIC"); }
+};
+
+// The project's depthwise kernels (NCHW: the 8-wide tile kernel for 3x3/5x5 "same" windows at
+// stride 1/2, a generic one otherwise; NHWC: 16-byte channel vectors), forced with
+// RAMJET_CONV_TACTIC=depthwise whatever the timing would choose.
 TEST_F(FusedConvGpu, DepthwiseKernelsMatchReference) {
   const std::vector<Spec> specs = {
       {"relu", false, false, 24, 24, 24, 3, 1, 1},      {"hard_swish", false, true, 24, 24, 24, 5, 2, 2},
@@ -152,7 +159,7 @@ TEST_F(FusedConvGpu, DepthwiseKernelsMatchReference) {
       {"relu", false, false, 8, 8, 8, 3, 1, 0},         {"silu", false, true, 8, 8, 8, 3, 2, 0},
       {"hard_swish", true, true, 24, 24, 24, 5, 2, 2},  {"silu", true, false, 13, 13, 13, 3, 2, 1},
   };
-  setenv("RAMJET_CONV_TACTIC", "depthwise", 1);
+  ForceTactic force("depthwise");
   for (size_t i = 0; i < specs.size(); ++i) checkSpec(specs[i], 300 + static_cast<int>(i), "cuda.fused_conv.depthwise");
   // Rows of 16/32/40 elements take the 8-wide tile kernel's 16-byte loads and stores (FP16 and
   // FP32); 24, 20 and the 13x11 specs above take partial tiles or unaligned rows (element loads).
@@ -168,9 +175,6 @@ TEST_F(FusedConvGpu, DepthwiseKernelsMatchReference) {
     const auto& [spec, h, w] = wide[i];
     checkSpec(spec, 400 + static_cast<int>(i), "cuda.fused_conv.depthwise", h, w);
   }
-  // The 4-wide row kernels stay reachable (RAMJET_DEPTHWISE_TILE=0 is read once per process, so
-  // they are covered by the 13x11 specs above only when the tile kernel declines: odd widths).
-  unsetenv("RAMJET_CONV_TACTIC");
 }
 
 // The project's NCHW direct 3x3 kernel for few input channels (first layers), forced with
@@ -184,12 +188,11 @@ TEST_F(FusedConvGpu, DirectKernelMatchesReference) {
       {{"none", false, false, 1, 8, 1, 3, 1, 0}, 9, 10},
       {{"clip", false, true, 8, 5, 1, 3, 2, 0}, 10, 21},
   };
-  setenv("RAMJET_CONV_TACTIC", "direct", 1);
+  ForceTactic force("direct");
   for (size_t i = 0; i < specs.size(); ++i) {
     const auto& [spec, h, w] = specs[i];
     checkSpec(spec, 600 + static_cast<int>(i), "cuda.fused_conv.direct", h, w);
   }
-  unsetenv("RAMJET_CONV_TACTIC");
 }
 
 TEST_F(FusedConvGpu, PoolNhwcMatchesReference) {

@@ -114,38 +114,24 @@ void checkConcurrentMatches() {
 TEST(Batcher, ConcurrentDistinctRequestsMatchSingleRequestResults) { checkConcurrentMatches(); }
 
 // The GPU data path (requests copied straight into per-instance device buffers, outputs straight
-// back per request; RAMJET_SERVE_IO=direct runs it on the CPU engine): same answers, padding
-// rows, a model without dynamic batching.
+// back per request; RAMJET_SERVE_IO=direct runs it on the CPU engine): the concurrency, padding
+// and no-batching checks of the tests around it, on that path. The variable is restored even
+// when an assertion returns early, so later tests see the default path.
+void checkPadding();
+void checkEveryRequestAlone();
 TEST(Batcher, DirectDeviceIoPathMatchesSingleRequestResults) {
-  setenv("RAMJET_SERVE_IO", "direct", 1);
+  struct Env {
+    Env() { setenv("RAMJET_SERVE_IO", "direct", 1); }
+    ~Env() { unsetenv("RAMJET_SERVE_IO"); }
+  } env;
   checkConcurrentMatches();
-  auto engine = tinyEngine(/*min_batch=*/2);
-  BatcherOptions bo;
-  bo.preferred_batch_sizes = {4, 8};
-  bo.max_queue_delay_us = 0;
-  auto b = Batcher::create(engine, bo);
-  ASSERT_TRUE(b.ok()) << b.status().toString();
-  auto ctx = engine->createContext();
-  for (int64_t rows : {3, 2, 8, 5}) {  // 3 and 5 are padded (to 4 and 8)
-    Tensor x = randomImages(rows, 70 + static_cast<uint32_t>(rows));
-    Response r = (*b)->infer(imagesRequest(x));
-    ASSERT_EQ(r.outcome, Outcome::kOk) << r.status.toString();
-    ASSERT_EQ(r.outputs[0].dims(), (std::vector<int64_t>{rows, 10}));
-    auto ref = (*ctx)->infer({{"images", x}});
-    ASSERT_TRUE(ref.ok());
-    EXPECT_LT(maxAbsDiff(r.outputs[0], (*ref)[0]), 1e-5) << rows << " rows";
-  }
-  BatcherOptions alone;
-  alone.dynamic_batching = false;
-  auto b2 = Batcher::create(engine, alone);
-  ASSERT_TRUE(b2.ok()) << b2.status().toString();
-  Tensor x = randomImages(2, 99);
-  Response r = (*b2)->infer(imagesRequest(x));
-  ASSERT_EQ(r.outcome, Outcome::kOk) << r.status.toString();
-  auto ref = (*ctx)->infer({{"images", x}});
-  ASSERT_TRUE(ref.ok());
-  EXPECT_LT(maxAbsDiff(r.outputs[0], (*ref)[0]), 1e-5);
-  unsetenv("RAMJET_SERVE_IO");
+  checkPadding();
+  checkEveryRequestAlone();
+  setenv("RAMJET_SERVE_IO", "Direct", 1);  // a typo is refused, not silently the default
+  auto bad = Batcher::create(tinyEngine(), BatcherOptions{});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("RAMJET_SERVE_IO must be 'direct' or 'merge'"), std::string::npos)
+      << bad.status().toString();
 }
 
 TEST(Batcher, InstancesSpreadOverSeveralEnginesOfOneModel) {
@@ -172,47 +158,65 @@ TEST(Batcher, InstancesSpreadOverSeveralEnginesOfOneModel) {
   EXPECT_FALSE(Batcher::create(std::vector<std::shared_ptr<Engine>>{e0, nullptr}, bo).ok());
 }
 
-TEST(Batcher, WithoutDynamicBatchingEveryRequestRunsAlone) {
+void checkEveryRequestAlone() {
   auto engine = tinyEngine();
   BatcherOptions bo;
   bo.dynamic_batching = false;
   bo.instances = 2;
   auto b = Batcher::create(engine, bo);
   ASSERT_TRUE(b.ok());
+  std::vector<Tensor> inputs, refs;
+  auto ctx = engine->createContext();
+  for (int t = 0; t < 8; ++t) {
+    inputs.push_back(randomImages(2, static_cast<uint32_t>(t)));
+    auto out = (*ctx)->infer({{"images", inputs.back()}});
+    ASSERT_TRUE(out.ok()) << out.status().toString();
+    refs.push_back((*out)[0]);
+  }
   std::vector<std::thread> th;
   std::atomic<int> ok{0};
   for (int t = 0; t < 8; ++t)
     th.emplace_back([&, t] {
-      Response r = (*b)->infer(imagesRequest(randomImages(2, t)));
-      if (r.outcome == Outcome::kOk && r.batch_size == 2 && r.outputs[0].dims()[0] == 2) ++ok;
+      Response r = (*b)->infer(imagesRequest(inputs[t]));
+      if (r.outcome == Outcome::kOk && r.batch_size == 2 && r.outputs[0].dims()[0] == 2 &&
+          maxAbsDiff(r.outputs[0], refs[t]) < 1e-5)
+        ++ok;
     });
   for (auto& x : th) x.join();
   EXPECT_EQ(ok.load(), 8);
   EXPECT_EQ((*b)->stats().batches, 8u);
 }
 
-TEST(Batcher, PadsToPreferredAndMinimumBatch) {
+TEST(Batcher, WithoutDynamicBatchingEveryRequestRunsAlone) { checkEveryRequestAlone(); }
+
+void checkPadding() {
   auto engine = tinyEngine(/*min_batch=*/2);
   BatcherOptions bo;
   bo.preferred_batch_sizes = {4, 8};
   bo.max_queue_delay_us = 0;
   auto b = Batcher::create(engine, bo);
   ASSERT_TRUE(b.ok()) << b.status().toString();
-  Tensor x = randomImages(3, 7);
-  Response r = (*b)->infer(imagesRequest(x));
-  ASSERT_EQ(r.outcome, Outcome::kOk) << r.status.toString();
-  EXPECT_EQ(r.batch_size, 4);
-  ASSERT_EQ(r.outputs[0].dims(), (std::vector<int64_t>{3, 10}));
   auto ctx = engine->createContext();
-  auto ref = (*ctx)->infer({{"images", x}});
-  ASSERT_TRUE(ref.ok());
-  EXPECT_LT(maxAbsDiff(r.outputs[0], (*ref)[0]), 1e-5);
+  // Rows -> the batch run: 3 -> 4 and 5 -> 8 (preferred sizes), 8 exact.
+  for (auto [rows, run] : std::vector<std::pair<int64_t, int64_t>>{{3, 4}, {5, 8}, {8, 8}}) {
+    Tensor x = randomImages(rows, 7 + static_cast<uint32_t>(rows));
+    Response r = (*b)->infer(imagesRequest(x));
+    ASSERT_EQ(r.outcome, Outcome::kOk) << r.status.toString();
+    EXPECT_EQ(r.batch_size, run);
+    ASSERT_EQ(r.outputs[0].dims(), (std::vector<int64_t>{rows, 10}));
+    auto ref = (*ctx)->infer({{"images", x}});
+    ASSERT_TRUE(ref.ok());
+    EXPECT_LT(maxAbsDiff(r.outputs[0], (*ref)[0]), 1e-5) << rows << " rows";
+  }
   // Batch 1 is below the profile minimum 2: padded, not refused.
   Response one = (*b)->infer(imagesRequest(randomImages(1, 8)));
   ASSERT_EQ(one.outcome, Outcome::kOk) << one.status.toString();
   EXPECT_EQ(one.outputs[0].dims()[0], 1);
-  EXPECT_EQ((*b)->stats().padded_rows, 1u + 3u);
+  EXPECT_EQ(one.batch_size, 4);  // min 2, then the smallest preferred size
+  EXPECT_EQ((*b)->stats().padded_rows, 1u + 3u + 0u + 3u);
 }
+
+TEST(Batcher, PadsToPreferredAndMinimumBatch) { checkPadding(); }
 
 TEST(Batcher, InvalidRequestsAreRejectedWithAReason) {
   auto b = Batcher::create(tinyEngine(), BatcherOptions{});

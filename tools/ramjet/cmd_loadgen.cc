@@ -12,10 +12,10 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
-#include <set>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <set>
 #include <sstream>
 #include <thread>
 

@@ -140,7 +140,6 @@ class FusedConvKernel final : public Kernel {
  public:
   FusedConvKernel(const Node& node, ops::ConvActivation act) : node_(node), act_(act) {}
 
-
   Status run(const RunArgs& args) override {
     const TensorRef& xr = args.inputs[0];
     const TensorRef& wr = args.inputs[1];

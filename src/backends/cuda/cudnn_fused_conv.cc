@@ -9,7 +9,6 @@
 
 #include <algorithm>
 #include <cstdlib>
-#include <cstring>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -260,13 +259,7 @@ class FusedConvKernel final : public Kernel {
       for (int64_t mi = 0; mi < m; ++mi)
         for (int64_t ci = 0; ci < c; ++ci)
           packed[static_cast<size_t>(((mi / co) * c + ci) * co + mi % co)] = src[mi * c + ci];
-      if (dw_weights_) cudaFree(dw_weights_);
-      dw_weights_ = nullptr;
-      const size_t bytes = packed.size() * sizeof(float);
-      RJ_CUDA_CHECK(cudaMalloc(&dw_weights_, std::max<size_t>(bytes, 1)));
-      RJ_CUDA_CHECK(cudaMemcpy(dw_weights_, packed.data(), bytes, cudaMemcpyHostToDevice));
-      dw_dtype_ = consts[1]->dtype();
-      return Status::Ok();
+      return uploadWeights(packed.data(), packed.size() * sizeof(float), consts[1]->dtype());
     }
     if (!depthwise_) return Status::Ok();
     if (consts.size() < 2 || !consts[1] || consts[1]->rank() != 4)
@@ -282,11 +275,17 @@ class FusedConvKernel final : public Kernel {
       if (w.dim(1) != 1) return makeError(StatusCode::kUnsupported, n_.describe(), ": not depthwise");
       packed = w;
     }
+    return uploadWeights(packed.raw(), packed.nbytes(), w.dtype());
+  }
+
+  // The packed weights to the device, once per engine; `dtype` is the model's weight type (the
+  // kernels check it against the activations').
+  Status uploadWeights(const void* data, size_t bytes, DataType dtype) {
     if (dw_weights_) cudaFree(dw_weights_);
     dw_weights_ = nullptr;
-    RJ_CUDA_CHECK(cudaMalloc(&dw_weights_, std::max<size_t>(packed.nbytes(), 1)));
-    RJ_CUDA_CHECK(cudaMemcpy(dw_weights_, packed.raw(), packed.nbytes(), cudaMemcpyHostToDevice));
-    dw_dtype_ = w.dtype();
+    RJ_CUDA_CHECK(cudaMalloc(&dw_weights_, std::max<size_t>(bytes, 1)));
+    RJ_CUDA_CHECK(cudaMemcpy(dw_weights_, data, bytes, cudaMemcpyHostToDevice));
+    dw_dtype_ = dtype;
     return Status::Ok();
   }
 
@@ -492,17 +491,17 @@ std::vector<Tactic> fusedConvTactics(const Node& n, const std::vector<TensorType
       auto d = fusedConvDesc(n, in[0].shape.concrete(), in[1].shape.concrete(), out[0].shape.concrete(), in[0].dtype,
                              bias, *nhwc);
       if (d.ok()) {
+        // RAMJET_CONV_TACTIC=depthwise|direct: only the project's kernel where it applies (tests
+        // check it whatever the timing would choose).
+        const char* env = std::getenv("RAMJET_CONV_TACTIC");
+        const std::string force = env ? env : "";
         if (d->spatial_rank == 2 && d->groups == d->c && d->k == d->c) {
           t.push_back(Tactic{kDepthwiseTactic, 0});
-          // RAMJET_CONV_TACTIC=depthwise: only the project's kernel (tests check it whatever the timing).
-          const char* force = std::getenv("RAMJET_CONV_TACTIC");
-          if (force && std::string(force) == "depthwise") return t;
+          if (force == "depthwise") return t;
         }
         if (isDirectNchw(*d)) {
           t.push_back(Tactic{kDirectTactic, 0});
-          // RAMJET_CONV_TACTIC=direct: only the project's kernel (tests check it whatever the timing).
-          const char* force = std::getenv("RAMJET_CONV_TACTIC");
-          if (force && std::string(force) == "direct") return t;
+          if (force == "direct") return t;
         }
         std::lock_guard<std::mutex> lock(h.cudnn_mu);
         auto gc = makeGraphConv(h.cudnn->get(), *d, z, *act);

@@ -1,10 +1,10 @@
 // Epilogue of a fused convolution when cuDNN has no single engine for the whole pattern:
 // y = act(y + bias[c] + z) in one pass over the convolution's output (instead of separate
 // bias, Add and activation kernels). NCHW ([outer=N, C, inner=HW]) or NHWC ([outer=N*HW, C,
-// inner=1]); 16-byte vectors where a vector never straddles channels unpredictably.
+// inner=1]); 16-byte vectors where a vector never straddles channels unpredictably. Also the
+// project's own convolution tactics, the same epilogue fused: depthwise (NHWC; NCHW as an 8-wide
+// row tile or a generic kernel) and the direct 3x3 kernel for few input channels.
 #include <cmath>
-#include <cstdlib>
-#include <string>
 
 #include "backends/cuda/cudnn_fused_conv.h"
 #include "backends/cuda/kernels/common.cuh"
@@ -125,7 +125,7 @@ __device__ __forceinline__ void loadRowBounded(const T* row, int iw0, int wd, fl
 
 // NCHW depthwise, any window: one thread per output element, consecutive threads along the
 // output row (coalesced loads; the window's rows are shared through L1). The 3x3/5x5 windows at
-// horizontal stride 1 or 2 take depthwiseNchwRowKernel below.
+// horizontal stride 1 or 2 with the "same" padding take depthwiseNchwTileKernel below.
 template <typename T>
 __global__ void depthwiseNchwKernel(const T* __restrict__ x, const T* __restrict__ w, const T* __restrict__ bias,
                                     const T* __restrict__ z, T* __restrict__ y, DepthwiseParams p, UnaryOp op,
@@ -158,59 +158,6 @@ __global__ void depthwiseNchwKernel(const T* __restrict__ x, const T* __restrict
     if (bias) acc += toF(bias[c]);
     if (z) acc += toF(z[i]);
     y[i] = fromF<T>(epilogueAct(op, acc, a, b));
-  }
-}
-
-// NCHW depthwise, KSxKS window (unit dilation), horizontal stride SW: each thread computes R = 4
-// consecutive outputs of a row, loading each input row segment once into registers
-// ((R-1)*SW + KS values) and the window's weights once.
-template <typename T, int KS, int SW>
-__global__ void depthwiseNchwRowKernel(const T* __restrict__ x, const T* __restrict__ w, const T* __restrict__ bias,
-                                       const T* __restrict__ z, T* __restrict__ y, DepthwiseParams p, UnaryOp op,
-                                       float a, float b, bool small, FastDiv fowb, FastDiv foh, FastDiv fc) {
-  constexpr int R = 4, IN = (R - 1) * SW + KS;
-  const int64_t owb_n = (p.ow + R - 1) / R;
-  const int64_t total = p.n * p.c * p.oh * owb_n;
-  const int h = static_cast<int>(p.h), wd = static_cast<int>(p.w), ow_n = static_cast<int>(p.ow);
-  RJ_GRID_STRIDE_LOOP(i, total) {
-    int64_t rem = i;
-    const int owb = static_cast<int>(divmod(rem, owb_n, fowb, small));
-    const int oh = static_cast<int>(divmod(rem, p.oh, foh, small));
-    const int64_t plane = rem;  // n * C + c
-    int64_t cr = plane;
-    const int64_t c = divmod(cr, p.c, fc, small);
-    const T* xp = x + plane * p.h * p.w;
-    float wr[KS * KS];
-#pragma unroll
-    for (int k = 0; k < KS * KS; ++k) wr[k] = toF(__ldg(w + c * KS * KS + k));
-    const int ow0 = owb * R;
-    const int ih0 = oh * static_cast<int>(p.sh) - static_cast<int>(p.ph);
-    const int iw0 = ow0 * SW - static_cast<int>(p.pw);
-    float acc[R];
-#pragma unroll
-    for (int r = 0; r < R; ++r) acc[r] = 0.f;
-#pragma unroll
-    for (int kh = 0; kh < KS; ++kh) {
-      const int ih = ih0 + kh;
-      if (ih < 0 || ih >= h) continue;
-      const T* row = xp + static_cast<int64_t>(ih) * wd;
-      float v[IN];
-      loadRowBounded<T, IN>(row, iw0, wd, v);
-#pragma unroll
-      for (int r = 0; r < R; ++r)
-#pragma unroll
-        for (int kw = 0; kw < KS; ++kw) acc[r] += v[r * SW + kw] * wr[kh * KS + kw];
-    }
-    const float bv = bias ? toF(bias[c]) : 0.f;
-    const int64_t obase = (plane * p.oh + oh) * p.ow;
-#pragma unroll
-    for (int r = 0; r < R; ++r) {
-      const int ow = ow0 + r;
-      if (ow >= ow_n) break;
-      float v = acc[r] + bv;
-      if (z) v += toF(z[obase + ow]);
-      y[obase + ow] = fromF<T>(epilogueAct(op, v, a, b));
-    }
   }
 }
 
@@ -493,20 +440,8 @@ Status depthwiseConvNchw(DataType dtype, const void* x, const void* w, const voi
   const bool small = fastIndex(total) && fastIndex(p.n * p.c * p.h * p.w);
   const FastDiv fow = makeFastDiv(p.ow), foh = makeFastDiv(p.oh), fc = makeFastDiv(p.c);
   const bool unit = p.kh == p.kw && p.dh == 1 && p.dw == 1;
-  // RAMJET_DEPTHWISE_TILE=0 keeps the 4-wide row kernels (for comparison and tests).
-  static const bool tile_ok = [] {
-    const char* e = std::getenv("RAMJET_DEPTHWISE_TILE");
-    return !(e && std::string(e) == "0");
-  }();
   bool ok = visitFloatDev(dtype, [&](auto tag) {
     using T = typename decltype(tag)::type;
-    auto row = [&](auto ks, auto sw) {
-      constexpr int KS = decltype(ks)::value, SW = decltype(sw)::value;
-      const int64_t owb_n = (p.ow + 3) / 4, rows = p.n * p.c * p.oh * owb_n;
-      depthwiseNchwRowKernel<T, KS, SW><<<gridFor(rows), kThreads, 0, stream>>>(
-          static_cast<const T*>(x), static_cast<const T*>(w), static_cast<const T*>(bias), static_cast<const T*>(z),
-          static_cast<T*>(y), p, act, ap.alpha, ap.beta, small, makeFastDiv(owb_n), foh, fc);
-    };
     using I3 = std::integral_constant<int, 3>;
     using I5 = std::integral_constant<int, 5>;
     using S1 = std::integral_constant<int, 1>;
@@ -521,15 +456,11 @@ Status depthwiseConvNchw(DataType dtype, const void* x, const void* w, const voi
           static_cast<const T*>(x), static_cast<const T*>(w), static_cast<const T*>(bias), static_cast<const T*>(z),
           static_cast<T*>(y), p, act, ap.alpha, ap.beta, small, makeFastDiv(owb_n), foh, fc, vec_in, vec_out);
     };
-    const bool same = unit && p.pw == p.kw / 2 && tile_ok;
+    const bool same = unit && p.pw == p.kw / 2;
     if (same && p.kh == 3 && p.sw == 1) tile(I3{}, S1{});
     else if (same && p.kh == 3 && p.sw == 2) tile(I3{}, S2{});
     else if (same && p.kh == 5 && p.sw == 1) tile(I5{}, S1{});
     else if (same && p.kh == 5 && p.sw == 2) tile(I5{}, S2{});
-    else if (unit && p.kh == 3 && p.sw == 1) row(I3{}, S1{});
-    else if (unit && p.kh == 3 && p.sw == 2) row(I3{}, S2{});
-    else if (unit && p.kh == 5 && p.sw == 1) row(I5{}, S1{});
-    else if (unit && p.kh == 5 && p.sw == 2) row(I5{}, S2{});
     else
       depthwiseNchwKernel<T><<<gridFor(total), kThreads, 0, stream>>>(
           static_cast<const T*>(x), static_cast<const T*>(w), static_cast<const T*>(bias), static_cast<const T*>(z),

@@ -63,6 +63,29 @@ template <> struct RUnit<8> { using type = uint2; };
 template <> struct RUnit<4> { using type = uint32_t; };
 template <> struct RUnit<2> { using type = uint16_t; };
 
+// Adds units first, first + step, ... (< nu) of a contiguous row read as UB-byte units, two
+// loads in flight.
+template <typename T, int UB>
+__device__ __forceinline__ RAcc addUnits(ReduceOp op, RAcc acc, const T* row, int64_t nu, int64_t first,
+                                         int64_t step) {
+  using U = typename RUnit<UB>::type;
+  constexpr int V = UB / sizeof(T);
+  const U* bu = reinterpret_cast<const U*>(row);
+  auto add = [&](const U& raw) {
+    const T* e = reinterpret_cast<const T*>(&raw);
+#pragma unroll
+    for (int k = 0; k < V; ++k) acc = rAdd(op, acc, toF(e[k]));
+  };
+  int64_t j = first;
+  for (; j + step < nu; j += 2 * step) {
+    const U u0 = __ldg(bu + j), u1 = __ldg(bu + j + step);
+    add(u0);
+    add(u1);
+  }
+  for (; j < nu; j += step) add(__ldg(bu + j));
+  return acc;
+}
+
 // G lanes per output (32 / G outputs per warp; G = 8/16 for short rows such as 7x7 planes,
 // where a whole warp per row idled most lanes). kContig: the reduced run is one contiguous row
 // whose start and length are multiples of UB bytes (GlobalAveragePool over NCHW planes), read in
@@ -81,22 +104,7 @@ __global__ void reduceWarpKernel(ReduceOp op, const T* x, T* y, int64_t n_out, i
     if (valid) {
       const T* base = x + offsetOf(o, kr, kdims, kst);
       if constexpr (kContig) {
-        using U = typename RUnit<UB>::type;
-        constexpr int V = UB / sizeof(T);
-        const U* bu = reinterpret_cast<const U*>(base);
-        const int64_t nu = rcount / V;
-        auto addUnit = [&](const U& raw) {
-          const T* e = reinterpret_cast<const T*>(&raw);
-#pragma unroll
-          for (int k = 0; k < V; ++k) acc = rAdd(op, acc, toF(e[k]));
-        };
-        int64_t j = sub;
-        for (; j + G < nu; j += 2 * G) {
-          const U u0 = __ldg(bu + j), u1 = __ldg(bu + j + G);
-          addUnit(u0);
-          addUnit(u1);
-        }
-        for (; j < nu; j += G) addUnit(__ldg(bu + j));
+        acc = addUnits<T, UB>(op, acc, base, rcount / (UB / static_cast<int>(sizeof(T))), sub, G);
       } else {
         for (int64_t j = sub; j < rcount; j += G) acc = rAdd(op, acc, toF(base[offsetOf(j, rr, rdims, rst)]));
       }
@@ -115,26 +123,12 @@ __global__ void reduceWarpKernel(ReduceOp op, const T* x, T* y, int64_t n_out, i
 template <typename T, int UB>
 __global__ void reduceBlockKernel(ReduceOp op, const T* x, T* y, int64_t n_out, int kr, Dims8 kdims, Idx8 kst,
                                   int64_t rcount) {
-  using U = typename RUnit<UB>::type;
-  constexpr int V = UB / sizeof(T), W = kThreads / 32;
+  constexpr int W = kThreads / 32;
   __shared__ RAcc part[W];
   const int lane = threadIdx.x & 31, wid = threadIdx.x >> 5;
-  const int64_t nu = rcount / V;
+  const int64_t nu = rcount / (UB / static_cast<int>(sizeof(T)));
   for (int64_t o = blockIdx.x; o < n_out; o += gridDim.x) {
-    const U* bu = reinterpret_cast<const U*>(x + offsetOf(o, kr, kdims, kst));
-    RAcc acc = rInit(op);
-    auto addUnit = [&](const U& raw) {
-      const T* e = reinterpret_cast<const T*>(&raw);
-#pragma unroll
-      for (int k = 0; k < V; ++k) acc = rAdd(op, acc, toF(e[k]));
-    };
-    int64_t j = threadIdx.x;
-    for (; j + kThreads < nu; j += 2 * kThreads) {
-      const U u0 = __ldg(bu + j), u1 = __ldg(bu + j + kThreads);
-      addUnit(u0);
-      addUnit(u1);
-    }
-    for (; j < nu; j += kThreads) addUnit(__ldg(bu + j));
+    RAcc acc = addUnits<T, UB>(op, rInit(op), x + offsetOf(o, kr, kdims, kst), nu, threadIdx.x, kThreads);
 #pragma unroll
     for (int s = 16; s > 0; s >>= 1) {
       RAcc other{__shfl_xor_sync(0xffffffffu, acc.a, s), __shfl_xor_sync(0xffffffffu, acc.b, s)};
