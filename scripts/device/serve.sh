@@ -119,6 +119,38 @@ print("%s: %d failed requests under load" % ("PASS" if errs == 0 else "FAIL", er
 print("%s: %d of %d checked responses differ from their client's first answer by > 2%%" % ("PASS" if mism == 0 and chk > 0 else "FAIL", mism, chk))
 EOF2
 python3 -c "import urllib.request,sys; print(urllib.request.urlopen('http://127.0.0.1:$PORT/metrics', timeout=5).read().decode())" 2>&1 | grep -E '^ramjet_(requests_total|batches_total|batch_size_(sum|count))' | tee -a "$SUM"
+# Where a request's time goes at concurrency 64 (batching): the server's queue and compute means
+# over one more 2-second run, against the client's latency, and the CPU both processes used.
+python3 - "$R" "$PORT" "$SRV" <<'EOF3' | tee -a "$SUM"
+import subprocess, sys, time, urllib.request, json, os, resource
+R, port, pid = sys.argv[1], sys.argv[2], int(sys.argv[3])
+tck = os.sysconf("SC_CLK_TCK")
+def metrics():
+    t = urllib.request.urlopen("http://127.0.0.1:%s/metrics" % port, timeout=5).read().decode()
+    m = {}
+    for line in t.splitlines():
+        if line.startswith("ramjet_") and 'model="rn50"' in line and "_bucket" not in line:
+            k, v = line.rsplit(" ", 1); m[k.split("{")[0]] = float(v)
+    return m
+def cpu(p):
+    f = open("/proc/%d/stat" % p).read().rsplit(")", 1)[1].split()
+    return (int(f[11]) + int(f[12])) / tck
+ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+a, c0, t0 = metrics(), cpu(pid), time.time()
+lg = subprocess.run([R, "loadgen", "--url", "127.0.0.1:" + port, "-m", "rn50", "-c", "64", "-d", "2", "--warmup", "0.3", "--json"],
+                    capture_output=True, text=True)
+b, c1, t1 = metrics(), cpu(pid), time.time()
+ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+lg_cpu = (ru1.ru_utime + ru1.ru_stime - ru0.ru_utime - ru0.ru_stime) / (t1 - t0)
+try: r = json.loads(lg.stdout)[0]
+except Exception: r = {}
+d = lambda k: b.get(k, 0) - a.get(k, 0)
+n, nb = d("ramjet_queue_duration_seconds_count"), d("ramjet_batches_total")
+print("c64 breakdown: client p50 %.2f ms, %.0f req/s; server queue mean %.2f ms, compute mean %.2f ms per batch, "
+      "%.1f rows per batch; server CPU %.1f cores; loadgen CPU %.1f cores" % (r.get("p50_ms", 0), r.get("req_per_s", 0),
+      1e3 * d("ramjet_queue_duration_seconds_sum") / max(n, 1), 1e3 * d("ramjet_compute_duration_seconds_sum") / max(nb, 1),
+      d("ramjet_batch_size_sum") / max(nb, 1), (c1 - c0) / (t1 - t0), lg_cpu))
+EOF3
 kill -TERM $SRV
 for i in $(seq 1 50); do kill -0 $SRV 2>/dev/null || break; sleep 0.2; done
 if kill -0 $SRV 2>/dev/null; then say "FAIL: server still running 10 s after SIGTERM"; else
