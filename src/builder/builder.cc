@@ -706,7 +706,7 @@ Result<Plan> buildChoosingLayout(const Graph& input, const BuildOptions& opt) {
   if (const char* e = std::getenv("RAMJET_NHWC")) layout = e[0] == '1' ? L::kNhwc : e[0] == '0' ? L::kNchw : layout;
   size_t convs = 0;
   for (const auto& n : input.nodes()) convs += n->op_type == "Conv";
-  const bool eligible = opt.device == DeviceKind::kCuda && opt.precision == Precision::kFP16 && opt.optimize &&
+  const bool eligible = opt.device == DeviceKind::kCuda && (opt.precision == Precision::kFP16 || opt.precision == Precision::kFP8) && opt.optimize &&
                         !builder::nhwcLayoutDisabled(opt.disabled_passes, std::getenv("RAMJET_DISABLE_PASSES")) &&
                         convs > 0;
   if (!eligible || layout == L::kNchw) return buildOnce(input, opt, false);

@@ -1,5 +1,7 @@
 // Shape functions of the transformer-oriented fused ops (ops_fused.def): FusedGemm and
 // MultiHeadAttention. Their reference kernels live in src/backends/cpu/reference/fused_gemm.cc.
+#include <cmath>
+
 #include "ops/op_registry.h"
 
 namespace ramjet::ops {
@@ -41,6 +43,52 @@ Status inferFusedGemm(InferContext& ctx) {
   if (ctx.hasInput(3)) {
     if (ctx.dtype(3) != dt)
       return ctx.error("residual is ", dataTypeName(ctx.dtype(3)), " but A is ", dataTypeName(dt));
+    const Shape& s = ctx.shape(3);
+    if (s.rank_known) {
+      bool ok = s.rank() == out.rank();
+      for (size_t i = 0; ok && i < s.rank(); ++i) ok = !conflict(s.dims[i], out.dims[i]);
+      if (!ok) return ctx.error("residual ", s.toString(), " must have the output's shape ", out.toString());
+    }
+  }
+  ctx.setOutput(0, dt, std::move(out));
+  return Status::Ok();
+}
+
+// Fp8Gemm(A[..., M, K] float, W[N, K] uint8 = E4M3 codes, bias[N]?, residual[..., M, N]?)
+//   {x_scale, w_scale, alpha, activation}: A is quantized per tensor, q = e4m3(A / x_scale)
+//   (saturating), and Y = act(alpha * x_scale * w_scale * (q . e4m3(W)ᵀ) + bias + residual), with
+//   FP32 accumulation; Y has A's type. The --fp8 lowering's form of FusedGemm/MatMul.
+Status inferFp8Gemm(InferContext& ctx) {
+  const Node& n = ctx.node();
+  const DataType dt = ctx.dtype(0);
+  if (!isFloatType(dt)) return ctx.error("A must be a float tensor, got ", dataTypeName(dt));
+  if (ctx.dtype(1) != DataType::kUInt8) return ctx.error("W must hold uint8 E4M3 codes, got ", dataTypeName(ctx.dtype(1)));
+  for (const char* s : {"x_scale", "w_scale"}) {
+    const float v = n.attrFloat(s, 0.f);
+    if (!(v > 0.f) || !std::isfinite(v)) return ctx.error("attribute ", s, " must be a positive finite scale, got ", v);
+  }
+  const std::string act = n.attrString("activation", "none");
+  if (act != "none" && act != "relu" && act != "gelu" && act != "gelu_tanh")
+    return ctx.error("activation '", act, "' is not one of none, relu, gelu, gelu_tanh");
+  const Shape& a = ctx.shape(0);
+  const Shape& w = ctx.shape(1);
+  if (w.rank_known && w.rank() != 2) return ctx.error("W must be 2-D [N, K], got ", w.toString());
+  if (!a.rank_known || !w.rank_known) {
+    ctx.setOutput(0, dt, Shape::unknownRank());
+    return Status::Ok();
+  }
+  if (a.rank() < 2) return ctx.error("A must have rank >= 2, got ", a.toString());
+  if (conflict(a.dims.back(), w.dims[1])) return ctx.error("A ", a.toString(), " and W ", w.toString(), " differ in K");
+  Shape out = a;
+  out.dims.back() = w.dims[0];
+  if (ctx.hasInput(2)) {
+    if (ctx.dtype(2) != dt) return ctx.error("bias is ", dataTypeName(ctx.dtype(2)), " but A is ", dataTypeName(dt));
+    const Shape& s = ctx.shape(2);
+    if (s.rank_known && (s.rank() != 1 || conflict(s.dims[0], w.dims[0])))
+      return ctx.error("bias must be 1-D [N=", w.dims[0].toString(), "], got ", s.toString());
+  }
+  if (ctx.hasInput(3)) {
+    if (ctx.dtype(3) != dt) return ctx.error("residual is ", dataTypeName(ctx.dtype(3)), " but A is ", dataTypeName(dt));
     const Shape& s = ctx.shape(3);
     if (s.rank_known) {
       bool ok = s.rank() == out.rank();

@@ -9,6 +9,7 @@
 
 #include "ops/op_registry.h"
 #include "passes/graph_rewrite.h"
+#include "precision/fp8_math.h"
 #include "precision/int8_math.h"
 
 namespace ramjet::precision {
@@ -54,6 +55,7 @@ std::string LoweringReport::toString() const {
   if (quantize || dequantize)
     os << ", " << quantize << " quantize, " << dequantize << " dequantize, " << int8_fused_activations
        << " fused activations, " << int8_fused_residuals << " fused residual adds";
+  if (!fp8_layers.empty()) os << ", " << fp8_layers.size() << " fp8 GEMMs";
   if (calibrated) os << "; ranges from " << calibration_source;
   os << "\n";
   const size_t show = 40;
@@ -430,7 +432,7 @@ struct Lowerer {
       for (const Value* v : n->outputs)
         if (v && isFloat(v->type.dtype)) touches_float = true;
       if (touches_float) {
-        ++rep.layers[layerPrecisionName(p)];
+        ++rep.layers[n->op_type == "Fp8Gemm" ? "fp8" : layerPrecisionName(p)];
         if (p == LayerPrecision::kFP32 && mode != LayerPrecision::kFP32 && why.count(n))
           rep.kept.push_back(n->describe() + ": fp32 (" + why[n] + ")");
         else if (why.count(n) && why[n].rfind("override", 0) == 0)
@@ -456,6 +458,91 @@ struct Lowerer {
       Node* cast = g.addNode("Cast", out->name + suffix, {h}, {out});
       cast->attrs["to"] = Attribute::fromInt(static_cast<int64_t>(io_dt));
       ++rep.casts;
+    }
+    return Status::Ok();
+  }
+
+  // ---- FP8 ----
+  // Why node n cannot be an FP8 GEMM (empty when it can): FusedGemm, Gemm or MatMul with constant
+  // 2-D float weights, K and N multiples of 16 (cuBLASLt FP8), a calibrated input range, in the
+  // mode's float precision (not kept in FP32 by a range check or an override).
+  std::string fp8Blocker(const Node* n) const {
+    const std::string& op = n->op_type;
+    if (op != "FusedGemm" && op != "MatMul" && op != "Gemm") return "not a matrix multiply";
+    if (!constInput(n, 1) || !isFloat(n->inputs[1]->constant->dtype()) || n->inputs[1]->constant->rank() != 2)
+      return "weights not constant 2-D float";
+    const Tensor& w = *n->inputs[1]->constant;
+    const bool tb = transB(n);
+    if (op == "Gemm") {
+      if (n->attrInt("transA", 0)) return "transA";
+      if (n->hasInput(2)) {
+        const int64_t nb = tb ? w.dim(0) : w.dim(1);
+        if (!constInput(n, 2) || n->attrFloat("beta", 1.f) != 1.f || n->inputs[2]->constant->rank() != 1 ||
+            n->inputs[2]->constant->numel() != nb)
+          return "C not a constant 1-D bias";
+      }
+    }
+    const int64_t K = tb ? w.dim(1) : w.dim(0), N = tb ? w.dim(0) : w.dim(1);
+    if (K % 16 != 0 || N % 16 != 0) return "K=" + std::to_string(K) + " or N=" + std::to_string(N) + " not a multiple of 16";
+    const Value* x = n->inputs[0];
+    if (!x->type.shape.rank_known || x->type.shape.rank() < 2) return "input rank";
+    if (amax(x) <= 0.f) return "input '" + x->name + "' has no calibrated range";
+    auto d = decided.find(n);
+    const PrecisionOverride* o = overrideFor(*n);
+    if (o && o->precision != LayerPrecision::kFP8) return "override '" + o->pattern + ":" + layerPrecisionName(o->precision) + "'";
+    if (!o && d != decided.end() && d->second != mode) return "kept " + std::string(layerPrecisionName(d->second)) + " (" + why.at(n) + ")";
+    if (env.supports) {
+      std::vector<TensorType> in, out;
+      for (size_t i = 0; i < n->inputs.size(); ++i) {
+        TensorType t = n->inputs[i] ? n->inputs[i]->type : TensorType{};
+        if (i == 1) t = TensorType{DataType::kUInt8, Shape(std::vector<Dim>{Dim(N), Dim(K)})};
+        else if (n->inputs[i]) t.dtype = dtypeOf(mode);
+        in.push_back(t);
+      }
+      out.push_back(TensorType{dtypeOf(mode), n->outputs[0]->type.shape});
+      Node probe = *n;
+      probe.op_type = "Fp8Gemm";
+      Status s = env.supports(probe, in, out);
+      if (!s.ok()) return "no fp8 kernel on the device (" + s.message() + ")";
+    }
+    return "";
+  }
+
+  static bool transB(const Node* n) {
+    return (n->op_type == "FusedGemm" && n->attrInt("trans_b", 0)) || (n->op_type == "Gemm" && n->attrInt("transB", 0));
+  }
+
+  // FusedGemm/Gemm/MatMul -> Fp8Gemm in place: per-tensor E4M3 weights [N, K] (w_scale = max|W| / 448)
+  // and the input's calibrated range as x_scale = amax / 448.
+  Status lowerFp8() {
+    RJ_ASSIGN_OR_RETURN(std::vector<Node*> order, g.topoOrder());
+    for (Node* n : order) {
+      if (n->op_type != "FusedGemm" && n->op_type != "MatMul" && n->op_type != "Gemm") continue;
+      const std::string b = fp8Blocker(n);
+      if (!b.empty()) {
+        // (Overridden and range-kept layers are reported by apply() with their reason.)
+        if (b != "not a matrix multiply" && b.rfind("override", 0) != 0 && b.rfind("kept", 0) != 0)
+          rep.kept.push_back(n->describe() + ": " + layerPrecisionName(decided.count(n) ? decided[n] : mode) + " (not fp8: " + b + ")");
+        continue;
+      }
+      const Tensor w = n->inputs[1]->constant->cast(DataType::kFloat32);
+      const bool tb = transB(n);
+      const int64_t K = tb ? w.dim(1) : w.dim(0), N = tb ? w.dim(0) : w.dim(1);
+      const float* pw = w.data<float>();
+      float wmax = 0.f;
+      for (int64_t i = 0; i < w.numel(); ++i) wmax = std::max(wmax, std::fabs(pw[i]));
+      const float ws = wmax > 0.f && std::isfinite(wmax) ? wmax / kE4m3Max : 1.f;
+      Tensor q(DataType::kUInt8, {N, K});
+      uint8_t* pq = q.data<uint8_t>();
+      for (int64_t nn = 0; nn < N; ++nn)
+        for (int64_t k = 0; k < K; ++k) pq[nn * K + k] = floatToE4m3((tb ? pw[nn * K + k] : pw[k * N + nn]) / ws);
+      setInput(n, 1, makeConstant(g, n->name.empty() ? n->outputs[0]->name + "__w_e4m3" : n->name + "__w_e4m3", std::move(q)));
+      if (n->op_type != "FusedGemm") n->attrs["activation"] = Attribute::fromString("none");
+      n->op_type = "Fp8Gemm";
+      for (const char* a : {"trans_b", "transA", "transB", "beta"}) n->attrs.erase(a);
+      n->attrs["x_scale"] = Attribute::fromFloat(amax(n->inputs[0]) / kE4m3Max);
+      n->attrs["w_scale"] = Attribute::fromFloat(ws);
+      rep.fp8_layers.push_back(n->name.empty() ? n->outputs[0]->name : n->name);
     }
     return Status::Ok();
   }
@@ -826,11 +913,10 @@ Result<LoweringReport> lowerPrecision(Graph& g, const Graph& original, const Bui
                        layerPrecisionName(o.precision), "' matches no node name or op type of the model");
   }
   if (opt.precision == Precision::kFP32 && overrides.empty()) return rep;
-  if (opt.precision == Precision::kFP8)
-    return makeError(StatusCode::kUnsupported, "fp8 builds are not implemented yet (use int8 or fp16)");
   if (!ops::findOp("Cast")) return Status(StatusCode::kUnsupported, "precision lowering needs the Cast op");
 
   const bool int8 = opt.precision == Precision::kINT8;
+  const bool fp8 = opt.precision == Precision::kFP8;
   // Ranges: required for INT8 (unless the model carries its own Q/DQ scales); used for FP16 range
   // checks when the user gave any source.
   CalibrationTable table;
@@ -845,11 +931,11 @@ Result<LoweringReport> lowerPrecision(Graph& g, const Graph& original, const Bui
   }
   const bool any_source = opt.calibrator || !opt.activation_amax.empty() ||
                           (!opt.calibration_cache_path.empty() && std::ifstream(opt.calibration_cache_path).good());
-  if (int8 || (opt.precision == Precision::kFP16 && any_source)) {
+  if (int8 || fp8 || (opt.precision == Precision::kFP16 && any_source)) {
     if (qdq && !any_source) {
       rep.calibration_source = std::to_string(qdq) + " Q/DQ pairs of the model";
     } else {
-      RJ_ASSIGN_OR_RETURN(CalibrationTable t, obtainCalibration(original, opt, int8 && !qdq, &rep.calibration_source, env.logger));
+      RJ_ASSIGN_OR_RETURN(CalibrationTable t, obtainCalibration(original, opt, (int8 && !qdq) || fp8, &rep.calibration_source, env.logger));
       for (const auto& [k, v] : table.amax) t.amax[k] = v;  // the model's own scales win
       table = std::move(t);
       if (qdq) rep.calibration_source += " + " + std::to_string(qdq) + " Q/DQ pairs";
@@ -863,11 +949,15 @@ Result<LoweringReport> lowerPrecision(Graph& g, const Graph& original, const Bui
       L.mode = int8FallbackPrecision(opt) == Precision::kFP32 ? LayerPrecision::kFP32 : LayerPrecision::kFP16;
       break;
     case Precision::kBF16: L.mode = LayerPrecision::kBF16; break;
+    case Precision::kFP8:  // FP8 GEMMs; FP16 elsewhere (FP32 on the CPU, whose FP16 is emulated)
+      L.mode = opt.device == DeviceKind::kCpu ? LayerPrecision::kFP32 : LayerPrecision::kFP16;
+      break;
     default: L.mode = LayerPrecision::kFP32; break;
   }
   RJ_ASSIGN_OR_RETURN(std::vector<Node*> order, g.topoOrder());
   L.decideFloat(order);
   if (int8) RJ_RETURN_IF_ERROR(L.lowerInt8());
+  if (fp8) RJ_RETURN_IF_ERROR(L.lowerFp8());
   RJ_RETURN_IF_ERROR(L.apply());
   castBeforeTranspose(g);
   // Weights replaced by converted or quantized copies are no longer used: drop their data so the

@@ -55,6 +55,7 @@ struct LoweringReport {
   size_t casts = 0, quantize = 0, dequantize = 0;
   size_t int8_fused_activations = 0, int8_fused_residuals = 0;
   std::vector<std::string> int8_layers;  // names of the Conv/Gemm/MatMul nodes now QConv/QGemm
+  std::vector<std::string> fp8_layers;   // names of the FusedGemm/Gemm/MatMul nodes now Fp8Gemm
   // One line per layer kept above the mode's precision: "LayerNormalization 'ln': fp32 (normalization statistics)".
   std::vector<std::string> kept;
   bool calibrated = false;

@@ -114,9 +114,9 @@ void addBuildCommand(CLI::App& app, Action* action) {
     std::string model, output, device = "cuda", timing_cache;
     std::vector<std::string> shapes, min, opt, max;
     bool fp16 = false, verbose = false, fallback = false, no_fold = false, no_optimize = false;
-    bool bf16 = false, int8 = false, reduced_io = false;
+    bool bf16 = false, int8 = false, fp8 = false, reduced_io = false;
     std::vector<std::string> precision_overrides;
-    std::string calib_data, calib_cache, calib_method = "entropy";
+    std::string calib_data, calib_cache, calib_method;  // default: entropy (INT8), minmax (FP8)
     size_t calib_batches = 8;
     std::string disable_passes;
     std::string layout = "auto";
@@ -139,15 +139,17 @@ void addBuildCommand(CLI::App& app, Action* action) {
   cmd->add_flag("--reduced-io", o->reduced_io,
                 "with --fp16/--bf16: float inputs and outputs in that precision instead of FP32 (no boundary casts)");
   cmd->add_flag("--int8", o->int8, "INT8 convolutions/GEMMs (calibrated), FP16 elsewhere (FP32 on the CPU)");
+  cmd->add_flag("--fp8", o->fp8,
+                "FP8 (E4M3) GEMMs through cuBLASLt, calibrated per tensor (Hopper/Ada), FP16 elsewhere (FP32 on the CPU)");
   cmd->add_option("--int8-fallback", o->int8_fallback,
                   "with --int8: precision of the layers left unquantized (default fp16 on cuda, fp32 on cpu)")
       ->check(CLI::IsMember({"fp16", "fp32"}));
   cmd->add_option("--precision-override", o->precision_overrides,
-                  "per-layer precision NAME_OR_OP:fp32|fp16|bf16|int8 (repeatable), e.g. LayerNormalization:fp32");
+                  "per-layer precision NAME_OR_OP:fp32|fp16|bf16|int8|fp8 (repeatable), e.g. LayerNormalization:fp32");
   cmd->add_option("--calib-data", o->calib_data, "calibration data: folder of images or .npy files, or 'random'");
   cmd->add_option("--calib-cache", o->calib_cache, "calibration cache (read when it matches the model, else written)");
   cmd->add_option("--calib-batches", o->calib_batches, "calibration batches (default 8)");
-  cmd->add_option("--calib-method", o->calib_method, "minmax | percentile | entropy (default) | mse");
+  cmd->add_option("--calib-method", o->calib_method, "minmax | percentile | entropy | mse (default: entropy for --int8, minmax for --fp8)");
   o->image.addImageFlags(cmd);
   cmd->add_option("--accuracy-budget", o->accuracy_budget,
                   "INT8: most accuracy to lose vs FP32, e.g. 0.5% or 0.005; the most sensitive layers stay FP16 "
@@ -187,8 +189,9 @@ void addBuildCommand(CLI::App& app, Action* action) {
       BuildOptions opt;
       opt.device = o->device == "cuda" ? DeviceKind::kCuda : DeviceKind::kCpu;
       opt.device_index = o->device_index;
-      if (o->fp16 + o->bf16 + o->int8 > 1) return fail("choose one of --fp16, --bf16, --int8");
-      opt.precision = o->fp16 ? Precision::kFP16 : o->bf16 ? Precision::kBF16 : o->int8 ? Precision::kINT8 : Precision::kFP32;
+      if (o->fp16 + o->bf16 + o->int8 + o->fp8 > 1) return fail("choose one of --fp16, --bf16, --int8, --fp8");
+      opt.precision = o->fp16 ? Precision::kFP16 : o->bf16 ? Precision::kBF16 : o->int8 ? Precision::kINT8
+                    : o->fp8 ? Precision::kFP8 : Precision::kFP32;
       opt.precision_overrides = o->precision_overrides;
       opt.reduced_precision_io = o->reduced_io;
       if (!o->int8_fallback.empty()) {
@@ -196,7 +199,8 @@ void addBuildCommand(CLI::App& app, Action* action) {
         opt.int8_fallback = o->int8_fallback == "fp16" ? Precision::kFP16 : Precision::kFP32;
       }
       opt.calibration_cache_path = o->calib_cache;
-      opt.calibration_method = o->calib_method;
+      // FP8's range covers outliers without clipping (E4M3 spans 2^-9..448): max |x| by default.
+      opt.calibration_method = !o->calib_method.empty() ? o->calib_method : o->fp8 ? "minmax" : "entropy";
       opt.calibration_batches = o->calib_batches;
       opt.timing_cache_path = o->timing_cache;
       opt.allow_cpu_fallback = o->fallback;

@@ -36,8 +36,9 @@ struct CublasLtGemm::Impl {
   cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;  // cuBLASLt's A (our B), B (our A), C/D
   int64_t m = 0, n = 0, k = 0, batch = 1, sa = 0, sb = 0, sc = 0;
   bool loop_batches = false;  // cuBLASLt refused the strided batch: one launch per batch
-  size_t esize = 4;
-  Status makeLayouts(const GemmDesc& d, cudaDataType_t dt, bool batched);
+  size_t esize = 4, ab_esize = 4;  // bytes per element of C/D and of A/B
+  cudaDataType_t ab_type = CUDA_R_32F, cd_type = CUDA_R_32F;
+  Status makeLayouts(const GemmDesc& d, bool batched);
   ~Impl() { destroyLayouts(); if (op) cublasLtMatmulDescDestroy(op); }
   void destroyLayouts() {
     if (a) cublasLtMatrixLayoutDestroy(a);
@@ -51,8 +52,14 @@ CublasLtGemm::~CublasLtGemm() = default;
 
 Result<std::unique_ptr<CublasLtGemm>> CublasLtGemm::create(cublasLtHandle_t handle, const GemmDesc& d) {
   const std::string who = d.name.empty() ? std::string("MatMul") : d.name;
-  if (d.dtype != DataType::kFloat32 && d.dtype != DataType::kFloat16)
+  if (d.fp8_inputs) {
+    if (d.dtype != DataType::kFloat16 && d.dtype != DataType::kBFloat16)
+      return makeError(StatusCode::kUnsupported, who, ": FP8 GEMM with a ", dataTypeName(d.dtype), " result");
+    if (!d.trans_b || d.trans_a)
+      return makeError(StatusCode::kUnsupported, who, ": FP8 GEMM needs A [m,k] and B [n,k] (K-contiguous operands)");
+  } else if (d.dtype != DataType::kFloat32 && d.dtype != DataType::kFloat16) {
     return makeError(StatusCode::kUnsupported, who, ": cuBLASLt GEMM of ", dataTypeName(d.dtype));
+  }
   if (d.m < 0 || d.n < 0 || d.k < 0 || d.batch < 0)
     return makeError(StatusCode::kInvalidArgument, who, ": negative GEMM size m=", d.m, " n=", d.n,
                      " k=", d.k, " batch=", d.batch);
@@ -66,13 +73,16 @@ Result<std::unique_ptr<CublasLtGemm>> CublasLtGemm::create(cublasLtHandle_t hand
   im.sb = d.stride_b < 0 ? d.k * d.n : d.stride_b;
   im.sc = d.stride_c < 0 ? d.m * d.n : d.stride_c;
   im.esize = dataTypeSize(d.dtype);
+  im.ab_esize = d.fp8_inputs ? 1 : im.esize;
+  im.cd_type = d.dtype == DataType::kFloat16 ? CUDA_R_16F : d.dtype == DataType::kBFloat16 ? CUDA_R_16BF : CUDA_R_32F;
+  im.ab_type = d.fp8_inputs ? CUDA_R_8F_E4M3 : im.cd_type;
   // [B,M,K] x [K,N] with a shared B: fold the batch into M (one big GEMM).
   if (im.batch > 1 && im.sb == 0 && !d.trans_a && im.sa == im.m * im.k && im.sc == im.m * im.n) {
     im.m *= im.batch;
     im.batch = 1;
   }
   if (im.m == 0 || im.n == 0) return g;
-  cudaDataType_t dt = d.dtype == DataType::kFloat16 ? CUDA_R_16F : CUDA_R_32F;
+  const cudaDataType_t dt = im.cd_type;
   cublasComputeType_t ct = (d.dtype == DataType::kFloat32 && d.allow_tf32) ? CUBLAS_COMPUTE_32F_FAST_TF32
                                                                           : CUBLAS_COMPUTE_32F;
   RJ_CUBLAS_CHECK(cublasLtMatmulDescCreate(&im.op, ct, CUDA_R_32F));
@@ -90,22 +100,26 @@ Result<std::unique_ptr<CublasLtGemm>> CublasLtGemm::create(cublasLtHandle_t hand
         : d.epilogue == GemmEpilogue::kGelu ? CUBLASLT_EPILOGUE_GELU
                                             : CUBLASLT_EPILOGUE_DEFAULT;
   RJ_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(im.op, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof(epi)));
+  if (d.fp8_inputs) {
+    const int8_t fast = d.fast_accum ? 1 : 0;
+    RJ_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(im.op, CUBLASLT_MATMUL_DESC_FAST_ACCUM, &fast, sizeof(fast)));
+  }
   if (d.has_bias) {
     RJ_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(im.op, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &dt, sizeof(dt)));
   }
-  RJ_RETURN_IF_ERROR(im.makeLayouts(d, dt, true));
+  RJ_RETURN_IF_ERROR(im.makeLayouts(d, true));
   return g;
 }
 
-Status CublasLtGemm::Impl::makeLayouts(const GemmDesc& d, cudaDataType_t dt, bool batched) {
+Status CublasLtGemm::Impl::makeLayouts(const GemmDesc& d, bool batched) {
   Impl* im = this;
   im->destroyLayouts();
   // cuBLASLt A (our B): opN -> n x k, ld n; opT -> k x n, ld k.
   uint64_t ar = d.trans_b ? im->k : im->n, ac = d.trans_b ? im->n : im->k;
   uint64_t br = d.trans_a ? im->m : im->k, bc = d.trans_a ? im->k : im->m;
-  RJ_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&im->a, dt, ar, ac, static_cast<int64_t>(ar)));
-  RJ_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&im->b, dt, br, bc, static_cast<int64_t>(br)));
-  RJ_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&im->c, dt, im->n, im->m, im->n));
+  RJ_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&im->a, im->ab_type, ar, ac, static_cast<int64_t>(ar)));
+  RJ_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&im->b, im->ab_type, br, bc, static_cast<int64_t>(br)));
+  RJ_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&im->c, im->cd_type, im->n, im->m, im->n));
   if (batched && im->batch > 1) {
     int32_t bc32 = static_cast<int32_t>(im->batch);
     for (auto* l : {im->a, im->b, im->c})
@@ -137,8 +151,7 @@ Result<std::vector<GemmAlgo>> CublasLtGemm::candidates(int max_count, size_t max
   if (st == CUBLAS_STATUS_SUCCESS) st = query();
   if ((st != CUBLAS_STATUS_SUCCESS || got == 0) && im.batch > 1 && !im.loop_batches) {
     // Some batch strides (0 = broadcast) are refused: fall back to one GEMM per batch.
-    cudaDataType_t dt = desc_.dtype == DataType::kFloat16 ? CUDA_R_16F : CUDA_R_32F;
-    Status ls = im.makeLayouts(desc_, dt, false);
+    Status ls = im.makeLayouts(desc_, false);
     if (!ls.ok()) { cublasLtMatmulPreferenceDestroy(pref); return ls; }
     im.loop_batches = true;
     st = query();
@@ -192,8 +205,8 @@ Status CublasLtGemm::run(const GemmAlgo& algo, const void* a, const void* b, con
     return Status::Ok();
   }
   for (int64_t i = 0; i < im.batch; ++i) {
-    const char* pa = static_cast<const char*>(a) + i * im.sa * im.esize;
-    const char* pb = static_cast<const char*>(b) + i * im.sb * im.esize;
+    const char* pa = static_cast<const char*>(a) + i * im.sa * im.ab_esize;
+    const char* pb = static_cast<const char*>(b) + i * im.sb * im.ab_esize;
     const char* pc = static_cast<const char*>(c) + i * im.sc * im.esize;
     char* pd = static_cast<char*>(d) + i * im.sc * im.esize;
     RJ_CUBLAS_CHECK(cublasLtMatmul(im.handle, im.op, &alpha, pb, im.a, pa, im.b, &beta, pc, im.c, pd, im.c,

@@ -2,7 +2,8 @@
 //   D[b] = alpha * op(A[b]) @ op(B[b]) + beta * C[b]  (+ bias[n] per column, then activation)
 // A is [m,k] ([k,m] when trans_a), B is [k,n] ([n,k] when trans_b), C and D are [m,n]; all
 // dense row-major. batch > 1 uses strided batches; a stride of 0 broadcasts that operand
-// (e.g. MatMul [B,M,K] x [K,N]). FP32 (optionally TF32) or FP16 with FP32 accumulation.
+// (e.g. MatMul [B,M,K] x [K,N]). FP32 (optionally TF32) or FP16 with FP32 accumulation, or E4M3
+// operands with an FP16/BF16 result (GemmDesc::fp8_inputs).
 // Workspace is always passed by the caller (capture-safe); candidates are exposed for
 // autotuning and their opaque algo bytes can be stored in a plan.
 #pragma once
@@ -43,6 +44,11 @@ struct GemmDesc {
   bool has_bias = false;                 // bias[n] added to every row
   GemmEpilogue epilogue = GemmEpilogue::kNone;
   bool allow_tf32 = true;
+  // FP8: A and B hold E4M3 codes (1 byte each), dtype is C/D/bias (kFloat16 or kBFloat16); needs
+  // trans_b && !trans_a (cuBLASLt's "TN", K-contiguous operands) and sm_89+. fast_accum: Hopper's
+  // faster, less precise FP8 accumulation (CUBLASLT_MATMUL_DESC_FAST_ACCUM).
+  bool fp8_inputs = false;
+  bool fast_accum = false;
   std::string name;
 };
 

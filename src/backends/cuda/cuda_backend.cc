@@ -685,6 +685,8 @@ class CudaBackend final : public backend::Backend {
   Status supports(const Node& n, const std::vector<TensorType>& in, const std::vector<TensorType>& out) const override {
     auto no = [&](auto&&... why) { return makeError(StatusCode::kUnsupported, n.describe(), ": ", why...); };
     const std::string& op = n.op_type;
+    if (op == "Fp8Gemm" && h_.cc_major * 10 + h_.cc_minor < 89)
+      return no("FP8 GEMMs need compute capability 8.9 or newer (this GPU is ", h_.cc_major, ".", h_.cc_minor, ")");
     if (const CudaOpHandler* x = cudaOpTable().find(op)) return x->supports(n, in, out);
     DataType dt = in.empty() ? DataType::kUndefined : in[0].dtype;
     if (unaryOps().count(op)) return isF(dt) || op == "Relu" || op == "Neg" || op == "Abs" || op == "Sign" ? Status::Ok() : no(dataTypeName(dt), " input");

@@ -11,11 +11,13 @@
 #include <cuda_runtime_api.h>
 
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <map>
 #include <mutex>
 
 #include "backends/cuda/cublaslt_gemm.h"
+#include "backends/cuda/fp8_kernels.h"
 #include "backends/cuda/cuda_check.h"
 #include "backends/cuda/cuda_op_table.h"
 #include "backends/cuda/cuda_ops.h"
@@ -188,19 +190,25 @@ class MhaKernel final : public Kernel {
 };
 
 // ---------------------------------------------------------------- FusedGemm
+// FusedGemm, and Fp8Gemm (fp8_ = true): the same cuBLASLt call with E4M3 operands; A is
+// quantized into the workspace first (per-tensor x_scale), W arrives as E4M3 codes [N, K], and
+// alpha carries both scales. Tactic id: cuBLASLt candidate (id % 4); Fp8Gemm ids >= 4 use
+// Hopper's fast FP8 accumulation.
 class FusedGemmKernel final : public Kernel {
  public:
-  FusedGemmKernel(const Node& n, Handles* h, const Tactic& t) : n_(n), h_(h), tactic_(t.id), tuned_(t.tuned_dims) {}
+  FusedGemmKernel(const Node& n, Handles* h, const Tactic& t)
+      : n_(n), h_(h), tactic_(t.id), tuned_(t.tuned_dims), fp8_(n.op_type == "Fp8Gemm") {}
   struct Entry {
     std::unique_ptr<CublasLtGemm> gemm;
     GemmAlgo algo;
     bool post = false;  // bias + activation by a separate kernel after the GEMM
     UnaryOp post_act = UnaryOp::kIdentity;
     int64_t rows = 0, n = 0;
+    size_t qbytes = 0;  // Fp8Gemm: the quantized A at the start of the workspace (256-aligned)
   };
   size_t workspaceBytes(const RunArgs& a) const override {
     auto e = entry(a);
-    return e.ok() ? (*e)->algo.workspace : 0;
+    return e.ok() ? (*e)->qbytes + (*e)->algo.workspace : 0;
   }
   Status run(const RunArgs& a) override {
     RJ_ASSIGN_OR_RETURN(Entry * e, entry(a));
@@ -208,9 +216,20 @@ class FusedGemmKernel final : public Kernel {
     const bool has_bias = a.inputs.size() > 2 && a.inputs[2].data;
     const bool has_res = a.inputs.size() > 3 && a.inputs[3].data;
     const void* bias = has_bias && !e->post ? a.inputs[2].data : nullptr;
-    RJ_RETURN_IF_ERROR(e->gemm->run(e->algo, a.inputs[0].data, a.inputs[1].data, has_res ? a.inputs[3].data : nullptr,
-                                    a.outputs[0].data, bias, n_.attrFloat("alpha", 1.f), has_res ? 1.f : 0.f,
-                                    a.workspace, a.workspace_bytes, S(a)));
+    const void* x = a.inputs[0].data;
+    float alpha = n_.attrFloat("alpha", 1.f);
+    if (fp8_) {
+      if (a.workspace_bytes < e->qbytes + e->algo.workspace) return no(n_, "workspace too small");
+      const float xs = n_.attrFloat("x_scale", 1.f);
+      uint8_t* q = static_cast<uint8_t*>(a.workspace);
+      RJ_RETURN_IF_ERROR(fp8QuantizeE4m3(a.inputs[0].dtype, x, q, a.inputs[0].numel(), 1.f / xs, S(a)));
+      x = q;
+      alpha *= xs;  // the CPU reference's order: (alpha * x_scale) * w_scale
+      alpha *= n_.attrFloat("w_scale", 1.f);
+    }
+    RJ_RETURN_IF_ERROR(e->gemm->run(e->algo, x, a.inputs[1].data, has_res ? a.inputs[3].data : nullptr,
+                                    a.outputs[0].data, bias, alpha, has_res ? 1.f : 0.f,
+                                    static_cast<uint8_t*>(a.workspace) + e->qbytes, a.workspace_bytes - e->qbytes, S(a)));
     if (e->post)
       return biasActivation(a.outputs[0].dtype, a.outputs[0].data, has_bias ? a.inputs[2].data : nullptr,
                             a.outputs[0].data, e->rows, e->n, 1, e->post_act, UnaryParams{}, S(a));
@@ -225,15 +244,18 @@ class FusedGemmKernel final : public Kernel {
     const auto& ad = a.inputs[0].dims;
     const auto& bd = a.inputs[1].dims;
     if (ad.size() < 2 || bd.size() != 2) return no(n_, "A rank < 2 or B not 2-D");
-    const bool tb = n_.attrInt("trans_b", 0) != 0;
+    const bool tb = fp8_ || n_.attrInt("trans_b", 0) != 0;
     GemmDesc d;
-    d.dtype = a.inputs[0].dtype;
+    d.dtype = fp8_ ? a.outputs[0].dtype : a.inputs[0].dtype;
+    d.fp8_inputs = fp8_;
+    d.fast_accum = fp8_ && tactic_ >= 4;
     d.trans_b = tb;
     d.k = ad.back();
     d.n = tb ? bd[0] : bd[1];
     d.m = numElements(ad) / std::max<int64_t>(d.k, 1);
     if (d.k == 0) return no(n_, "K = 0");
     d.name = n_.describe();
+    if (fp8_) e->qbytes = static_cast<size_t>((d.m * d.k + 255) / 256 * 256);
     const bool has_bias = a.inputs.size() > 2 && a.inputs[2].data;
     const std::string act = n_.attrString("activation", "none");
     e->rows = d.m;
@@ -250,7 +272,7 @@ class FusedGemmKernel final : public Kernel {
       RJ_ASSIGN_OR_RETURN(e->gemm, CublasLtGemm::create(h_->lt->get(), g));
       RJ_ASSIGN_OR_RETURN(auto cands, e->gemm->candidates(4, size_t{64} << 20));
       if (cands.empty()) return no(n_, "cuBLASLt has no algorithm");
-      size_t pick = tuned_.empty() || tuned_ == ad ? static_cast<size_t>(std::max(tactic_, 0)) : 0;
+      size_t pick = tuned_.empty() || tuned_ == ad ? static_cast<size_t>(std::max(tactic_, 0) % 4) : 0;
       e->algo = cands[std::min<size_t>(pick, cands.size() - 1)];
       return Status::Ok();
     };
@@ -270,6 +292,7 @@ class FusedGemmKernel final : public Kernel {
   Handles* h_;
   int32_t tactic_;
   std::vector<int64_t> tuned_;
+  const bool fp8_;
   mutable std::mutex mu_;
   mutable std::map<std::vector<int64_t>, std::unique_ptr<Entry>> cache_;
 };
@@ -471,6 +494,32 @@ void registerTransformerOps(CudaOpTable& t) {
          [](const Node&, const std::vector<TensorType>&, const std::vector<TensorType>&, Handles&) {
            return std::vector<Tactic>{{"cuda.fused_gemm.cublaslt", 0}, {"cuda.fused_gemm.cublaslt", 1},
                                       {"cuda.fused_gemm.cublaslt", 2}};
+         },
+         [](const Node& n, const Tactic& t, Handles& h) { return mk(new FusedGemmKernel(n, &h, t)); }, nullptr});
+  t.add("Fp8Gemm",
+        {[](const Node& n, const std::vector<TensorType>& in, const std::vector<TensorType>& out) -> Status {
+           if (in[0].dtype != DataType::kFloat16) return no(n, dataTypeName(in[0].dtype), " A (FP8 GEMMs take f16)");
+           if (in[1].dtype != DataType::kUInt8) return no(n, "W must hold E4M3 codes (uint8)");
+           for (size_t i = 2; i < in.size(); ++i)
+             if (in[i].dtype != DataType::kUndefined && in[i].dtype != in[0].dtype) return no(n, "mixed input types");
+           if (!out.empty() && out[0].dtype != DataType::kFloat16) return no(n, "output must be f16");
+           const int64_t k = knownDim(in[1], 1), nn = knownDim(in[1], 0);
+           if (k < 0 || nn < 0 || k % 16 != 0 || nn % 16 != 0)
+             return no(n, "K and N must be known multiples of 16 (cuBLASLt FP8), got K=", k, " N=", nn);
+           return Status::Ok();
+         },
+         [](const Node&, const std::vector<TensorType>&, const std::vector<TensorType>&, Handles&) {
+           // RAMJET_FP8_ACCUM=precise|fast limits the candidates to one accumulation mode (both are
+           // timed otherwise; "fast" is Hopper's FP8 fast accumulation).
+           const char* e = std::getenv("RAMJET_FP8_ACCUM");
+           const std::string acc = e ? e : "";
+           if (!acc.empty() && acc != "precise" && acc != "fast")
+             std::fprintf(stderr, "ramjet: RAMJET_FP8_ACCUM='%s' is neither 'precise' nor 'fast'; timing both\n", acc.c_str());
+           std::vector<Tactic> t;
+           for (int id : {0, 1, 4, 5})
+             if (acc.empty() || (acc == "precise" && id < 4) || (acc == "fast" && id >= 4) || (acc != "precise" && acc != "fast"))
+               t.push_back({"cuda.fp8_gemm.cublaslt", id});
+           return t;
          },
          [](const Node& n, const Tactic& t, Handles& h) { return mk(new FusedGemmKernel(n, &h, t)); }, nullptr});
   t.add("FusedElementwise",

@@ -9,6 +9,7 @@
 #include "backends/cpu/reference/gemm.h"
 #include "ops/elementwise_program.h"
 #include "ops/op_registry.h"
+#include "precision/fp8_math.h"
 
 namespace ramjet::ops {
 
@@ -86,6 +87,50 @@ Status refFusedGemm(KernelContext& ctx) {
     run(double(0));
   else
     run(float(0));
+  return Status::Ok();
+}
+
+// Fp8Gemm: the E4M3 operands decoded to float (exact), products summed in float, then the
+// combined scale, bias, residual and activation as FusedGemm; one rounding to A's type at the end.
+Status refFp8Gemm(KernelContext& ctx) {
+  const Tensor& a = ctx.input(0);
+  const Tensor& w = ctx.input(1);
+  if (a.rank() < 2 || w.rank() != 2 || w.dtype() != DataType::kUInt8) return ctx.error("A must have rank >= 2 and W be 2-D uint8");
+  const int64_t k = a.dim(-1), n = w.dim(0);
+  if (w.dim(1) != k) return ctx.error("A ", dimsToString(a.dims()), " and W ", dimsToString(w.dims()), " differ in K");
+  if (!isFloatType(a.dtype())) return ctx.unsupported("element type ", dataTypeName(a.dtype()));
+  std::vector<int64_t> od = a.dims();
+  od.back() = n;
+  const int64_t rows = numElements(od) / std::max<int64_t>(n, 1);
+  if (ctx.hasInput(2) && ctx.input(2).numel() != n) return ctx.error("bias must have N = ", n, " elements");
+  if (ctx.hasInput(3) && ctx.input(3).dims() != od)
+    return ctx.error("residual ", dimsToString(ctx.input(3).dims()), " must be ", dimsToString(od));
+  if (!ctx.output(0).defined() || ctx.output(0).dims() != od) ctx.allocOutput(0, a.dtype(), od);
+  const float xs = ctx.node.attrFloat("x_scale", 0.f), ws = ctx.node.attrFloat("w_scale", 0.f);
+  if (!(xs > 0.f) || !(ws > 0.f)) return ctx.error("x_scale and w_scale must be positive");
+  // The same float operations, in the same order, as the CUDA kernel: q = e4m3(a * (1/x_scale)),
+  // scale = (alpha * x_scale) * w_scale.
+  const float inv = 1.f / xs;
+  float scale = ctx.node.attrFloat("alpha", 1.f) * xs;
+  scale *= ws;
+  std::vector<float> qa = toAcc<float>(a), qw(static_cast<size_t>(w.numel()));
+  for (float& v : qa) v = precision::e4m3ToFloat(precision::floatToE4m3(v * inv));
+  const uint8_t* pw = w.data<uint8_t>();
+  for (size_t i = 0; i < qw.size(); ++i) qw[i] = precision::e4m3ToFloat(pw[i]);
+  std::vector<float> y(static_cast<size_t>(rows * n), 0.f);
+  if (k > 0 && rows > 0 && n > 0) reference::gemm(false, true, rows, n, k, scale, qa.data(), k, qw.data(), k, 0.f, y.data(), n);
+  std::vector<float> bias, res;
+  if (ctx.hasInput(2)) bias = toAcc<float>(ctx.input(2));
+  if (ctx.hasInput(3)) res = toAcc<float>(ctx.input(3));
+  const std::string act = ctx.node.attrString("activation", "none");
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < n; ++c) {
+      float& v = y[static_cast<size_t>(r * n + c)];
+      if (!bias.empty()) v += bias[static_cast<size_t>(c)];
+      if (!res.empty()) v += res[static_cast<size_t>(r * n + c)];
+      v = activate(act, v);
+    }
+  storeAcc(y, ctx.output(0));
   return Status::Ok();
 }
 
