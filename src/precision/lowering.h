@@ -56,6 +56,7 @@ struct LoweringReport {
   size_t int8_fused_activations = 0, int8_fused_residuals = 0;
   std::vector<std::string> int8_layers;  // names of the Conv/Gemm/MatMul nodes now QConv/QGemm
   std::vector<std::string> fp8_layers;   // names of the FusedGemm/Gemm/MatMul nodes now Fp8Gemm
+  size_t fp8_gelu_tanh = 0;              // of those, erf-GELU epilogues computed in the tanh form
   // One line per layer kept above the mode's precision: "LayerNormalization 'ln': fp32 (normalization statistics)".
   std::vector<std::string> kept;
   bool calibrated = false;
