@@ -292,6 +292,10 @@ class Engine {
   // Memory on the engine's device (host memory for CPU engines), for setTensorAddress.
   virtual Result<void*> allocate(size_t bytes) = 0;
   virtual void release(void* ptr) = 0;
+  // Host memory to copy from and to: page-locked on a GPU (DMA; copies from it run asynchronously
+  // on the stream, so keep it alive until the stream has passed them), plain memory for CPU engines.
+  virtual Result<void*> allocateHost(size_t bytes) = 0;
+  virtual void releaseHost(void* ptr) = 0;
   virtual Status copyToDevice(void* dst, const void* src, size_t bytes, void* stream = nullptr) = 0;
   virtual Status copyToHost(void* dst, const void* src, size_t bytes, void* stream = nullptr) = 0;
   virtual Status synchronize(void* stream = nullptr) = 0;

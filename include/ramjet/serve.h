@@ -124,6 +124,10 @@ class Batcher {
   virtual void shutdown() = 0;
 
   virtual BatcherStats stats() const = 0;
+  // An uninitialized tensor in the engine's staging memory for a request input (page-locked on a
+  // GPU, recycled when released): filling it instead of a plain tensor makes the instance's
+  // host-to-device copy a DMA. Plain memory when that memory cannot be had.
+  virtual Tensor hostTensor(DataType dtype, std::vector<int64_t> dims) { return Tensor::uninitialized(dtype, std::move(dims)); }
   virtual const Engine& engine() const = 0;
   // Effective settings (max_batch resolved from the profile; 1 when the engine has no batch dim).
   virtual const BatcherOptions& options() const = 0;
@@ -158,9 +162,12 @@ struct InferRequestMessage {
 // Parses an infer request body. `json_length` is the Inference-Header-Content-Length header
 // value (the JSON part, binary tensor data follows), or -1 when the whole body is JSON.
 // Limits: at most `max_elements` elements per tensor. Errors are kInvalidArgument naming the
-// field and the reason.
+// field and the reason. `alloc`, when given, makes the tensors of binary inputs (e.g.
+// Batcher::hostTensor: page-locked memory); their bytes are then copied in.
+using TensorAllocator = std::function<Tensor(DataType, std::vector<int64_t>)>;
 Result<InferRequestMessage> parseInferRequestJson(std::string_view body, int64_t json_length,
-                                                  int64_t max_elements = int64_t{1} << 30);
+                                                  int64_t max_elements = int64_t{1} << 30,
+                                                  const TensorAllocator* alloc = nullptr);
 
 struct OutputTensor {
   std::string name;

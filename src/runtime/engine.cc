@@ -270,6 +270,8 @@ class EngineImpl final : public Engine {
   const PlanInfo& info() const override { return info_; }
   Result<void*> allocate(size_t bytes) override { return dev->allocate(bytes); }
   void release(void* p) override { dev->release(p); }
+  Result<void*> allocateHost(size_t bytes) override { return dev->allocateHost(bytes); }
+  void releaseHost(void* p) override { dev->releaseHost(p); }
   Status copyToDevice(void* dst, const void* src, size_t bytes, void* stream) override {
     return dev->copy(dst, src, bytes, Copy::kHostToDevice, stream);
   }

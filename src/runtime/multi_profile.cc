@@ -97,6 +97,8 @@ class MultiProfileEngine final : public Engine {
   const PlanInfo& info() const override { return info_; }
   Result<void*> allocate(size_t bytes) override { return subs_[0]->allocate(bytes); }
   void release(void* ptr) override { subs_[0]->release(ptr); }
+  Result<void*> allocateHost(size_t bytes) override { return subs_[0]->allocateHost(bytes); }
+  void releaseHost(void* ptr) override { subs_[0]->releaseHost(ptr); }
   Status copyToDevice(void* dst, const void* src, size_t bytes, void* stream) override {
     return subs_[0]->copyToDevice(dst, src, bytes, stream);
   }

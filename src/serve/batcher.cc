@@ -6,6 +6,8 @@
 #include <cstring>
 #include <deque>
 #include <future>
+#include <map>
+#include <memory>
 #include <mutex>
 #include <sstream>
 #include <thread>
@@ -69,12 +71,70 @@ struct Pending {
   std::string signature;  // non-batch dims of every input: requests merge only when equal
 };
 
+// Request buffers in the engine's staging memory (page-locked on a GPU: the instance's
+// host-to-device copy is then a DMA at PCIe speed instead of a staged copy from pageable memory),
+// recycled by size (64 KB classes) so steady traffic allocates nothing; at most kCacheBytes are
+// kept free, beyond that buffers go back to the engine. Tensors keep the pool (and through it
+// the engine) alive until they are released.
+class HostPool : public std::enable_shared_from_this<HostPool> {
+ public:
+  static constexpr size_t kCacheBytes = size_t{256} << 20, kClass = size_t{64} << 10;
+  explicit HostPool(std::shared_ptr<Engine> e) : engine_(std::move(e)) {}
+  ~HostPool() {
+    for (auto& [cls, v] : free_)
+      for (void* p : v) engine_->releaseHost(p);
+  }
+  Tensor make(DataType dt, std::vector<int64_t> dims) {
+    size_t bytes = dataTypeSize(dt);
+    for (int64_t d : dims) bytes *= static_cast<size_t>(std::max<int64_t>(d, 0));
+    if (bytes == 0 || bytes > kCacheBytes || dt == DataType::kString) return Tensor::uninitialized(dt, std::move(dims));
+    const size_t cls = (bytes + kClass - 1) / kClass * kClass;
+    void* p = nullptr;
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      auto it = free_.find(cls);
+      if (it != free_.end() && !it->second.empty()) {
+        p = it->second.back();
+        it->second.pop_back();
+        cached_ -= cls;
+      }
+    }
+    if (!p) {
+      auto r = engine_->allocateHost(cls);
+      if (!r.ok()) return Tensor::uninitialized(dt, std::move(dims));  // pageable still works
+      p = *r;
+    }
+    std::shared_ptr<HostPool> self = shared_from_this();
+    std::shared_ptr<uint8_t> st(static_cast<uint8_t*>(p), [self, cls](uint8_t* q) { self->put(q, cls); });
+    return Tensor(dt, std::move(dims), std::move(st));
+  }
+
+ private:
+  void put(void* p, size_t cls) {
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      if (cached_ + cls <= kCacheBytes) {
+        free_[cls].push_back(p);
+        cached_ += cls;
+        return;
+      }
+    }
+    engine_->releaseHost(p);
+  }
+  std::shared_ptr<Engine> engine_;
+  std::mutex mu_;
+  std::map<size_t, std::vector<void*>> free_;
+  size_t cached_ = 0;
+};
+
 class BatcherImpl final : public Batcher {
  public:
+  Tensor hostTensor(DataType dtype, std::vector<int64_t> dims) override { return host_->make(dtype, std::move(dims)); }
   Status init(std::vector<std::shared_ptr<Engine>> engines, const BatcherOptions& o) {
     engines_ = std::move(engines);
     engine_ = engines_[0];
     opt_ = o;
+    if (engine_) host_ = std::make_shared<HostPool>(engine_);
     for (const auto& e : engines_) {
       if (!e) return Status(StatusCode::kInvalidArgument, "Batcher::create: null engine");
       bool same = e->inputs().size() == engine_->inputs().size() && e->outputs().size() == engine_->outputs().size();
@@ -700,6 +760,7 @@ class BatcherImpl final : public Batcher {
 
   std::vector<std::shared_ptr<Engine>> engines_;  // one per device
   std::shared_ptr<Engine> engine_;                 // engines_[0]: the model's description
+  std::shared_ptr<HostPool> host_;                 // request buffers (engines_[0]'s staging memory)
   BatcherOptions opt_;
   bool has_batch_ = false;
   int64_t profile_min_ = 1;

@@ -195,7 +195,8 @@ Result<bool> boolParam(const json& obj, const char* key, bool def, const std::st
   return it->get<bool>();
 }
 
-Result<InferRequestMessage> parseImpl(std::string_view body, int64_t json_length, int64_t max_elements) {
+Result<InferRequestMessage> parseImpl(std::string_view body, int64_t json_length, int64_t max_elements,
+                                      const TensorAllocator* alloc) {
   if (json_length < -1) return bad("Inference-Header-Content-Length must not be negative");
   if (json_length >= 0 && static_cast<uint64_t>(json_length) > body.size())
     return bad("Inference-Header-Content-Length " + std::to_string(json_length) + " exceeds the body size " +
@@ -283,7 +284,7 @@ Result<InferRequestMessage> parseImpl(std::string_view body, int64_t json_length
     if (binary ? nbytes > bin.size() - bin_off : static_cast<uint64_t>(numel) > js.size())
       return bad(where + ": the shape " + sit->dump() + " needs more data than the request carries");
     // Binary data overwrites every byte: no zero fill first (JSON data starts zeroed).
-    Tensor t = binary ? Tensor::uninitialized(dt, dims) : Tensor(dt, dims);
+    Tensor t = binary ? (alloc ? (*alloc)(dt, dims) : Tensor::uninitialized(dt, dims)) : Tensor(dt, dims);
     if (binary) {
       if (static_cast<uint64_t>(bin_size) != t.nbytes())
         return bad(where + ": binary_data_size " + std::to_string(bin_size) + " does not match the shape and datatype (" +
@@ -323,9 +324,10 @@ Result<InferRequestMessage> parseImpl(std::string_view body, int64_t json_length
 
 }  // namespace
 
-Result<InferRequestMessage> parseInferRequestJson(std::string_view body, int64_t json_length, int64_t max_elements) {
+Result<InferRequestMessage> parseInferRequestJson(std::string_view body, int64_t json_length, int64_t max_elements,
+                                                  const TensorAllocator* alloc) {
   try {
-    return parseImpl(body, json_length, max_elements);
+    return parseImpl(body, json_length, max_elements, alloc);
   } catch (const std::exception& e) {  // nlohmann type errors the checks above missed
     return bad(std::string("malformed infer request: ") + e.what());
   }

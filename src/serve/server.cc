@@ -471,7 +471,9 @@ class ServerImpl final : public InferenceServer, public ModelHub {
         return errorResponse(400, "Inference-Header-Content-Length must be a decimal number");
       json_len = std::stoll(*h);
     }
-    auto msg = parseInferRequestJson(rq.bodyView(), json_len);
+    // Binary tensors land in the model's page-locked staging buffers (GPU engines).
+    const TensorAllocator alloc = [b](DataType dt, std::vector<int64_t> dims) { return b->hostTensor(dt, std::move(dims)); };
+    auto msg = parseInferRequestJson(rq.bodyView(), json_len, int64_t{1} << 30, &alloc);
     if (!msg.ok()) return errorResponse(400, msg.status().message());
     std::string id = msg->id;
     InferResult r = infer(model, version, std::move(*msg));

@@ -351,6 +351,32 @@ TEST(Batcher, ShutdownUnderLoadAnswersEveryRequestExactlyOnce) {
   EXPECT_EQ(ok.load() + refused.load(), 160);
 }
 
+// Request buffers from the batcher's staging pool: the right shape, recycled once released (the
+// same bytes come back for the next request of that size), and a request made of them runs.
+TEST(Batcher, HostTensorsAreRecycledAndRun) {
+  auto b = Batcher::create(tinyEngine(), BatcherOptions{});
+  ASSERT_TRUE(b.ok()) << b.status().toString();
+  const void* first = nullptr;
+  {
+    Tensor t = (*b)->hostTensor(DataType::kFloat32, {1, 3, 32, 32});
+    EXPECT_EQ(t.dims(), (std::vector<int64_t>{1, 3, 32, 32}));
+    first = t.raw();
+  }
+  Tensor again = (*b)->hostTensor(DataType::kFloat32, {1, 3, 32, 32});
+  EXPECT_EQ(again.raw(), first);  // the released buffer came back
+  Tensor other = (*b)->hostTensor(DataType::kFloat32, {1, 3, 32, 32});
+  EXPECT_NE(other.raw(), again.raw());  // both alive: distinct buffers
+  EXPECT_EQ((*b)->hostTensor(DataType::kFloat32, {0, 3, 32, 32}).numel(), 0);
+  Tensor img = randomImages(1, 5);
+  std::memcpy(again.raw(), img.raw(), img.nbytes());
+  Response want = (*b)->infer(imagesRequest(img));
+  Response got = (*b)->infer(imagesRequest(again));
+  ASSERT_EQ(got.outcome, Outcome::kOk) << got.status.toString();
+  ASSERT_EQ(want.outcome, Outcome::kOk);
+  EXPECT_EQ(compareTensors(got.outputs[0], want.outputs[0], 0, 0).max_abs, 0.0);
+  (*b)->shutdown();
+}
+
 // ---- KServe v2 request bodies ----
 
 TEST(KServe, ParsesJsonFlatNestedAndBinaryInputs) {
@@ -372,6 +398,18 @@ TEST(KServe, ParsesJsonFlatNestedAndBinaryInputs) {
   auto bm = parseInferRequestJson(body, static_cast<int64_t>(hdr.size()));
   ASSERT_TRUE(bm.ok()) << bm.status().toString();
   EXPECT_EQ(bm->inputs[0].tensor.data<float>()[1], -3.f);
+  // With an allocator, binary inputs land in the tensors it makes.
+  std::vector<const void*> made;
+  const TensorAllocator alloc = [&](DataType dt, std::vector<int64_t> dims) {
+    Tensor t = Tensor::uninitialized(dt, std::move(dims));
+    made.push_back(t.raw());
+    return t;
+  };
+  auto am = parseInferRequestJson(body, static_cast<int64_t>(hdr.size()), int64_t{1} << 30, &alloc);
+  ASSERT_TRUE(am.ok()) << am.status().toString();
+  ASSERT_EQ(made.size(), 1u);
+  EXPECT_EQ(am->inputs[0].tensor.raw(), made[0]);
+  EXPECT_EQ(am->inputs[0].tensor.data<float>()[0], 1.5f);
 }
 
 TEST(KServe, MalformedRequestsNameTheProblem) {

@@ -844,6 +844,18 @@ class CudaBackend final : public backend::Backend {
     }
     cudaFree(p);
   }
+  Result<void*> allocateHost(size_t bytes) override {
+    void* p = nullptr;
+    cudaError_t e = cudaMallocHost(&p, std::max<size_t>(bytes, 256));
+    if (e != cudaSuccess) {
+      cudaGetLastError();
+      return makeError(StatusCode::kOutOfMemory, "cudaMallocHost(", bytes, " bytes) failed: ", cudaGetErrorString(e));
+    }
+    return p;
+  }
+  void releaseHost(void* p) override {
+    if (p) cudaFreeHost(p);
+  }
   Status copy(void* dst, const void* src, size_t bytes, Copy dir, void* stream) override {
     if (!bytes) return Status::Ok();
     cudaMemcpyKind k = dir == Copy::kHostToDevice ? cudaMemcpyHostToDevice

@@ -64,7 +64,8 @@ grpc::Status fillContents(const pb::InferTensorContents& c, Tensor* t, const std
   }
 }
 
-grpc::Status toMessage(const pb::ModelInferRequest& rq, InferRequestMessage* m) {
+// `b` (the model, when found) makes raw inputs' tensors in its page-locked staging memory.
+grpc::Status toMessage(const pb::ModelInferRequest& rq, InferRequestMessage* m, Batcher* b) {
   m->id = rq.id();
   if (rq.inputs_size() == 0) return invalid("the request has no inputs");
   bool raw = rq.raw_input_contents_size() > 0;
@@ -98,7 +99,7 @@ grpc::Status toMessage(const pb::ModelInferRequest& rq, InferRequestMessage* m) 
     if (!raw && !in.has_contents()) return invalid("input '" + in.name() + "': no contents and no raw_input_contents");
     if (!raw && numel > 64 * static_cast<int64_t>(in.contents().ByteSizeLong() + 1))
       return invalid("input '" + in.name() + "': contents are smaller than the shape");
-    Tensor t(dt, dims);
+    Tensor t = raw && b ? b->hostTensor(dt, dims) : Tensor(dt, dims);
     if (raw) {
       if (nbytes) std::memcpy(t.raw(), rq.raw_input_contents(i).data(), nbytes);
     } else {
@@ -159,7 +160,7 @@ class Service final : public pb::GRPCInferenceService::Service {
   }
   grpc::Status ModelInfer(grpc::ServerContext*, const pb::ModelInferRequest* rq, pb::ModelInferResponse* r) override {
     InferRequestMessage m;
-    grpc::Status st = toMessage(*rq, &m);
+    grpc::Status st = toMessage(*rq, &m, hub_->find(rq->model_name(), rq->model_version()));
     if (!st.ok()) return st;
     std::string id = m.id;
     ModelHub::InferResult res = hub_->infer(rq->model_name(), rq->model_version(), std::move(m));
