@@ -40,9 +40,9 @@ struct BatcherOptions {
   // sizes CUDA graphs were recorded for; empty = run the exact batch. The profile's min batch is
   // always honoured by padding.
   std::vector<int64_t> preferred_batch_sizes;
-  // With no preferred_batch_sizes, a CUDA engine pads to the powers of two up to max_batch (and
-  // max_batch itself): a handful of shapes, each warmed up once, instead of a new shape (CUDA graph
-  // capture, cuDNN plan) at every batch size the traffic happens to form. CPU engines run exact.
+  // With no preferred_batch_sizes, a CUDA engine pads to autoBatchBuckets(max_batch): a dozen
+  // shapes at most, each warmed up once, instead of a new shape (CUDA graph capture, cuDNN plan)
+  // at every batch size the traffic happens to form. CPU engines run exact.
   bool auto_buckets = true;
   // Run every batch size the batcher can form (the buckets; or 1 and max_batch when exact) once
   // per instance at startup, so no request pays for first-use work.
@@ -106,6 +106,12 @@ struct BatcherStats {
   };
   Histogram queue_seconds, compute_seconds, batch_size;
 };
+
+// The batch sizes a CUDA batcher pads to by default: 1, 2, 4, 8, 16, then steps of
+// max(8, max_batch/8 rounded up to 8) below max_batch, and max_batch; sizes below min_batch
+// left out. Powers of two alone padded a 36-row batch to 64 (ResNet-50 on the H100: 2.7 ms
+// instead of ~1.8 ms at 40); with steps the padding is at most one step.
+std::vector<int64_t> autoBatchBuckets(int64_t max_batch, int64_t min_batch = 1);
 
 class Batcher {
  public:

@@ -127,6 +127,19 @@ class HostPool : public std::enable_shared_from_this<HostPool> {
   size_t cached_ = 0;
 };
 
+}  // namespace
+
+std::vector<int64_t> autoBatchBuckets(int64_t max_batch, int64_t min_batch) {
+  std::vector<int64_t> b;
+  const int64_t step = std::max<int64_t>(8, (max_batch / 8 + 7) / 8 * 8);
+  for (int64_t v = 1; v < max_batch; v = v < 16 ? v * 2 : v + step)
+    if (v >= min_batch) b.push_back(v);
+  b.push_back(max_batch);
+  return b;
+}
+
+namespace {
+
 class BatcherImpl final : public Batcher {
  public:
   Tensor hostTensor(DataType dtype, std::vector<int64_t> dims) override { return host_->make(dtype, std::move(dims)); }
@@ -202,9 +215,7 @@ class BatcherImpl final : public Batcher {
                        profile_min_);
     if (opt_.preferred_batch_sizes.empty() && opt_.auto_buckets && opt_.dynamic_batching && has_batch_ &&
         engine_->info().device == DeviceKind::kCuda) {
-      for (int64_t b = 1; b < opt_.max_batch; b *= 2)
-        if (b >= profile_min_) opt_.preferred_batch_sizes.push_back(b);
-      opt_.preferred_batch_sizes.push_back(opt_.max_batch);
+      opt_.preferred_batch_sizes = autoBatchBuckets(opt_.max_batch, profile_min_);
     }
     std::sort(opt_.preferred_batch_sizes.begin(), opt_.preferred_batch_sizes.end());
     for (int64_t b : opt_.preferred_batch_sizes)
@@ -348,12 +359,16 @@ class BatcherImpl final : public Batcher {
     void* stream = nullptr;
     std::vector<void*> bufs;  // inputs then outputs
     std::vector<size_t> caps;
+    std::vector<void*> host_out;  // per output: the batch's rows, page-locked (one DMA back)
+    std::vector<size_t> host_caps;
     std::vector<uint8_t> zeros;  // padding rows
     ~DeviceIo() {
       if (!engine) return;
       if (stream) engine->synchronize(stream).ok();
       for (void* b : bufs)
         if (b) engine->release(b);
+      for (void* h : host_out)
+        if (h) engine->releaseHost(h);
       if (stream) engine->destroyStream(stream);
     }
   };
@@ -416,24 +431,44 @@ class BatcherImpl final : public Batcher {
       RJ_RETURN_IF_ERROR(ctx.setTensorAddress(outs[o].name, buf));
     }
     RJ_RETURN_IF_ERROR(ctx.enqueue(io.stream));
+    // Each output's real rows come back in one copy into page-locked memory (one DMA instead of a
+    // synchronous copy per request), then split on the host after the stream is done.
+    if (io.host_out.size() < outs.size()) io.host_out.resize(outs.size(), nullptr), io.host_caps.resize(outs.size(), 0);
+    std::vector<size_t> row_bytes(outs.size()), real_bytes(outs.size());
+    for (size_t o = 0; o < outs.size(); ++o) {
+      row_bytes[o] = dataTypeSize(outs[o].dtype);
+      for (size_t k = has_batch_ ? 1 : 0; k < out_dims[o].size(); ++k) row_bytes[o] *= static_cast<size_t>(out_dims[o][k]);
+      size_t rows = 0;
+      for (size_t k = 0; k < parts.size(); ++k) rows += has_batch_ ? static_cast<size_t>(part_rows[k]) : 1;
+      real_bytes[o] = row_bytes[o] * rows;
+      if (!has_batch_) real_bytes[o] = row_bytes[o];
+      if (!real_bytes[o]) continue;
+      if (io.host_caps[o] < real_bytes[o]) {
+        if (io.host_out[o]) {
+          RJ_RETURN_IF_ERROR(io.engine->synchronize(io.stream));
+          io.engine->releaseHost(io.host_out[o]);
+          io.host_out[o] = nullptr, io.host_caps[o] = 0;
+        }
+        RJ_ASSIGN_OR_RETURN(io.host_out[o], io.engine->allocateHost(real_bytes[o]));
+        io.host_caps[o] = real_bytes[o];
+      }
+      RJ_RETURN_IF_ERROR(io.engine->copyToHost(io.host_out[o], io.bufs[ins.size() + o], real_bytes[o], io.stream));
+    }
+    RJ_RETURN_IF_ERROR(io.engine->synchronize(io.stream));
     std::vector<std::vector<Tensor>> result(parts.size());
     for (size_t o = 0; o < outs.size(); ++o) {
-      size_t row_bytes = dataTypeSize(outs[o].dtype);
-      for (size_t k = has_batch_ ? 1 : 0; k < out_dims[o].size(); ++k) row_bytes *= static_cast<size_t>(out_dims[o][k]);
       size_t off = 0;
       for (size_t k = 0; k < parts.size(); ++k) {
         std::vector<int64_t> dims = out_dims[o];
         if (has_batch_) dims[0] = part_rows[k];
         Tensor piece = Tensor::uninitialized(outs[o].dtype, dims);  // filled below, completely
-        const size_t n = has_batch_ ? row_bytes * static_cast<size_t>(part_rows[k]) : piece.nbytes();
-        if (n)
-          RJ_RETURN_IF_ERROR(io.engine->copyToHost(piece.raw(), static_cast<const uint8_t*>(io.bufs[ins.size() + o]) + off,
-                                                   n, io.stream));
+        const size_t n = has_batch_ ? row_bytes[o] * static_cast<size_t>(part_rows[k]) : piece.nbytes();
+        if (off + n > real_bytes[o]) return makeError(StatusCode::kInternal, "output '", outs[o].name, "': split past the copied rows");
+        if (n) std::memcpy(piece.raw(), static_cast<const uint8_t*>(io.host_out[o]) + off, n);
         if (has_batch_) off += n;
         result[k].push_back(std::move(piece));
       }
     }
-    RJ_RETURN_IF_ERROR(io.engine->synchronize(io.stream));
     return result;
   }
 

@@ -351,6 +351,15 @@ TEST(Batcher, ShutdownUnderLoadAnswersEveryRequestExactlyOnce) {
   EXPECT_EQ(ok.load() + refused.load(), 160);
 }
 
+TEST(Batcher, AutoBucketsStepAboveSixteen) {
+  EXPECT_EQ(autoBatchBuckets(64), (std::vector<int64_t>{1, 2, 4, 8, 16, 24, 32, 40, 48, 56, 64}));
+  EXPECT_EQ(autoBatchBuckets(8), (std::vector<int64_t>{1, 2, 4, 8}));
+  EXPECT_EQ(autoBatchBuckets(20), (std::vector<int64_t>{1, 2, 4, 8, 16, 20}));
+  EXPECT_EQ(autoBatchBuckets(256), (std::vector<int64_t>{1, 2, 4, 8, 16, 48, 80, 112, 144, 176, 208, 240, 256}));
+  EXPECT_EQ(autoBatchBuckets(64, 3), (std::vector<int64_t>{4, 8, 16, 24, 32, 40, 48, 56, 64}));
+  EXPECT_EQ(autoBatchBuckets(1), (std::vector<int64_t>{1}));
+}
+
 // Request buffers from the batcher's staging pool: the right shape, recycled once released (the
 // same bytes come back for the next request of that size), and a request made of them runs.
 TEST(Batcher, HostTensorsAreRecycledAndRun) {
