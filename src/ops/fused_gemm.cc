@@ -55,13 +55,22 @@ Status inferFusedGemm(InferContext& ctx) {
 }
 
 // Fp8Gemm(A[..., M, K] float, W[N, K] uint8 = E4M3 codes, bias[N]?, residual[..., M, N]?)
-//   {x_scale, w_scale, alpha, activation}: A is quantized per tensor, q = e4m3(A / x_scale)
-//   (saturating), and Y = act(alpha * x_scale * w_scale * (q . e4m3(W)ᵀ) + bias + residual), with
-//   FP32 accumulation; Y has A's type. The --fp8 lowering's form of FusedGemm/MatMul.
+//   {x_scale, w_scale, alpha, activation, out_scale?, to?}: A is quantized per tensor,
+//   q = e4m3(A / x_scale) (saturating), and Y = act(alpha * x_scale * w_scale * (q . e4m3(W)ᵀ) +
+//   bias + residual), with FP32 accumulation; Y has A's type. A may instead be uint8 E4M3 codes
+//   already (q itself; the float type is then attribute `to`), and with out_scale > 0 Y is
+//   written as E4M3 codes of Y / out_scale (uint8): chained FP8 GEMMs pass codes, not floats.
+//   The --fp8 lowering's form of FusedGemm/Gemm/MatMul.
 Status inferFp8Gemm(InferContext& ctx) {
   const Node& n = ctx.node();
-  const DataType dt = ctx.dtype(0);
-  if (!isFloatType(dt)) return ctx.error("A must be a float tensor, got ", dataTypeName(dt));
+  const DataType a_dt = ctx.dtype(0);
+  const DataType dt = a_dt == DataType::kUInt8 ? static_cast<DataType>(n.attrInt("to", 0)) : a_dt;
+  if (a_dt == DataType::kUInt8 && !isFloatType(dt))
+    return ctx.error("A holds E4M3 codes (uint8): attribute 'to' must name the float type, got ", n.attrInt("to", 0));
+  if (!isFloatType(dt)) return ctx.error("A must be a float tensor or uint8 E4M3 codes, got ", dataTypeName(a_dt));
+  const float os = n.attrFloat("out_scale", 0.f);
+  if (os != 0.f && (!(os > 0.f) || !std::isfinite(os)))
+    return ctx.error("attribute out_scale must be a positive finite scale (or absent), got ", os);
   if (ctx.dtype(1) != DataType::kUInt8) return ctx.error("W must hold uint8 E4M3 codes, got ", dataTypeName(ctx.dtype(1)));
   for (const char* s : {"x_scale", "w_scale"}) {
     const float v = n.attrFloat(s, 0.f);
@@ -96,7 +105,7 @@ Status inferFp8Gemm(InferContext& ctx) {
       if (!ok) return ctx.error("residual ", s.toString(), " must have the output's shape ", out.toString());
     }
   }
-  ctx.setOutput(0, dt, std::move(out));
+  ctx.setOutput(0, os > 0.f ? DataType::kUInt8 : dt, std::move(out));
   return Status::Ok();
 }
 

@@ -57,6 +57,7 @@ struct LoweringReport {
   std::vector<std::string> int8_layers;  // names of the Conv/Gemm/MatMul nodes now QConv/QGemm
   std::vector<std::string> fp8_layers;   // names of the FusedGemm/Gemm/MatMul nodes now Fp8Gemm
   size_t fp8_gelu_tanh = 0;              // of those, erf-GELU epilogues computed in the tanh form
+  size_t fp8_chained = 0;                // of those, writing E4M3 codes for the FP8 GEMMs they feed
   // One line per layer kept above the mode's precision: "LayerNormalization 'ln': fp32 (normalization statistics)".
   std::vector<std::string> kept;
   bool calibrated = false;

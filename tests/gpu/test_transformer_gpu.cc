@@ -356,6 +356,68 @@ TEST_F(TransformerGpu, Fp8GemmMatchesCpuReference) {
   unsetenv("RAMJET_FP8_ACCUM");
 }
 
+// Two chained FP8 GEMMs (fc1 -> fc2 as the --fp8 lowering makes them): the first writes E4M3
+// codes through cuBLASLt's epilogue, the second reads them; against the CPU reference.
+TEST_F(TransformerGpu, Fp8ChainPassesCodes) {
+  auto codes = [](int64_t n, int64_t k) {
+    Tensor w(DataType::kUInt8, {n, k});
+    std::uniform_real_distribution<float> u(-1.f, 1.f);
+    for (int64_t i = 0; i < w.numel(); ++i) w.data<uint8_t>()[i] = precision::floatToE4m3(u(rng()) * 448.f);
+    return w;
+  };
+  for (const char* accum : {"precise", "fast"}) {
+    setenv("RAMJET_FP8_ACCUM", accum, 1);
+    Graph g;
+    g.name = "fp8_chain";
+    Value* x = g.addValue("x");
+    x->type = TensorType{DataType::kFloat32, Shape(std::vector<Dim>{Dim(2), Dim(197), Dim(256)})};
+    x->is_graph_input = true;
+    g.inputs.push_back(x);
+    auto cst = [&](const std::string& name, Tensor t) {
+      Value* v = g.addValue(name);
+      v->type = t.type();
+      v->constant = std::make_shared<Tensor>(std::move(t));
+      return v;
+    };
+    Value* h = g.addValue("h");
+    Value* y = g.addValue("y");
+    y->is_graph_output = true;
+    g.outputs.push_back(y);
+    Node* n1 = g.addNode("Fp8Gemm", "fc1", {x, cst("w1", codes(1024, 256)), cst("b1", randF({1024}).cast(DataType::kFloat16))}, {h});
+    n1->attrs = {{"x_scale", AF(1.f / 448.f)}, {"w_scale", AF(0.06f / 448.f)}, {"activation", AS("gelu_tanh")},
+                 {"out_scale", AF(1.5f / 448.f)}};
+    Node* n2 = g.addNode("Fp8Gemm", "fc2", {h, cst("w2", codes(256, 1024))}, {y});
+    n2->attrs = {{"x_scale", AF(1.5f / 448.f)}, {"w_scale", AF(0.03f / 448.f)},
+                 {"to", AI(static_cast<int64_t>(DataType::kFloat16))}};
+    ASSERT_TRUE(g.inferShapes().ok());
+    ASSERT_EQ(h->type.dtype, DataType::kUInt8);
+    Tensor in = randF({2, 197, 256}).cast(DataType::kFloat16).cast(DataType::kFloat32);
+    std::map<std::string, Tensor> feeds{{"x", in}};
+    auto want = reference::run(g, feeds);
+    ASSERT_TRUE(want.ok()) << want.status().toString();
+    BuildOptions opt;
+    opt.device = DeviceKind::kCuda;
+    opt.precision = Precision::kFP16;
+    opt.allow_cpu_fallback = false;
+    opt.optimize = false;
+    auto plan = build(g, opt);
+    ASSERT_TRUE(plan.ok()) << plan.status().toString();
+    auto e = Engine::loadFromMemory(plan->bytes().data(), plan->bytes().size());
+    ASSERT_TRUE(e.ok()) << e.status().toString();
+    auto ctx = (*e)->createContext();
+    ASSERT_TRUE(ctx.ok());
+    for (int rep = 0; rep < 3; ++rep) {
+      auto got = (*ctx)->infer(feeds);
+      ASSERT_TRUE(got.ok()) << got.status().toString();
+      CompareResult r = compareTensors((*got)[0], (*want)[0].cast(DataType::kFloat32), 5e-2, 5e-2);
+      if (rep == 0) std::printf("[xfmr-gpu] Fp8Gemm chain [%s] fc1 E4M3 out -> fc2: %s\n", accum, r.toString().c_str());
+      EXPECT_GT(r.cosine, 0.999) << r.toString();
+      EXPECT_LT(r.max_abs, 0.1) << r.toString();
+    }
+  }
+  unsetenv("RAMJET_FP8_ACCUM");
+}
+
 TEST_F(TransformerGpu, VitFp8MatchesCpuFp32) {
   const char* dir = std::getenv("RAMJET_ZOO_DIR");
   const std::string path = std::string(dir ? dir : "models/zoo") + "/vit_b_16.onnx";
@@ -376,6 +438,7 @@ TEST_F(TransformerGpu, VitFp8MatchesCpuFp32) {
   const std::string& rep = plan->report().precision;
   std::printf("[xfmr-gpu] vit_b_16 fp8 build: %s\n", rep.substr(0, rep.find('\n')).c_str());
   EXPECT_NE(rep.find("48 fp8 GEMMs"), std::string::npos) << rep;  // 12 blocks x (QKV, out, fc1, fc2)
+  EXPECT_NE(rep.find("12 passing E4M3 outputs on"), std::string::npos) << rep;  // fc1 -> fc2
   auto e = Engine::loadFromMemory(plan->bytes().data(), plan->bytes().size());
   ASSERT_TRUE(e.ok()) << e.status().toString();
   auto ctx = (*e)->createContext();

@@ -101,6 +101,51 @@ TEST(Fp8Ops, ReferenceMatchesTheFormula) {
   }
 }
 
+// Chained form: the first node writes E4M3 codes (out_scale), the second reads them as its A.
+TEST(Fp8Ops, CodesPassBetweenChainedGemms) {
+  const int64_t M = 3, K = 16, N = 32;
+  Tensor a = rjtest::uniformTensor({M, K}, -1.f, 1.f, 1);
+  Tensor w1(DataType::kUInt8, {N, K}), w2(DataType::kUInt8, {K, N});
+  std::mt19937 rng(3);
+  std::uniform_real_distribution<float> u(-448.f, 448.f);
+  for (int64_t i = 0; i < w1.numel(); ++i) w1.data<uint8_t>()[i] = floatToE4m3(u(rng));
+  for (int64_t i = 0; i < w2.numel(); ++i) w2.data<uint8_t>()[i] = floatToE4m3(u(rng));
+  const float xs = 1.f / 448.f, ws = 0.1f / 448.f, os = 0.05f, ws2 = 0.2f / 448.f;
+  Builder b;
+  Value* x = b.input("a", DataType::kFloat32, {M, K});
+  b.node("Fp8Gemm", {x, b.constant("w1", w1)}, {"h"},
+         {{"x_scale", Attribute::fromFloat(xs)}, {"w_scale", Attribute::fromFloat(ws)}, {"out_scale", Attribute::fromFloat(os)}});
+  b.node("Fp8Gemm", {b.value("h"), b.constant("w2", w2)}, {"y"},
+         {{"x_scale", Attribute::fromFloat(os)}, {"w_scale", Attribute::fromFloat(ws2)},
+          {"to", Attribute::fromInt(static_cast<int64_t>(DataType::kFloat32))}});
+  b.output("h");
+  b.output("y");
+  ASSERT_TRUE(b.g.inferShapes().ok());
+  auto out = rjtest::runGraph(b.g, {{"a", a}});
+  ASSERT_TRUE(out.ok()) << out.status().message();
+  const Tensor& h = (*out)[0];
+  const Tensor& y = (*out)[1];
+  ASSERT_EQ(h.dtype(), DataType::kUInt8);
+  ASSERT_EQ(y.dtype(), DataType::kFloat32);
+  for (int64_t m = 0; m < M; ++m) {
+    for (int64_t n = 0; n < N; ++n) {
+      double acc = 0;
+      for (int64_t k = 0; k < K; ++k)
+        acc += double(e4m3ToFloat(floatToE4m3(a.data<float>()[m * K + k] / xs))) * e4m3ToFloat(w1.data<uint8_t>()[n * K + k]);
+      const float v = static_cast<float>(acc * xs * ws);
+      // One E4M3 step at most from the exact quantization of v / out_scale (float rounding of the sum).
+      const float got = e4m3ToFloat(h.data<uint8_t>()[m * N + n]) * os, want = e4m3ToFloat(floatToE4m3(v / os)) * os;
+      EXPECT_NEAR(got, want, 0.13 * std::fabs(want) + 1e-6) << m << "," << n;
+    }
+    for (int64_t n = 0; n < K; ++n) {
+      double acc = 0;
+      for (int64_t k = 0; k < N; ++k) acc += double(e4m3ToFloat(h.data<uint8_t>()[m * N + k])) * e4m3ToFloat(w2.data<uint8_t>()[n * N + k]);
+      const double want = acc * os * ws2;
+      EXPECT_NEAR(y.data<float>()[m * K + n], want, 1e-5 * (1 + std::fabs(want))) << m << "," << n;
+    }
+  }
+}
+
 TEST(Fp8Ops, ShapeFunctionRejectsBadNodes) {
   auto check = [](DataType wt, std::vector<int64_t> wd, float xs, const std::string& want) {
     Builder b;
@@ -170,7 +215,7 @@ TEST(Fp8Build, MlpBlockMatchesFp32) {
   std::string report;
   auto got = buildAndRun(*g, opt, feeds, &report);
   ASSERT_TRUE(got.ok()) << got.status().message();
-  EXPECT_NE(report.find("2 fp8 GEMMs (1 erf GELUs in the tanh form)"), std::string::npos) << report;
+  EXPECT_NE(report.find("2 fp8 GEMMs (1 erf GELUs in the tanh form), 1 passing E4M3 outputs on"), std::string::npos) << report;
   EXPECT_NE(report.find("not fp8: K=64 or N=10 not a multiple of 16"), std::string::npos) << report;
   CompareResult c = compareTensors((*got)[0], (*ref)[0], 0.1, 0.1);
   EXPECT_GT(c.cosine, 0.999) << report;

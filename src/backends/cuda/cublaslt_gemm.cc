@@ -34,6 +34,8 @@ struct CublasLtGemm::Impl {
   cublasLtHandle_t handle = nullptr;
   cublasLtMatmulDesc_t op = nullptr;
   cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;  // cuBLASLt's A (our B), B (our A), C/D
+  cublasLtMatrixLayout_t dl = nullptr;                             // D when its type differs from C's (FP8 output)
+  cublasLtMatrixLayout_t dlay() const { return dl ? dl : c; }
   int64_t m = 0, n = 0, k = 0, batch = 1, sa = 0, sb = 0, sc = 0;
   bool loop_batches = false;  // cuBLASLt refused the strided batch: one launch per batch
   size_t esize = 4, ab_esize = 4;  // bytes per element of C/D and of A/B
@@ -44,7 +46,8 @@ struct CublasLtGemm::Impl {
     if (a) cublasLtMatrixLayoutDestroy(a);
     if (b) cublasLtMatrixLayoutDestroy(b);
     if (c) cublasLtMatrixLayoutDestroy(c);
-    a = b = c = nullptr;
+    if (dl) cublasLtMatrixLayoutDestroy(dl);
+    a = b = c = dl = nullptr;
   }
 };
 
@@ -57,6 +60,10 @@ Result<std::unique_ptr<CublasLtGemm>> CublasLtGemm::create(cublasLtHandle_t hand
       return makeError(StatusCode::kUnsupported, who, ": FP8 GEMM with a ", dataTypeName(d.dtype), " result");
     if (!d.trans_b || d.trans_a)
       return makeError(StatusCode::kUnsupported, who, ": FP8 GEMM needs A [m,k] and B [n,k] (K-contiguous operands)");
+    if (d.fp8_output && (!d.d_scale || d.batch != 1))
+      return makeError(StatusCode::kInvalidArgument, who, ": FP8 output needs a device scale and batch 1");
+  } else if (d.fp8_output) {
+    return makeError(StatusCode::kUnsupported, who, ": FP8 output needs FP8 inputs");
   } else if (d.dtype != DataType::kFloat32 && d.dtype != DataType::kFloat16) {
     return makeError(StatusCode::kUnsupported, who, ": cuBLASLt GEMM of ", dataTypeName(d.dtype));
   }
@@ -103,6 +110,8 @@ Result<std::unique_ptr<CublasLtGemm>> CublasLtGemm::create(cublasLtHandle_t hand
   if (d.fp8_inputs) {
     const int8_t fast = d.fast_accum ? 1 : 0;
     RJ_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(im.op, CUBLASLT_MATMUL_DESC_FAST_ACCUM, &fast, sizeof(fast)));
+    if (d.fp8_output)
+      RJ_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(im.op, CUBLASLT_MATMUL_DESC_D_SCALE_POINTER, &d.d_scale, sizeof(d.d_scale)));
   }
   if (d.has_bias) {
     RJ_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(im.op, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &dt, sizeof(dt)));
@@ -120,6 +129,7 @@ Status CublasLtGemm::Impl::makeLayouts(const GemmDesc& d, bool batched) {
   RJ_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&im->a, im->ab_type, ar, ac, static_cast<int64_t>(ar)));
   RJ_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&im->b, im->ab_type, br, bc, static_cast<int64_t>(br)));
   RJ_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&im->c, im->cd_type, im->n, im->m, im->n));
+  if (d.fp8_output) RJ_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&im->dl, CUDA_R_8F_E4M3, im->n, im->m, im->n));
   if (batched && im->batch > 1) {
     int32_t bc32 = static_cast<int32_t>(im->batch);
     for (auto* l : {im->a, im->b, im->c})
@@ -145,7 +155,7 @@ Result<std::vector<GemmAlgo>> CublasLtGemm::candidates(int max_count, size_t max
   int got = 0;
   auto query = [&]() {
     got = 0;
-    return cublasLtMatmulAlgoGetHeuristic(im.handle, im.op, im.a, im.b, im.c, im.c, pref, max_count,
+    return cublasLtMatmulAlgoGetHeuristic(im.handle, im.op, im.a, im.b, im.c, im.dlay(), pref, max_count,
                                           res.data(), &got);
   };
   if (st == CUBLAS_STATUS_SUCCESS) st = query();
@@ -200,7 +210,7 @@ Status CublasLtGemm::run(const GemmAlgo& algo, const void* a, const void* b, con
   cublasLtMatmulAlgo_t al;
   std::memcpy(&al, algo.data, sizeof(al));
   if (!im.loop_batches) {
-    RJ_CUBLAS_CHECK(cublasLtMatmul(im.handle, im.op, &alpha, b, im.a, a, im.b, &beta, c, im.c, d, im.c,
+    RJ_CUBLAS_CHECK(cublasLtMatmul(im.handle, im.op, &alpha, b, im.a, a, im.b, &beta, c, im.c, d, im.dlay(),
                                    &al, workspace, workspace_bytes, stream));
     return Status::Ok();
   }

@@ -49,6 +49,10 @@ struct GemmDesc {
   // faster, less precise FP8 accumulation (CUBLASLT_MATMUL_DESC_FAST_ACCUM).
   bool fp8_inputs = false;
   bool fast_accum = false;
+  // With fp8_inputs: D holds E4M3 codes of d_scale * result (C and bias stay `dtype`);
+  // d_scale is a device pointer to one float (cuBLASLt reads it at run time).
+  bool fp8_output = false;
+  const float* d_scale = nullptr;
   std::string name;
 };
 

@@ -10,6 +10,7 @@
 // seen (workspaceBytes() and the first, uncaptured run), cached under a lock.
 #include <cuda_runtime_api.h>
 
+#include <atomic>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -191,24 +192,32 @@ class MhaKernel final : public Kernel {
 
 // ---------------------------------------------------------------- FusedGemm
 // FusedGemm, and Fp8Gemm (fp8_ = true): the same cuBLASLt call with E4M3 operands; A is
-// quantized into the workspace first (per-tensor x_scale), W arrives as E4M3 codes [N, K], and
-// alpha carries both scales. Tactic id: cuBLASLt candidate (id % 4); Fp8Gemm ids >= 4 use
-// Hopper's fast FP8 accumulation.
+// quantized into the workspace first (per-tensor x_scale) unless it arrives as E4M3 codes, W
+// arrives as E4M3 codes [N, K], and alpha carries both scales. An E4M3 output (out_scale) is
+// converted by cuBLASLt's epilogue (D scale 1/out_scale, a device float the kernel owns); where
+// cuBLASLt refuses that, the GEMM writes FP16 into the workspace and a quantization pass follows.
+// Tactic id: cuBLASLt candidate (id % 4); Fp8Gemm ids >= 4 use Hopper's fast FP8 accumulation.
 class FusedGemmKernel final : public Kernel {
  public:
   FusedGemmKernel(const Node& n, Handles* h, const Tactic& t)
       : n_(n), h_(h), tactic_(t.id), tuned_(t.tuned_dims), fp8_(n.op_type == "Fp8Gemm") {}
+  ~FusedGemmKernel() override {
+    if (d_scale_) cudaFree(d_scale_);
+  }
   struct Entry {
-    std::unique_ptr<CublasLtGemm> gemm;
+    std::unique_ptr<CublasLtGemm> gemm;  // result in the output's float type (or FP16 for codes)
     GemmAlgo algo;
+    std::unique_ptr<CublasLtGemm> gemm8;  // Fp8Gemm with E4M3 output: cuBLASLt converts itself
+    GemmAlgo algo8;
     bool post = false;  // bias + activation by a separate kernel after the GEMM
     UnaryOp post_act = UnaryOp::kIdentity;
     int64_t rows = 0, n = 0;
     size_t qbytes = 0;  // Fp8Gemm: the quantized A at the start of the workspace (256-aligned)
+    size_t obytes = 0;  // E4M3 output without gemm8: the FP16 result next in the workspace
   };
   size_t workspaceBytes(const RunArgs& a) const override {
     auto e = entry(a);
-    return e.ok() ? (*e)->qbytes + (*e)->algo.workspace : 0;
+    return e.ok() ? (*e)->qbytes + (*e)->obytes + std::max((*e)->algo.workspace, (*e)->algo8.workspace) : 0;
   }
   Status run(const RunArgs& a) override {
     RJ_ASSIGN_OR_RETURN(Entry * e, entry(a));
@@ -217,22 +226,42 @@ class FusedGemmKernel final : public Kernel {
     const bool has_res = a.inputs.size() > 3 && a.inputs[3].data;
     const void* bias = has_bias && !e->post ? a.inputs[2].data : nullptr;
     const void* x = a.inputs[0].data;
+    uint8_t* ws = static_cast<uint8_t*>(a.workspace);
     float alpha = n_.attrFloat("alpha", 1.f);
     if (fp8_) {
-      if (a.workspace_bytes < e->qbytes + e->algo.workspace) return no(n_, "workspace too small");
+      if (a.workspace_bytes < workspaceBytes(a)) return no(n_, "workspace too small");
       const float xs = n_.attrFloat("x_scale", 1.f);
-      uint8_t* q = static_cast<uint8_t*>(a.workspace);
-      RJ_RETURN_IF_ERROR(fp8QuantizeE4m3(a.inputs[0].dtype, x, q, a.inputs[0].numel(), 1.f / xs, S(a)));
-      x = q;
+      if (a.inputs[0].dtype != DataType::kUInt8) {
+        RJ_RETURN_IF_ERROR(fp8QuantizeE4m3(a.inputs[0].dtype, x, ws, a.inputs[0].numel(), 1.f / xs, S(a)));
+        x = ws;
+      }
       alpha *= xs;  // the CPU reference's order: (alpha * x_scale) * w_scale
       alpha *= n_.attrFloat("w_scale", 1.f);
     }
-    RJ_RETURN_IF_ERROR(e->gemm->run(e->algo, x, a.inputs[1].data, has_res ? a.inputs[3].data : nullptr,
-                                    a.outputs[0].data, bias, alpha, has_res ? 1.f : 0.f,
-                                    static_cast<uint8_t*>(a.workspace) + e->qbytes, a.workspace_bytes - e->qbytes, S(a)));
+    const void* res = has_res ? a.inputs[3].data : nullptr;
+    uint8_t* rest = ws + e->qbytes + e->obytes;
+    const size_t rest_bytes = a.workspace_bytes - e->qbytes - e->obytes;
+    if (e->gemm8 && !fp8_out_failed_) {
+      Status st = e->gemm8->run(e->algo8, x, a.inputs[1].data, res, a.outputs[0].data, bias, alpha, has_res ? 1.f : 0.f,
+                                rest, rest_bytes, S(a));
+      if (st.ok()) return st;
+      // Refused at run time (first, uncaptured run): the FP16 result + quantization from now on.
+      fp8_out_failed_ = true;
+      std::fprintf(stderr, "ramjet: %s: cuBLASLt E4M3 output failed (%s); writing FP16 and quantizing\n",
+                   n_.describe().c_str(), st.message().c_str());
+    }
+    const bool codes_out = a.outputs[0].dtype == DataType::kUInt8;
+    if (codes_out && !e->obytes) return no(n_, "E4M3 output without room for the FP16 result");
+    void* dst = codes_out ? static_cast<void*>(ws + e->qbytes) : a.outputs[0].data;
+    const DataType dst_dt = codes_out ? DataType::kFloat16 : a.outputs[0].dtype;
+    RJ_RETURN_IF_ERROR(e->gemm->run(e->algo, x, a.inputs[1].data, res, dst, bias, alpha, has_res ? 1.f : 0.f, rest,
+                                    rest_bytes, S(a)));
     if (e->post)
-      return biasActivation(a.outputs[0].dtype, a.outputs[0].data, has_bias ? a.inputs[2].data : nullptr,
-                            a.outputs[0].data, e->rows, e->n, 1, e->post_act, UnaryParams{}, S(a));
+      RJ_RETURN_IF_ERROR(biasActivation(dst_dt, dst, has_bias ? a.inputs[2].data : nullptr, dst, e->rows, e->n, 1,
+                                        e->post_act, UnaryParams{}, S(a)));
+    if (codes_out)
+      return fp8QuantizeE4m3(DataType::kFloat16, dst, static_cast<uint8_t*>(a.outputs[0].data), e->rows * e->n,
+                             1.f / n_.attrFloat("out_scale", 1.f), S(a));
     return Status::Ok();
   }
   Result<Entry*> entry(const RunArgs& a) const {
@@ -245,8 +274,9 @@ class FusedGemmKernel final : public Kernel {
     const auto& bd = a.inputs[1].dims;
     if (ad.size() < 2 || bd.size() != 2) return no(n_, "A rank < 2 or B not 2-D");
     const bool tb = fp8_ || n_.attrInt("trans_b", 0) != 0;
+    const bool codes_out = fp8_ && a.outputs[0].dtype == DataType::kUInt8;
     GemmDesc d;
-    d.dtype = fp8_ ? a.outputs[0].dtype : a.inputs[0].dtype;
+    d.dtype = !fp8_ ? a.inputs[0].dtype : codes_out ? DataType::kFloat16 : a.outputs[0].dtype;
     d.fp8_inputs = fp8_;
     d.fast_accum = fp8_ && tactic_ >= 4;
     d.trans_b = tb;
@@ -255,7 +285,7 @@ class FusedGemmKernel final : public Kernel {
     d.m = numElements(ad) / std::max<int64_t>(d.k, 1);
     if (d.k == 0) return no(n_, "K = 0");
     d.name = n_.describe();
-    if (fp8_) e->qbytes = static_cast<size_t>((d.m * d.k + 255) / 256 * 256);
+    if (fp8_ && a.inputs[0].dtype != DataType::kUInt8) e->qbytes = static_cast<size_t>((d.m * d.k + 255) / 256 * 256);
     const bool has_bias = a.inputs.size() > 2 && a.inputs[2].data;
     const std::string act = n_.attrString("activation", "none");
     e->rows = d.m;
@@ -264,24 +294,40 @@ class FusedGemmKernel final : public Kernel {
     e->post = act == "gelu";
     e->post_act = act == "gelu" ? UnaryOp::kGelu : act == "relu" ? UnaryOp::kRelu
                 : act == "gelu_tanh" ? UnaryOp::kGeluTanh : UnaryOp::kIdentity;
-    auto make = [&](bool post) -> Status {
+    const size_t pick_id = tuned_.empty() || tuned_ == ad ? static_cast<size_t>(std::max(tactic_, 0) % 4) : 0;
+    auto make = [&](bool post, bool e4m3_out, std::unique_ptr<CublasLtGemm>* gemm, GemmAlgo* algo) -> Status {
       GemmDesc g = d;
       g.has_bias = has_bias && !post;
       g.epilogue = post ? GemmEpilogue::kNone : act == "relu" ? GemmEpilogue::kRelu
                  : act == "gelu_tanh" ? GemmEpilogue::kGelu : GemmEpilogue::kNone;
-      RJ_ASSIGN_OR_RETURN(e->gemm, CublasLtGemm::create(h_->lt->get(), g));
-      RJ_ASSIGN_OR_RETURN(auto cands, e->gemm->candidates(4, size_t{64} << 20));
+      g.fp8_output = e4m3_out;
+      g.d_scale = e4m3_out ? d_scale_ : nullptr;
+      RJ_ASSIGN_OR_RETURN(*gemm, CublasLtGemm::create(h_->lt->get(), g));
+      RJ_ASSIGN_OR_RETURN(auto cands, (*gemm)->candidates(4, size_t{64} << 20));
       if (cands.empty()) return no(n_, "cuBLASLt has no algorithm");
-      size_t pick = tuned_.empty() || tuned_ == ad ? static_cast<size_t>(std::max(tactic_, 0) % 4) : 0;
-      e->algo = cands[std::min<size_t>(pick, cands.size() - 1)];
+      *algo = cands[std::min<size_t>(pick_id, cands.size() - 1)];
       return Status::Ok();
     };
-    Status st = make(e->post);
+    Status st = make(e->post, false, &e->gemm, &e->algo);
     if (!st.ok() && !e->post) {
       e->post = true;  // the epilogue was refused: plain GEMM + bias/activation kernel
-      st = make(true);
+      st = make(true, false, &e->gemm, &e->algo);
     }
     RJ_RETURN_IF_ERROR(st);
+    if (codes_out) {
+      e->obytes = static_cast<size_t>((d.m * d.n * 2 + 255) / 256 * 256);  // the fallback's FP16 result
+      if (!e->post) {
+        if (!d_scale_) {
+          const float inv = 1.f / n_.attrFloat("out_scale", 1.f);
+          if (cudaMalloc(reinterpret_cast<void**>(&d_scale_), sizeof(float)) != cudaSuccess || !d_scale_ ||
+              cudaMemcpy(d_scale_, &inv, sizeof(float), cudaMemcpyHostToDevice) != cudaSuccess) {
+            cudaGetLastError();
+            return no(n_, "cannot place the output scale on the device");
+          }
+        }
+        if (!make(false, true, &e->gemm8, &e->algo8).ok()) e->gemm8.reset();  // FP16 + quantization instead
+      }
+    }
     Entry* raw = e.get();
     cache_[key] = std::move(e);
     return raw;
@@ -293,6 +339,8 @@ class FusedGemmKernel final : public Kernel {
   int32_t tactic_;
   std::vector<int64_t> tuned_;
   const bool fp8_;
+  mutable float* d_scale_ = nullptr;  // E4M3 output: 1 / out_scale on the device
+  std::atomic<bool> fp8_out_failed_{false};
   mutable std::mutex mu_;
   mutable std::map<std::vector<int64_t>, std::unique_ptr<Entry>> cache_;
 };
@@ -498,11 +546,15 @@ void registerTransformerOps(CudaOpTable& t) {
          [](const Node& n, const Tactic& t, Handles& h) { return mk(new FusedGemmKernel(n, &h, t)); }, nullptr});
   t.add("Fp8Gemm",
         {[](const Node& n, const std::vector<TensorType>& in, const std::vector<TensorType>& out) -> Status {
-           if (in[0].dtype != DataType::kFloat16) return no(n, dataTypeName(in[0].dtype), " A (FP8 GEMMs take f16)");
+           const bool codes_in = in[0].dtype == DataType::kUInt8;
+           const DataType ft = codes_in ? static_cast<DataType>(n.attrInt("to", 0)) : in[0].dtype;
+           if (ft != DataType::kFloat16) return no(n, dataTypeName(ft), " A (FP8 GEMMs take f16 or E4M3 codes)");
            if (in[1].dtype != DataType::kUInt8) return no(n, "W must hold E4M3 codes (uint8)");
            for (size_t i = 2; i < in.size(); ++i)
-             if (in[i].dtype != DataType::kUndefined && in[i].dtype != in[0].dtype) return no(n, "mixed input types");
-           if (!out.empty() && out[0].dtype != DataType::kFloat16) return no(n, "output must be f16");
+             if (in[i].dtype != DataType::kUndefined && in[i].dtype != ft) return no(n, "mixed input types");
+           const bool codes_out = n.attrFloat("out_scale", 0.f) > 0.f;
+           if (!out.empty() && out[0].dtype != DataType::kFloat16 && !(codes_out && out[0].dtype == DataType::kUInt8))
+             return no(n, "output must be f16 (or E4M3 codes with out_scale)");
            const int64_t k = knownDim(in[1], 1), nn = knownDim(in[1], 0);
            if (k < 0 || nn < 0 || k % 16 != 0 || nn % 16 != 0)
              return no(n, "K and N must be known multiples of 16 (cuBLASLt FP8), got K=", k, " N=", nn);

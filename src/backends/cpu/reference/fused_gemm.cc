@@ -98,14 +98,18 @@ Status refFp8Gemm(KernelContext& ctx) {
   if (a.rank() < 2 || w.rank() != 2 || w.dtype() != DataType::kUInt8) return ctx.error("A must have rank >= 2 and W be 2-D uint8");
   const int64_t k = a.dim(-1), n = w.dim(0);
   if (w.dim(1) != k) return ctx.error("A ", dimsToString(a.dims()), " and W ", dimsToString(w.dims()), " differ in K");
-  if (!isFloatType(a.dtype())) return ctx.unsupported("element type ", dataTypeName(a.dtype()));
+  const bool codes_in = a.dtype() == DataType::kUInt8;
+  const DataType ft = codes_in ? static_cast<DataType>(ctx.node.attrInt("to", 0)) : a.dtype();
+  if (!isFloatType(ft)) return ctx.unsupported("element type ", dataTypeName(ft));
+  const float out_scale = ctx.node.attrFloat("out_scale", 0.f);
   std::vector<int64_t> od = a.dims();
   od.back() = n;
   const int64_t rows = numElements(od) / std::max<int64_t>(n, 1);
   if (ctx.hasInput(2) && ctx.input(2).numel() != n) return ctx.error("bias must have N = ", n, " elements");
   if (ctx.hasInput(3) && ctx.input(3).dims() != od)
     return ctx.error("residual ", dimsToString(ctx.input(3).dims()), " must be ", dimsToString(od));
-  if (!ctx.output(0).defined() || ctx.output(0).dims() != od) ctx.allocOutput(0, a.dtype(), od);
+  const DataType out_dt = out_scale > 0.f ? DataType::kUInt8 : ft;
+  if (!ctx.output(0).defined() || ctx.output(0).dims() != od || ctx.output(0).dtype() != out_dt) ctx.allocOutput(0, out_dt, od);
   const float xs = ctx.node.attrFloat("x_scale", 0.f), ws = ctx.node.attrFloat("w_scale", 0.f);
   if (!(xs > 0.f) || !(ws > 0.f)) return ctx.error("x_scale and w_scale must be positive");
   // The same float operations, in the same order, as the CUDA kernel: q = e4m3(a * (1/x_scale)),
@@ -113,8 +117,14 @@ Status refFp8Gemm(KernelContext& ctx) {
   const float inv = 1.f / xs;
   float scale = ctx.node.attrFloat("alpha", 1.f) * xs;
   scale *= ws;
-  std::vector<float> qa = toAcc<float>(a), qw(static_cast<size_t>(w.numel()));
-  for (float& v : qa) v = precision::e4m3ToFloat(precision::floatToE4m3(v * inv));
+  std::vector<float> qa(static_cast<size_t>(a.numel())), qw(static_cast<size_t>(w.numel()));
+  if (codes_in) {
+    const uint8_t* pa = a.data<uint8_t>();
+    for (size_t i = 0; i < qa.size(); ++i) qa[i] = precision::e4m3ToFloat(pa[i]);
+  } else {
+    qa = toAcc<float>(a);
+    for (float& v : qa) v = precision::e4m3ToFloat(precision::floatToE4m3(v * inv));
+  }
   const uint8_t* pw = w.data<uint8_t>();
   for (size_t i = 0; i < qw.size(); ++i) qw[i] = precision::e4m3ToFloat(pw[i]);
   std::vector<float> y(static_cast<size_t>(rows * n), 0.f);
@@ -130,7 +140,13 @@ Status refFp8Gemm(KernelContext& ctx) {
       if (!res.empty()) v += res[static_cast<size_t>(r * n + c)];
       v = activate(act, v);
     }
-  storeAcc(y, ctx.output(0));
+  if (out_scale > 0.f) {
+    const float inv_out = 1.f / out_scale;
+    uint8_t* po = ctx.output(0).data<uint8_t>();
+    for (size_t i = 0; i < y.size(); ++i) po[i] = precision::floatToE4m3(y[i] * inv_out);
+  } else {
+    storeAcc(y, ctx.output(0));
+  }
   return Status::Ok();
 }
 
