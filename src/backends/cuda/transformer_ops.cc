@@ -242,7 +242,9 @@ class FusedGemmKernel final : public Kernel {
     uint8_t* rest = ws + e->qbytes + e->obytes;
     const size_t rest_bytes = a.workspace_bytes - e->qbytes - e->obytes;
     if (e->gemm8 && !fp8_out_failed_) {
-      Status st = e->gemm8->run(e->algo8, x, a.inputs[1].data, res, a.outputs[0].data, bias, alpha, has_res ? 1.f : 0.f,
+      // C must not alias the E4M3 D (other type): without a residual it is the FP16 scratch, unread (beta 0).
+      const void* c = res ? res : static_cast<const void*>(ws + e->qbytes);
+      Status st = e->gemm8->run(e->algo8, x, a.inputs[1].data, c, a.outputs[0].data, bias, alpha, has_res ? 1.f : 0.f,
                                 rest, rest_bytes, S(a));
       if (st.ok()) return st;
       // Refused at run time (first, uncaptured run): the FP16 result + quantization from now on.
