@@ -104,7 +104,8 @@ class BuildOptions:
         progress: ``callable(done, total, stage)`` called as the build advances.
         precision_overrides: per-layer precision, "NAME_OR_OP:fp32|fp16|bf16|int8|fp8".
         calibration_cache: INT8/FP8 calibration cache file (read when it matches, else written).
-        calibration_method: "entropy" (default), "minmax", "percentile" or "mse".
+        calibration_method: "entropy", "minmax", "percentile" or "mse" (default: "minmax" for
+            precision="fp8", "entropy" otherwise).
         calibration_batches: batches to draw from the calibrator (0: until exhausted).
         activation_amax: explicit activation ranges {tensor name: max |x|}.
         accuracy_budget: INT8 only, with a calibrator: the most accuracy to lose against the
@@ -125,7 +126,7 @@ class BuildOptions:
                  max_workspace_bytes: int = 1 << 30, device_index: int = 0,
                  progress: Optional[Callable[[int, int, str], None]] = None,
                  precision_overrides: Iterable[str] = (), calibration_cache: Optional[str] = None,
-                 calibration_method: str = "entropy", calibration_batches: int = 0,
+                 calibration_method: Optional[str] = None, calibration_batches: int = 0,
                  activation_amax: Optional[Mapping[str, float]] = None,
                  accuracy_budget: float = 0.0, accuracy_metric: Any = "auto", accuracy_samples: int = 8,
                  reduced_io: bool = False):
@@ -144,7 +145,8 @@ class BuildOptions:
         self.progress = progress
         self.precision_overrides = list(precision_overrides)
         self.calibration_cache = calibration_cache
-        self.calibration_method = calibration_method
+        self.calibration_method = (calibration_method if calibration_method is not None
+                                   else "minmax" if precision == "fp8" else "entropy")
         self.calibration_batches = calibration_batches
         self.activation_amax = dict(activation_amax or {})
         self.accuracy_budget = accuracy_budget

@@ -200,3 +200,13 @@ def test_detector_matches_onnxruntime(tmp_path):
     rel = np.abs(out - ref).max() / scale
     assert rel < 1e-4, rel
     assert cosine(out, ref) > 0.99999
+
+
+def test_fp8_needs_ranges_and_defaults_to_minmax(tiny_graph):
+    assert "fp8" in ramjet.PRECISIONS
+    assert ramjet.BuildOptions(precision="fp8").calibration_method == "minmax"
+    assert ramjet.BuildOptions(precision="int8").calibration_method == "entropy"
+    assert ramjet.BuildOptions(precision="fp8", calibration_method="mse").calibration_method == "mse"
+    with pytest.raises(ramjet.InvalidArgumentError) as e:
+        ramjet.build(tiny_graph, device="cpu", precision="fp8")
+    assert "fp8 needs activation ranges" in str(e.value)
