@@ -234,6 +234,21 @@ TEST_F(TransformerGpu, AddLayerNorm) {
   }
 }
 
+namespace {
+
+// Builds `g` with `opt` (CUDA), loads it and runs `feeds` once; `report` gets the precision report.
+Result<std::vector<Tensor>> buildAndRunCuda(const Graph& g, BuildOptions opt, const std::map<std::string, Tensor>& feeds,
+                                            std::string* report = nullptr) {
+  opt.device = DeviceKind::kCuda;
+  RJ_ASSIGN_OR_RETURN(Plan plan, build(g, opt));
+  if (report) *report = plan.report().precision;
+  RJ_ASSIGN_OR_RETURN(auto e, Engine::loadFromMemory(plan.bytes().data(), plan.bytes().size()));
+  RJ_ASSIGN_OR_RETURN(auto ctx, e->createContext());
+  return ctx->infer(feeds);
+}
+
+}  // namespace
+
 TEST_F(TransformerGpu, VitFp16MatchesCpuFp32) {
   const char* dir = std::getenv("RAMJET_ZOO_DIR");
   const std::string path = std::string(dir ? dir : "models/zoo") + "/vit_b_16.onnx";
@@ -249,13 +264,7 @@ TEST_F(TransformerGpu, VitFp16MatchesCpuFp32) {
     opt.precision = Precision::kFP16;
     opt.disabled_passes = {};
     if (*disabled) opt.disabled_passes = {"GemmEpilogueFusion", "AttentionLayoutFold", "AddLayerNormFusion", "ElementwiseFusion"};
-    auto plan = build(*g, opt);
-    ASSERT_TRUE(plan.ok()) << plan.status().toString();
-    auto e = Engine::loadFromMemory(plan->bytes().data(), plan->bytes().size());
-    ASSERT_TRUE(e.ok()) << e.status().toString();
-    auto ctx = (*e)->createContext();
-    ASSERT_TRUE(ctx.ok());
-    auto got = (*ctx)->infer(feeds);
+    auto got = buildAndRunCuda(*g, opt, feeds);
     ASSERT_TRUE(got.ok()) << got.status().toString();
     CompareResult r = compareTensors((*got)[0], (*want)[0], 5e-2, 5e-2);
     std::printf("[xfmr-gpu] vit_b_16 fp16 (%s) vs cpu fp32: %s\n", *disabled ? "xfmr passes off" : "xfmr passes on",
@@ -433,18 +442,12 @@ TEST_F(TransformerGpu, VitFp8MatchesCpuFp32) {
   opt.calibration_method = "minmax";
   auto calib = precision::makeRandomCalibrator(*g, 2, 4321);
   opt.calibrator = calib.get();
-  auto plan = build(*g, opt);
-  ASSERT_TRUE(plan.ok()) << plan.status().toString();
-  const std::string& rep = plan->report().precision;
+  std::string rep;
+  auto got = buildAndRunCuda(*g, opt, feeds, &rep);
+  ASSERT_TRUE(got.ok()) << got.status().toString();
   std::printf("[xfmr-gpu] vit_b_16 fp8 build: %s\n", rep.substr(0, rep.find('\n')).c_str());
   EXPECT_NE(rep.find("48 fp8 GEMMs"), std::string::npos) << rep;  // 12 blocks x (QKV, out, fc1, fc2)
   EXPECT_NE(rep.find("12 passing E4M3 outputs on"), std::string::npos) << rep;  // fc1 -> fc2
-  auto e = Engine::loadFromMemory(plan->bytes().data(), plan->bytes().size());
-  ASSERT_TRUE(e.ok()) << e.status().toString();
-  auto ctx = (*e)->createContext();
-  ASSERT_TRUE(ctx.ok());
-  auto got = (*ctx)->infer(feeds);
-  ASSERT_TRUE(got.ok()) << got.status().toString();
   CompareResult r = compareTensors((*got)[0], (*want)[0], 5e-2, 5e-2);
   std::printf("[xfmr-gpu] vit_b_16 fp8 vs cpu fp32: %s\n", r.toString().c_str());
   // (The CPU FP8 build of this random-weight ViT gives cosine 0.994 against FP32: E4M3's 3

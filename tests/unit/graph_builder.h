@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "backends/cpu/reference/interpreter.h"
+#include "ramjet/engine.h"
 #include "ramjet/graph.h"
 
 namespace rjtest {
@@ -68,6 +69,18 @@ inline Result<std::vector<Tensor>> runGraph(Graph& g, const std::map<std::string
   RJ_RETURN_IF_ERROR(g.verify());
   RJ_RETURN_IF_ERROR(g.inferShapes());
   return reference::run(g, in);
+}
+
+// Builds `g` for the CPU backend with `opt`, loads the plan and runs `feeds` once; `report` gets
+// the build's precision report.
+inline Result<std::vector<Tensor>> buildAndRun(const Graph& g, BuildOptions opt, const std::map<std::string, Tensor>& feeds,
+                                               std::string* report = nullptr) {
+  opt.device = DeviceKind::kCpu;
+  RJ_ASSIGN_OR_RETURN(Plan plan, build(g, opt));
+  if (report) *report = plan.report().precision;
+  RJ_ASSIGN_OR_RETURN(auto engine, Engine::loadFromMemory(plan.bytes().data(), plan.bytes().size()));
+  RJ_ASSIGN_OR_RETURN(auto ctx, engine->createContext());
+  return ctx->infer(feeds);
 }
 
 inline Attribute graphAttr(std::shared_ptr<Graph> g) {

@@ -19,6 +19,7 @@ using namespace ramjet;
 using precision::e4m3ToFloat;
 using precision::floatToE4m3;
 using rjtest::Builder;
+using rjtest::buildAndRun;
 
 TEST(Fp8Math, DecodesTheFormat) {
   EXPECT_EQ(e4m3ToFloat(0x00), 0.f);
@@ -187,16 +188,6 @@ std::shared_ptr<Graph> mlpBlock() {
   b.output("y");
   EXPECT_TRUE(b.g.inferShapes().ok());
   return b.owned;
-}
-
-Result<std::vector<Tensor>> buildAndRun(const Graph& g, BuildOptions opt, const std::map<std::string, Tensor>& feeds,
-                                        std::string* report = nullptr) {
-  opt.device = DeviceKind::kCpu;
-  RJ_ASSIGN_OR_RETURN(Plan plan, build(g, opt));
-  if (report) *report = plan.report().precision;
-  RJ_ASSIGN_OR_RETURN(auto engine, Engine::loadFromMemory(plan.bytes().data(), plan.bytes().size()));
-  RJ_ASSIGN_OR_RETURN(auto ctx, engine->createContext());
-  return ctx->infer(feeds);
 }
 
 TEST(Fp8Build, MlpBlockMatchesFp32) {

@@ -17,19 +17,10 @@ namespace {
 
 using namespace ramjet;
 using rjtest::Builder;
+using rjtest::buildAndRun;
 
 Tensor randomTensor(std::vector<int64_t> dims, float lo, float hi, uint32_t seed) {
   return rjtest::uniformTensor(std::move(dims), lo, hi, seed);
-}
-
-Result<std::vector<Tensor>> buildAndRun(const Graph& g, BuildOptions opt, const std::map<std::string, Tensor>& feeds,
-                                        std::string* report = nullptr) {
-  opt.device = DeviceKind::kCpu;
-  RJ_ASSIGN_OR_RETURN(Plan plan, build(g, opt));
-  if (report) *report = plan.report().precision;
-  RJ_ASSIGN_OR_RETURN(auto engine, Engine::loadFromMemory(plan.bytes().data(), plan.bytes().size()));
-  RJ_ASSIGN_OR_RETURN(auto ctx, engine->createContext());
-  return ctx->infer(feeds);
 }
 
 bool allFinite(const Tensor& t) {

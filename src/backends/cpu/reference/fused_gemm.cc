@@ -45,6 +45,18 @@ A activate(const std::string& act, A x) {
   return x;
 }
 
+// The output dims of a GEMM of A [..., K] with N columns, and its row count; checks the optional
+// bias [N] (input 2) and residual (input 3, the output's dims).
+Status gemmOutputDims(KernelContext& ctx, const Tensor& a, int64_t n, std::vector<int64_t>* od, int64_t* rows) {
+  *od = a.dims();
+  od->back() = n;
+  *rows = numElements(*od) / std::max<int64_t>(n, 1);
+  if (ctx.hasInput(2) && ctx.input(2).numel() != n) return ctx.error("bias must have N = ", n, " elements");
+  if (ctx.hasInput(3) && ctx.input(3).dims() != *od)
+    return ctx.error("residual ", dimsToString(ctx.input(3).dims()), " must be ", dimsToString(*od));
+  return Status::Ok();
+}
+
 }  // namespace
 
 Status refFusedGemm(KernelContext& ctx) {
@@ -55,12 +67,9 @@ Status refFusedGemm(KernelContext& ctx) {
   const int64_t k = a.dim(-1), n = tb ? b.dim(0) : b.dim(1);
   if ((tb ? b.dim(1) : b.dim(0)) != k)
     return ctx.error("A ", dimsToString(a.dims()), " and B ", dimsToString(b.dims()), " differ in K");
-  std::vector<int64_t> od = a.dims();
-  od.back() = n;
-  const int64_t rows = numElements(od) / std::max<int64_t>(n, 1);
-  if (ctx.hasInput(2) && ctx.input(2).numel() != n) return ctx.error("bias must have N = ", n, " elements");
-  if (ctx.hasInput(3) && ctx.input(3).dims() != od)
-    return ctx.error("residual ", dimsToString(ctx.input(3).dims()), " must be ", dimsToString(od));
+  std::vector<int64_t> od;
+  int64_t rows = 0;
+  RJ_RETURN_IF_ERROR(gemmOutputDims(ctx, a, n, &od, &rows));
   if (!ctx.output(0).defined() || ctx.output(0).dims() != od) ctx.allocOutput(0, a.dtype(), od);
   const std::string act = ctx.node.attrString("activation", "none");
   const float alpha = ctx.node.attrFloat("alpha", 1.f);
@@ -102,12 +111,9 @@ Status refFp8Gemm(KernelContext& ctx) {
   const DataType ft = codes_in ? static_cast<DataType>(ctx.node.attrInt("to", 0)) : a.dtype();
   if (!isFloatType(ft)) return ctx.unsupported("element type ", dataTypeName(ft));
   const float out_scale = ctx.node.attrFloat("out_scale", 0.f);
-  std::vector<int64_t> od = a.dims();
-  od.back() = n;
-  const int64_t rows = numElements(od) / std::max<int64_t>(n, 1);
-  if (ctx.hasInput(2) && ctx.input(2).numel() != n) return ctx.error("bias must have N = ", n, " elements");
-  if (ctx.hasInput(3) && ctx.input(3).dims() != od)
-    return ctx.error("residual ", dimsToString(ctx.input(3).dims()), " must be ", dimsToString(od));
+  std::vector<int64_t> od;
+  int64_t rows = 0;
+  RJ_RETURN_IF_ERROR(gemmOutputDims(ctx, a, n, &od, &rows));
   const DataType out_dt = out_scale > 0.f ? DataType::kUInt8 : ft;
   if (!ctx.output(0).defined() || ctx.output(0).dims() != od || ctx.output(0).dtype() != out_dt) ctx.allocOutput(0, out_dt, od);
   const float xs = ctx.node.attrFloat("x_scale", 0.f), ws = ctx.node.attrFloat("w_scale", 0.f);
