@@ -5,7 +5,8 @@
 # concurrency 1, 16, 64 (binary tensors over HTTP keep-alive): throughput and p50/p99.
 # Time-guarded (~110 s); plans and the repository go to a temp dir; never modifies the tree.
 # Writes $OUT/serve/summary.txt. SERVE_REDUCED_IO=1: plans built --reduced-io (FP16 requests and
-# responses, half the bytes); SERVE_INSTANCES: batching instances (default 2).
+# responses, half the bytes); SERVE_INSTANCES: batching instances (default 2); SERVE_DELAY_US: the
+# batching model's max_queue_delay_us (default 2000).
 set -u
 T0=$(date +%s)
 el() { echo $(( $(date +%s) - T0 )); }
@@ -71,7 +72,7 @@ say "bench done ($(el) s)"
 mkdir -p "$TMP/repo/rn50" "$TMP/repo/rn50_nobatch"
 ln -s "$TMP/dyn.plan" "$TMP/repo/rn50/model.plan"
 ln -s "$TMP/dyn.plan" "$TMP/repo/rn50_nobatch/model.plan"
-echo "{\"max_batch\": 64, \"max_queue_delay_us\": 2000, \"instances\": ${SERVE_INSTANCES:-2}}" > "$TMP/repo/rn50/config.json"
+echo "{\"max_batch\": 64, \"max_queue_delay_us\": ${SERVE_DELAY_US:-2000}, \"instances\": ${SERVE_INSTANCES:-2}}" > "$TMP/repo/rn50/config.json"
 echo '{"dynamic_batching": false, "instances": 2}' > "$TMP/repo/rn50_nobatch/config.json"
 PORT=18000
 $R serve "$TMP/repo" --http-port $PORT --http-threads 160 > "$TMP/serve.log" 2>&1 &
