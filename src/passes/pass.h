@@ -76,6 +76,7 @@ std::unique_ptr<Pass> createLayerNormFusion();
 std::unique_ptr<Pass> createAttentionFusion();
 std::unique_ptr<Pass> createGemmEpilogueFusion();
 std::unique_ptr<Pass> createAttentionLayoutFold();
+std::unique_ptr<Pass> createAttentionBatchFirst();
 std::unique_ptr<Pass> createElementwiseFusion();
 std::unique_ptr<Pass> createAddLayerNormFusion();
 std::unique_ptr<Pass> createSoftmaxWeightedSumFusion();

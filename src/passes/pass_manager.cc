@@ -55,6 +55,7 @@ PassManager PassManager::createDefault() {
   pm.addPass(3, createDeadCodeElimination());
   pm.addPass(4, createGemmEpilogueFusion());
   pm.addPass(4, createAttentionLayoutFold());
+  pm.addPass(4, createAttentionBatchFirst());
   pm.addPass(4, createAddLayerNormFusion());
   pm.addPass(4, createDeadCodeElimination());
   pm.addPass(4, createConvActivationFusion());

@@ -148,6 +148,47 @@ TEST(TransformerPasses, AttentionLayoutFoldSbh) {
   EXPECT_EQ(off["Attention"], 1);
 }
 
+// A batch-first block around sequence-first attention (torchvision ViT): X[B,S,W] -> Transpose ->
+// QKV MatMul+Add -> head split -> Attention -> merge -> Reshape [S*B,W] -> Gemm -> Reshape [S,B,W]
+// -> Transpose -> + X. AttentionBatchFirst removes both Transposes (attention runs "bsh").
+TEST(TransformerPasses, AttentionBatchFirstDropsTheTransposes) {
+  const int64_t S = 7, B = 3, H = 2, D = 4, W = H * D;
+  auto make = [&] {
+    Builder b;
+    Value* x = b.input("x", DataType::kFloat32, {B, S, W});
+    b.node("Transpose", {x}, {"xt"}, {{"perm", Attribute::fromInts({1, 0, 2})}});
+    b.node("MatMul", {b.value("xt"), b.constant("wqkv", rnd({W, 3 * W}, 21))}, {"qkv0"});
+    b.node("Add", {b.value("qkv0"), b.constant("bqkv", rnd({3 * W}, 22))}, {"qkv"});
+    Value* axes = b.constant("axes", i64({2}));
+    Value* shp = b.constant("shp", i64({S, B * H, D}));
+    const char* names[3] = {"q", "k", "v"};
+    for (int i = 0; i < 3; ++i) {
+      std::string n = names[i];
+      b.node("Slice", {b.value("qkv"), b.constant(n + "_s", i64({i * W})), b.constant(n + "_e", i64({(i + 1) * W})), axes},
+             {n + "_sl"});
+      b.node("Reshape", {b.value(n + "_sl"), shp}, {n + "_rs"});
+      b.node("Transpose", {b.value(n + "_rs")}, {n + "_t"}, {{"perm", Attribute::fromInts({1, 0, 2})}});
+    }
+    b.node("Attention", {b.value("q_t"), b.value("k_t"), b.value("v_t")}, {"att"});
+    b.node("Transpose", {b.value("att")}, {"att_t"}, {{"perm", Attribute::fromInts({1, 0, 2})}});
+    b.node("Reshape", {b.value("att_t"), b.constant("rows", i64({S * B, W}))}, {"att_rows"});
+    b.node("Gemm", {b.value("att_rows"), b.constant("wo", rnd({5, W}, 23)), b.constant("bo", rnd({5}, 24))}, {"proj"},
+           {{"transB", Attribute::fromInt(1)}});
+    b.node("Reshape", {b.value("proj"), b.constant("back", i64({S, B, 5}))}, {"proj3"});
+    b.node("Transpose", {b.value("proj3")}, {"y0"}, {{"perm", Attribute::fromInts({1, 0, 2})}});
+    b.node("Relu", {b.value("y0")}, {"y"});
+    b.output("y");
+    return b.owned;
+  };
+  std::map<std::string, Tensor> feeds{{"x", rnd({B, S, W}, 25, -2.f, 2.f)}};
+  auto after = optimizeAndCompare(make, feeds);
+  EXPECT_EQ(after["MultiHeadAttention"], 1);
+  EXPECT_EQ(after["Transpose"], 0);
+  auto off = optimizeAndCompare(make, feeds, {"AttentionBatchFirst"});
+  EXPECT_EQ(off["MultiHeadAttention"], 1);
+  EXPECT_EQ(off["Transpose"], 2);
+}
+
 // torch 2.x nn.MultiheadAttention as exported for ViT: the packed projection [S,B,3W] is split
 // by Reshape[S,B,3,W] -> Unsqueeze(0) -> Transpose(3,1,2,0,4) -> Squeeze(3) -> Gather(i), each
 // head split goes through an extra Reshape to [B,H,S,D], and the merge is Transpose(2,0,1,3).
