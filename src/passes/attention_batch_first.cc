@@ -134,7 +134,10 @@ class AttentionBatchFirst final : public Pass {
       }
       Value* out = t2->outputs[0];
       Value* in = t2->inputs[0];
-      if (!replaceAllUses(g, out, in)) continue;  // (checked above: not a graph output)
+      // Checked above (not a graph output, not read by a subgraph), so this cannot refuse; if it
+      // did, the half-rewritten block would be wrong: fail the build instead.
+      if (!replaceAllUses(g, out, in))
+        return makeError(StatusCode::kInternal, "AttentionBatchFirst: cannot rewire ", t2->describe());
       rw.remove(t2);
       if (t1->outputs[0]->consumers.empty()) rw.remove(t1);
       ++stats->rewrites;

@@ -438,10 +438,12 @@ class BatcherImpl final : public Batcher {
     for (size_t o = 0; o < outs.size(); ++o) {
       row_bytes[o] = dataTypeSize(outs[o].dtype);
       for (size_t k = has_batch_ ? 1 : 0; k < out_dims[o].size(); ++k) row_bytes[o] *= static_cast<size_t>(out_dims[o][k]);
-      size_t rows = 0;
-      for (size_t k = 0; k < parts.size(); ++k) rows += has_batch_ ? static_cast<size_t>(part_rows[k]) : 1;
+      size_t rows = 1;  // without a batch dim, row_bytes is the whole output
+      if (has_batch_) {
+        rows = 0;
+        for (int64_t r : part_rows) rows += static_cast<size_t>(r);
+      }
       real_bytes[o] = row_bytes[o] * rows;
-      if (!has_batch_) real_bytes[o] = row_bytes[o];
       if (!real_bytes[o]) continue;
       if (io.host_caps[o] < real_bytes[o]) {
         if (io.host_out[o]) {

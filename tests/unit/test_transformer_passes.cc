@@ -189,6 +189,56 @@ TEST(TransformerPasses, AttentionBatchFirstDropsTheTransposes) {
   EXPECT_EQ(off["Transpose"], 2);
 }
 
+// The same block as exporters write it for a dynamic batch: the head split reshapes by [0,-1,D],
+// the row and back reshapes take their dims from Shape(Transpose output) (torch's tgt_len, bsz),
+// and a final Reshape to [bsz, tgt_len*5] reads them too. After the pass those Shape readers see
+// X's [B,S,W] swapped back: without the swap the last Reshape would make [S, B*5].
+TEST(TransformerPasses, AttentionBatchFirstDynamicBatchShapes) {
+  const int64_t S = 7, B = 3, H = 2, D = 4, W = H * D;
+  auto make = [&] {
+    Builder b;
+    Value* x = b.input("x", TensorType{DataType::kFloat32, Shape(std::vector<Dim>{Dim::symbolic("N"), Dim(S), Dim(W)})});
+    b.node("Transpose", {x}, {"xt"}, {{"perm", Attribute::fromInts({1, 0, 2})}});
+    b.node("MatMul", {b.value("xt"), b.constant("wqkv", rnd({W, 3 * W}, 31))}, {"qkv"});
+    Value* axes = b.constant("axes", i64({2}));
+    Value* shp = b.constant("shp", i64({0, -1, D}));
+    const char* names[3] = {"q", "k", "v"};
+    for (int i = 0; i < 3; ++i) {
+      std::string n = names[i];
+      b.node("Slice", {b.value("qkv"), b.constant(n + "_s", i64({i * W})), b.constant(n + "_e", i64({(i + 1) * W})), axes},
+             {n + "_sl"});
+      b.node("Reshape", {b.value(n + "_sl"), shp}, {n + "_rs"});
+      b.node("Transpose", {b.value(n + "_rs")}, {n + "_t"}, {{"perm", Attribute::fromInts({1, 0, 2})}});
+    }
+    b.node("Attention", {b.value("q_t"), b.value("k_t"), b.value("v_t")}, {"att"});
+    b.node("Transpose", {b.value("att")}, {"att_t"}, {{"perm", Attribute::fromInts({1, 0, 2})}});
+    // tgt_len, bsz = Shape(xt)[0], Shape(xt)[1]
+    b.node("Shape", {b.value("xt")}, {"sh"});
+    b.node("Gather", {b.value("sh"), b.constant("i0", Tensor::scalar<int64_t>(0))}, {"tl"}, {{"axis", Attribute::fromInt(0)}});
+    b.node("Gather", {b.value("sh"), b.constant("i1", Tensor::scalar<int64_t>(1))}, {"bs"}, {{"axis", Attribute::fromInt(0)}});
+    Value* ax0 = b.constant("ax0", i64({0}));
+    b.node("Unsqueeze", {b.value("tl"), ax0}, {"tl1"});
+    b.node("Unsqueeze", {b.value("bs"), ax0}, {"bs1"});
+    b.node("Mul", {b.value("tl1"), b.value("bs1")}, {"rows_n"});
+    b.node("Concat", {b.value("rows_n"), b.constant("w1", i64({W}))}, {"rows"}, {{"axis", Attribute::fromInt(0)}});
+    b.node("Reshape", {b.value("att_t"), b.value("rows")}, {"att_rows"});
+    b.node("MatMul", {b.value("att_rows"), b.constant("wo", rnd({W, 5}, 33))}, {"proj"});
+    b.node("Concat", {b.value("tl1"), b.value("bs1"), b.constant("n5", i64({5}))}, {"back"}, {{"axis", Attribute::fromInt(0)}});
+    b.node("Reshape", {b.value("proj"), b.value("back")}, {"proj3"});
+    b.node("Transpose", {b.value("proj3")}, {"y0"}, {{"perm", Attribute::fromInts({1, 0, 2})}});
+    b.node("Mul", {b.value("tl1"), b.constant("n5b", i64({5}))}, {"tl5"});
+    b.node("Concat", {b.value("bs1"), b.value("tl5")}, {"final"}, {{"axis", Attribute::fromInt(0)}});
+    b.node("Reshape", {b.value("y0"), b.value("final")}, {"y"});  // [bsz, tgt_len*5]
+    b.output("y");
+    return b.owned;
+  };
+  std::map<std::string, Tensor> feeds{{"x", rnd({B, S, W}, 35, -2.f, 2.f)}};
+  auto after = optimizeAndCompare(make, feeds);
+  EXPECT_EQ(after["MultiHeadAttention"], 1);
+  EXPECT_EQ(after["Transpose"], 0);
+  EXPECT_GE(after["Gather"], 1);  // a Shape reader's dims swapped back
+}
+
 // torch 2.x nn.MultiheadAttention as exported for ViT: the packed projection [S,B,3W] is split
 // by Reshape[S,B,3,W] -> Unsqueeze(0) -> Transpose(3,1,2,0,4) -> Squeeze(3) -> Gather(i), each
 // head split goes through an extra Reshape to [B,H,S,D], and the merge is Transpose(2,0,1,3).

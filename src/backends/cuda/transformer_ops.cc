@@ -10,7 +10,6 @@
 // seen (workspaceBytes() and the first, uncaptured run), cached under a lock.
 #include <cuda_runtime_api.h>
 
-#include <atomic>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -195,7 +194,8 @@ class MhaKernel final : public Kernel {
 // quantized into the workspace first (per-tensor x_scale) unless it arrives as E4M3 codes, W
 // arrives as E4M3 codes [N, K], and alpha carries both scales. An E4M3 output (out_scale) is
 // converted by cuBLASLt's epilogue (D scale 1/out_scale, a device float the kernel owns); where
-// cuBLASLt refuses that, the GEMM writes FP16 into the workspace and a quantization pass follows.
+// cuBLASLt offers no algorithm for that, or an erf GELU needs a pass of its own, the GEMM writes
+// FP16 into the workspace and a quantization pass follows.
 // Tactic id: cuBLASLt candidate (id % 4); Fp8Gemm ids >= 4 use Hopper's fast FP8 accumulation.
 class FusedGemmKernel final : public Kernel {
  public:
@@ -214,10 +214,11 @@ class FusedGemmKernel final : public Kernel {
     int64_t rows = 0, n = 0;
     size_t qbytes = 0;  // Fp8Gemm: the quantized A at the start of the workspace (256-aligned)
     size_t obytes = 0;  // E4M3 output without gemm8: the FP16 result next in the workspace
+    size_t bytes() const { return qbytes + obytes + std::max(algo.workspace, algo8.workspace); }
   };
   size_t workspaceBytes(const RunArgs& a) const override {
     auto e = entry(a);
-    return e.ok() ? (*e)->qbytes + (*e)->obytes + std::max((*e)->algo.workspace, (*e)->algo8.workspace) : 0;
+    return e.ok() ? (*e)->bytes() : 0;
   }
   Status run(const RunArgs& a) override {
     RJ_ASSIGN_OR_RETURN(Entry * e, entry(a));
@@ -229,7 +230,7 @@ class FusedGemmKernel final : public Kernel {
     uint8_t* ws = static_cast<uint8_t*>(a.workspace);
     float alpha = n_.attrFloat("alpha", 1.f);
     if (fp8_) {
-      if (a.workspace_bytes < workspaceBytes(a)) return no(n_, "workspace too small");
+      if (a.workspace_bytes < e->bytes()) return no(n_, "workspace too small");
       const float xs = n_.attrFloat("x_scale", 1.f);
       if (a.inputs[0].dtype != DataType::kUInt8) {
         RJ_RETURN_IF_ERROR(fp8QuantizeE4m3(a.inputs[0].dtype, x, ws, a.inputs[0].numel(), 1.f / xs, S(a)));
@@ -241,16 +242,11 @@ class FusedGemmKernel final : public Kernel {
     const void* res = has_res ? a.inputs[3].data : nullptr;
     uint8_t* rest = ws + e->qbytes + e->obytes;
     const size_t rest_bytes = a.workspace_bytes - e->qbytes - e->obytes;
-    if (e->gemm8 && !fp8_out_failed_) {
+    if (e->gemm8) {
       // C must not alias the E4M3 D (other type): without a residual it is the FP16 scratch, unread (beta 0).
       const void* c = res ? res : static_cast<const void*>(ws + e->qbytes);
-      Status st = e->gemm8->run(e->algo8, x, a.inputs[1].data, c, a.outputs[0].data, bias, alpha, has_res ? 1.f : 0.f,
-                                rest, rest_bytes, S(a));
-      if (st.ok()) return st;
-      // Refused at run time (first, uncaptured run): the FP16 result + quantization from now on.
-      fp8_out_failed_ = true;
-      std::fprintf(stderr, "ramjet: %s: cuBLASLt E4M3 output failed (%s); writing FP16 and quantizing\n",
-                   n_.describe().c_str(), st.message().c_str());
+      return e->gemm8->run(e->algo8, x, a.inputs[1].data, c, a.outputs[0].data, bias, alpha, has_res ? 1.f : 0.f, rest,
+                           rest_bytes, S(a));
     }
     const bool codes_out = a.outputs[0].dtype == DataType::kUInt8;
     if (codes_out && !e->obytes) return no(n_, "E4M3 output without room for the FP16 result");
@@ -342,7 +338,6 @@ class FusedGemmKernel final : public Kernel {
   std::vector<int64_t> tuned_;
   const bool fp8_;
   mutable float* d_scale_ = nullptr;  // E4M3 output: 1 / out_scale on the device
-  std::atomic<bool> fp8_out_failed_{false};
   mutable std::mutex mu_;
   mutable std::map<std::vector<int64_t>, std::unique_ptr<Entry>> cache_;
 };
@@ -569,10 +564,10 @@ void registerTransformerOps(CudaOpTable& t) {
            const std::string acc = e ? e : "";
            if (!acc.empty() && acc != "precise" && acc != "fast")
              std::fprintf(stderr, "ramjet: RAMJET_FP8_ACCUM='%s' is neither 'precise' nor 'fast'; timing both\n", acc.c_str());
+           const bool both = acc != "precise" && acc != "fast";
            std::vector<Tactic> t;
            for (int id : {0, 1, 4, 5})
-             if (acc.empty() || (acc == "precise" && id < 4) || (acc == "fast" && id >= 4) || (acc != "precise" && acc != "fast"))
-               t.push_back({"cuda.fp8_gemm.cublaslt", id});
+             if (both || (acc == "fast") == (id >= 4)) t.push_back({"cuda.fp8_gemm.cublaslt", id});
            return t;
          },
          [](const Node& n, const Tactic& t, Handles& h) { return mk(new FusedGemmKernel(n, &h, t)); }, nullptr});
