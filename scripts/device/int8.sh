@@ -63,6 +63,20 @@ except Exception as e:
 PY
   done
 done
+# ResNet-50 at batch 256 with plans tuned there (MLPerf-offline-like, #6's 88,500 img/s target):
+# FP16 and INT8 static plans, and where the INT8 plan's time goes (per-kernel profile, op types).
+if [ "${INT8_B256:-1}" = 1 ] && [ -f models/zoo/resnet50.onnx ] && [ -f "$T/resnet50.cache" ]; then
+  in=$(python3 -c "import onnx;print(onnx.load('models/zoo/resnet50.onnx',load_external_data=False).graph.input[0].name)")
+  for p in fp16 int8; do
+    fl="--fp16"; [ $p = int8 ] && fl="--int8 --calib-cache $T/resnet50.cache"
+    echo "== resnet50 $p static b256 build $((SECONDS))s"
+    timeout 180 $B build models/zoo/resnet50.onnx -o "$T/r256.$p.plan" $fl --min-shapes $in:256x3x224x224 --opt-shapes $in:256x3x224x224 --max-shapes $in:256x3x224x224 > "$O/r256.$p.build.txt" 2>&1 || { echo "BUILD FAIL r256 $p"; tail -5 "$O/r256.$p.build.txt"; continue; }
+    grep -iE "tactic|build time|layers" "$O/r256.$p.build.txt" | head -8
+    timeout 60 $B bench "$T/r256.$p.plan" --batch 256 --duration 1 2>&1 | grep -iE "median|img/s|throughput" | head -4
+  done
+  [ -f "$T/r256.int8.plan" ] && { $B inspect "$T/r256.int8.plan" > "$O/r256.int8.inspect.txt" 2>&1; grep -c "cudnn_graph" "$O/r256.int8.inspect.txt";
+    timeout 90 $B bench "$T/r256.int8.plan" --batch 256 --profile --top 25 > "$O/r256.int8.profile.txt" 2>&1; sed -n 1,80p "$O/r256.int8.profile.txt"; }
+fi
 python3 - "$T" <<'PY'
 import sys, json, glob, os
 res = {}

@@ -367,6 +367,24 @@ Result<Plan> buildOnce(const Graph& input, const BuildOptions& opt, bool nhwc) {
     if (opt.precision != Precision::kFP32 || !opt.precision_overrides.empty()) report.precision = pr.toString();
     report.int8_layers = pr.int8_layers;
   }
+  // INT8 builds ran the passes without FusedConv/PoolNhwc/FusedElementwise so the lowering could
+  // see plain Conv + activation + Add patterns; the layers it left in FP16/FP32 (a stem
+  // convolution with 3 input channels, its pooling, heads) get those fusions and the
+  // channels-last layout now. The passes leave the INT8 ops alone.
+  if (opt.optimize && opt.precision == Precision::kINT8 && !report.int8_layers.empty()) {
+    progress(0, 1, "optimize higher-precision layers");
+    passes::PassOptions po;
+    for (const std::string& d : opt.disabled_passes) po.disabled.insert(d);
+    const backend::Backend* devp = dev.get();
+    po.config.can_emit = [devp](const std::string& op) { return devp->hasKernelFor(op); };
+    po.config.prefer_nhwc = nhwc;
+    po.config.explain = opt.explain;
+    passes::PassReport pr;
+    Status st = passes::PassManager::createDefault().run(*g, po, &pr);
+    if (!st.ok()) return makeError(st.code(), "graph optimizer (after INT8 lowering): ", st.message());
+    report.passes += "after INT8 lowering:\n" + pr.toString();
+    RJ_RETURN_IF_ERROR(g->inferShapes());
+  }
   if (opt.fold_constants) {
     progress(0, 1, "fold constants");
     for (int round = 0; round < 4; ++round) {
@@ -706,11 +724,18 @@ Result<Plan> buildChoosingLayout(const Graph& input, const BuildOptions& opt) {
   if (const char* e = std::getenv("RAMJET_NHWC")) layout = e[0] == '1' ? L::kNhwc : e[0] == '0' ? L::kNchw : layout;
   size_t convs = 0;
   for (const auto& n : input.nodes()) convs += n->op_type == "Conv";
-  const bool eligible = opt.device == DeviceKind::kCuda && (opt.precision == Precision::kFP16 || opt.precision == Precision::kFP8) && opt.optimize &&
+  // INT8: the quantized convolutions are NHWC in any case; the layout applies to the layers left
+  // in FP16 (stem, pooling, heads) between the int8 boundaries. An explicit nhwc layout applies to
+  // INT8 CPU builds too (tests compare both layouts there).
+  const bool int8 = opt.precision == Precision::kINT8;
+  const bool eligible = (opt.device == DeviceKind::kCuda || (int8 && layout == L::kNhwc)) &&
+                        (opt.precision == Precision::kFP16 || opt.precision == Precision::kFP8 || int8) && opt.optimize &&
                         !builder::nhwcLayoutDisabled(opt.disabled_passes, std::getenv("RAMJET_DISABLE_PASSES")) &&
                         convs > 0;
   if (!eligible || layout == L::kNchw) return buildOnce(input, opt, false);
-  if (layout == L::kNhwc) return buildOnce(input, opt, true);
+  // INT8 auto: channels-last without timing both (that would calibrate twice); the layers
+  // concerned are few and the int8 boundaries take the layout changes for free.
+  if (layout == L::kNhwc || int8) return buildOnce(input, opt, true);
   // kAuto: a layout only pays off (or hurts) when convolutions carry the model.
   if (convs < 8) return buildOnce(input, opt, false);
 

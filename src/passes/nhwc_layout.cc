@@ -8,7 +8,10 @@
 // MaxPool/AveragePool (-> PoolNhwc), GlobalAveragePool/GlobalMaxPool (-> ReduceMean/ReduceMax
 // over the spatial axes). A to-NCHW Transpose meeting a to-NHWC one cancels; one that moves
 // only unit dims (a pooled [N,1,1,C]) becomes a Reshape. So a CNN runs NHWC from its first
-// convolution to its head with conversions at the boundaries only. Every value's IR shape is
+// convolution to its head with conversions at the boundaries only. In INT8 plans the int8
+// boundaries (Int8Quantize / Int8Dequantize, which convert NCHW<->NHWC themselves) absorb
+// the adjacent layout Transposes, and a QConv's float output written channels-first becomes a
+// channels-last output + Transpose that sinks like the others. Every value's IR shape is
 // its physical layout, so the CPU reference runs the rewritten graph to the same outputs.
 #include <algorithm>
 
@@ -95,6 +98,8 @@ class NhwcLayout final : public Pass {
           changed |= convertConv(g, rw, n);
         } else if (n->op_type == "Transpose") {
           changed |= simplifyTranspose(g, rw, n);
+        } else if (n->op_type == "QConv") {
+          changed |= splitQConvNchwOutput(g, rw, n);
         } else {
           changed |= sink(g, cfg, rw, n);
         }
@@ -168,6 +173,35 @@ class NhwcLayout final : public Pass {
     return true;
   }
 
+  // QConv{out_nchw=1} writes its float result channels-first itself; as QConv{out_nchw=0} +
+  // Transpose(to NCHW) the Transpose can sink into channels-last consumers like any other.
+  bool splitQConvNchwOutput(Graph& g, Rewriter& rw, Node* q) {
+    if (q->attrInt("out_nchw", 0) != 1 || q->attrFloat("out_scale", 0.f) > 0.f || !q->hasOutput(0)) return false;
+    Value* old = q->outputs[0];
+    // Only where every reader takes channels-last data anyway (convolutions, global pooling), so
+    // the Transpose is sure to cancel; elsewhere (Concat with channels-first operands, Slice into
+    // int8 boundaries) it would stay behind as a copy the QConv did for free.
+    if (old->is_graph_output || old->consumers.empty() || outer_.count(old->name)) return false;
+    for (const Node* c : old->consumers)
+      if (c->inputs.empty() || c->inputs[0] != old ||
+          (c->op_type != "Conv" && c->op_type != "FusedConv" && c->op_type != "GlobalAveragePool" &&
+           c->op_type != "GlobalMaxPool"))
+        return false;
+    Value* fresh = g.addValue(g.uniqueValueName(old->name + "_nhwc"));
+    auto attrs = q->attrs;
+    attrs["out_nchw"] = Attribute::fromInt(0);
+    const std::string base = q->name;
+    std::vector<Value*> in = q->inputs;
+    rw.remove(q);
+    Node* m = g.addNode("QConv", unique(g, base + "_nhwc"), std::move(in), {fresh});
+    m->attrs = std::move(attrs);
+    Node* t = g.addNode("Transpose", unique(g, base + "_to_nchw"), {fresh}, {old});
+    t->attrs["perm"] = Attribute::fromInts(kToNchw);
+    stats_added(rw) += 2;
+    ++rw.stats->rewrites;
+    return true;
+  }
+
   bool simplifyTranspose(Graph& g, Rewriter& rw, Node* t) {
     if (!t->hasOutput(0)) return false;
     Value* out = t->outputs[0];
@@ -184,6 +218,18 @@ class NhwcLayout final : public Pass {
         }
     }
     Node* p = t->inputs[0]->producer;
+    // to-NHWC of Int8Dequantize{nhwc=1} (NHWC int8 -> NCHW float) read by nothing else: the
+    // dequantization without its transpose (nhwc=0) is that NHWC tensor.
+    if (q == kToNhwc && p && p->op_type == "Int8Dequantize" && rw.alive(p) && p->attrInt("nhwc", 0) == 1 &&
+        useCount(t->inputs[0]) == 1 && !outer_.count(t->inputs[0]->name) && rank4(p->inputs[0])) {
+      auto attrs = p->attrs;
+      Value* qin = p->inputs[0];
+      Node* m = rw.replace(t, "Int8Dequantize", {qin});
+      m->attrs = attrs;
+      m->attrs["nhwc"] = Attribute::fromInt(0);
+      rw.remove(p);
+      return true;
+    }
     // Transpose(Transpose(a, p), q) = Transpose(a, p∘q); identity -> a.
     if (p && p->op_type == "Transpose" && p->domain.empty() && rw.alive(p)) {
       const auto pp = p->attrInts("perm");
@@ -236,6 +282,17 @@ class NhwcLayout final : public Pass {
     bool any = false;
     for (Value* v : n->inputs) any |= nhwcSource(v) != nullptr;
     if (!any || !n->hasOutput(0)) return false;
+    // INT8 boundaries (after INT8 lowering): Int8Quantize{nhwc=1} transposes NCHW to its NHWC
+    // int8 output itself; fed from NHWC data it quantizes elementwise (nhwc=0).
+    if (n->op_type == "Int8Quantize") {
+      Value* s = nhwcSource(n->inputs[0]);
+      if (!s || n->attrInt("nhwc", 0) != 1) return false;
+      auto attrs = n->attrs;
+      Node* m = rw.replace(n, "Int8Quantize", {s});
+      m->attrs = attrs;
+      m->attrs["nhwc"] = Attribute::fromInt(0);
+      return true;
+    }
     const std::string op = n->op_type;  // a copy: rebuild() deletes n
     std::vector<Value*> in = n->inputs;
     if (unaryOps().count(op)) {

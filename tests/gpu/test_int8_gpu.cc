@@ -5,6 +5,8 @@
 
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
+#include <string>
 #include <random>
 
 #include "../unit/graph_builder.h"
@@ -24,6 +26,8 @@ class Int8Gpu : public ::testing::Test {
     ASSERT_TRUE(registerCudaBackend().ok());
   }
 };
+
+constexpr const char* kCudnnTactic = "cuda.int8.conv.cudnn_graph";
 
 Tensor randomInt8(std::vector<int64_t> dims, uint32_t seed, int lo = -128) {
   Tensor t(DataType::kInt8, dims);
@@ -66,6 +70,8 @@ struct ConvCase {
   bool residual, int8_out;
 };
 
+// Both QConv tactics, each forced: the im2col + IMMA path is bit-exact with the CPU reference
+// (SiLU within 1 LSB); cuDNN's fused int8 graph rounds its float epilogue its own way, within 1 LSB.
 TEST_F(Int8Gpu, QConvMatchesCpuReference) {
   const ConvCase cases[] = {
       {"3x3 s1 relu int8", 2, 14, 14, 64, 64, 3, 3, 1, 1, 1, false, true},
@@ -75,45 +81,64 @@ TEST_F(Int8Gpu, QConvMatchesCpuReference) {
       {"3x3 silu int8", 1, 20, 20, 16, 32, 3, 3, 1, 1, 2, false, true},
       {"7x7 s2 batch 32 int8 (rows in 2 chunks)", 32, 112, 112, 4, 256, 7, 7, 2, 3, 1, false, true},
   };
-  for (const auto& cs : cases) {
-    SCOPED_TRACE(cs.name);
-    const int64_t oh = (cs.h + 2 * cs.pad - cs.r) / cs.stride + 1, ow = (cs.w + 2 * cs.pad - cs.s) / cs.stride + 1;
-    Builder b;
-    Value* x = b.input("x", DataType::kInt8, {cs.n, cs.h, cs.w, cs.c});
-    Tensor mul = randomFloat({cs.k}, 1e-4f, 1e-3f, 3), bias = randomFloat({cs.k}, -0.5f, 0.5f, 4);
-    std::vector<Value*> ins = {x, b.constant("w", randomInt8({cs.k, cs.r, cs.s, cs.c}, 2, -127)), b.constant("bias", bias),
-                               b.constant("mul", mul)};
-    if (cs.residual) ins.push_back(b.input("res", DataType::kInt8, {cs.n, oh, ow, cs.k}));
-    std::map<std::string, Attribute> at = {
-        {"strides", Attribute::fromInts({cs.stride, cs.stride})},
-        {"pads", Attribute::fromInts({cs.pad, cs.pad, cs.pad, cs.pad})},
-        {"activation", Attribute::fromInt(cs.act)}};
-    if (cs.int8_out) at["out_scale"] = Attribute::fromFloat(0.05f);
-    else at["to"] = Attribute::fromInt(static_cast<int64_t>(DataType::kFloat16)), at["out_nchw"] = Attribute::fromInt(1);
-    if (cs.residual) at["res_scale"] = Attribute::fromFloat(0.03f);
-    b.node("QConv", ins, {"y"}, at);
-    b.output("y");
-    ASSERT_TRUE(b.g.inferShapes().ok());
-    std::map<std::string, Tensor> feeds{{"x", randomInt8({cs.n, cs.h, cs.w, cs.c}, 1)}};
-    if (cs.residual) feeds["res"] = randomInt8({cs.n, oh, ow, cs.k}, 5);
-    auto cpu = runOn(b.g, DeviceKind::kCpu, {}, feeds);
-    ASSERT_TRUE(cpu.ok()) << cpu.status().message();
-    auto gpu = runOn(b.g, DeviceKind::kCuda, {}, feeds);
-    ASSERT_TRUE(gpu.ok()) << gpu.status().message();
-    ASSERT_EQ((*gpu)[0].dims(), (*cpu)[0].dims());
-    if (cs.int8_out) {
-      int64_t diff;
-      int lsb;
-      compareInt8((*gpu)[0], (*cpu)[0], &diff, &lsb);
-      std::printf("QConv %s: %lld of %lld int8 outputs differ, max %d LSB\n", cs.name, static_cast<long long>(diff),
-                  static_cast<long long>((*cpu)[0].numel()), lsb);
-      EXPECT_LE(lsb, cs.act == 2 ? 1 : 0);
-    } else {
-      CompareResult c = compareTensors((*gpu)[0], (*cpu)[0], 0, 0);
-      std::printf("QConv %s: max abs %g cosine %.9f\n", cs.name, c.max_abs, c.cosine);
-      EXPECT_EQ(c.max_abs, 0.0);
+  for (const char* tactic : {"cublaslt", "cudnn"}) {
+    SCOPED_TRACE(tactic);
+    ::setenv("RAMJET_INT8_CONV_TACTIC", tactic, 1);
+    const bool cudnn = std::string(tactic) == "cudnn";
+    int cudnn_used = 0;
+    for (const auto& cs : cases) {
+      SCOPED_TRACE(cs.name);
+      const int64_t oh = (cs.h + 2 * cs.pad - cs.r) / cs.stride + 1, ow = (cs.w + 2 * cs.pad - cs.s) / cs.stride + 1;
+      Builder b;
+      Value* x = b.input("x", DataType::kInt8, {cs.n, cs.h, cs.w, cs.c});
+      Tensor mul = randomFloat({cs.k}, 1e-4f, 1e-3f, 3), bias = randomFloat({cs.k}, -0.5f, 0.5f, 4);
+      std::vector<Value*> ins = {x, b.constant("w", randomInt8({cs.k, cs.r, cs.s, cs.c}, 2, -127)),
+                                 b.constant("bias", bias), b.constant("mul", mul)};
+      if (cs.residual) ins.push_back(b.input("res", DataType::kInt8, {cs.n, oh, ow, cs.k}));
+      std::map<std::string, Attribute> at = {
+          {"strides", Attribute::fromInts({cs.stride, cs.stride})},
+          {"pads", Attribute::fromInts({cs.pad, cs.pad, cs.pad, cs.pad})},
+          {"activation", Attribute::fromInt(cs.act)}};
+      if (cs.int8_out) at["out_scale"] = Attribute::fromFloat(0.05f);
+      else at["to"] = Attribute::fromInt(static_cast<int64_t>(DataType::kFloat16)), at["out_nchw"] = Attribute::fromInt(1);
+      if (cs.residual) at["res_scale"] = Attribute::fromFloat(0.03f);
+      b.node("QConv", ins, {"y"}, at);
+      b.output("y");
+      ASSERT_TRUE(b.g.inferShapes().ok());
+      std::map<std::string, Tensor> feeds{{"x", randomInt8({cs.n, cs.h, cs.w, cs.c}, 1)}};
+      if (cs.residual) feeds["res"] = randomInt8({cs.n, oh, ow, cs.k}, 5);
+      auto cpu = runOn(b.g, DeviceKind::kCpu, {}, feeds);
+      ASSERT_TRUE(cpu.ok()) << cpu.status().message();
+      BuildOptions opt;
+      opt.device = DeviceKind::kCuda;
+      auto plan = build(b.g, opt);
+      ASSERT_TRUE(plan.ok()) << plan.status().message();
+      const bool used = plan->report().tactics.count(kCudnnTactic) > 0;
+      cudnn_used += used;
+      if (!cudnn) EXPECT_FALSE(used);
+      auto gpu = runOn(b.g, DeviceKind::kCuda, {}, feeds);
+      ASSERT_TRUE(gpu.ok()) << gpu.status().message();
+      ASSERT_EQ((*gpu)[0].dims(), (*cpu)[0].dims());
+      if (cs.int8_out) {
+        int64_t diff;
+        int lsb;
+        compareInt8((*gpu)[0], (*cpu)[0], &diff, &lsb);
+        std::printf("QConv %s [%s]: %lld of %lld int8 outputs differ, max %d LSB\n", cs.name, used ? "cudnn" : "cublaslt",
+                    static_cast<long long>(diff), static_cast<long long>((*cpu)[0].numel()), lsb);
+        EXPECT_LE(lsb, used || cs.act == 2 ? 1 : 0);
+        if (used) EXPECT_LE(diff, (*cpu)[0].numel() / 100) << "more than 1% of outputs a step off";
+      } else {
+        CompareResult c = compareTensors((*gpu)[0], (*cpu)[0], 1e-3, 2e-3);  // fp16 output rounding
+        std::printf("QConv %s [%s]: max abs %g cosine %.9f\n", cs.name, used ? "cudnn" : "cublaslt", c.max_abs, c.cosine);
+        if (used) EXPECT_EQ(c.mismatches, 0);
+        else EXPECT_EQ(c.max_abs, 0.0);
+      }
     }
+    // cuDNN offers fused int8 engines for these shapes on sm_75+; if it stops doing so the
+    // forced run has silently tested the other path, which this catches.
+    if (cudnn) EXPECT_GE(cudnn_used, 3) << "cuDNN int8 graph tactic used for only " << cudnn_used << " cases";
   }
+  ::unsetenv("RAMJET_INT8_CONV_TACTIC");
 }
 
 TEST_F(Int8Gpu, QGemmAndQuantizeMatchCpuReference) {

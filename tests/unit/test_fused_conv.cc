@@ -304,6 +304,42 @@ TEST(NhwcLayout, SmallCnnRunsChannelsLastEndToEnd) {
   EXPECT_LE(d, 1e-4);
 }
 
+// INT8 boundaries between FP16 layers (what an INT8 build leaves around a stem convolution):
+// Int8Quantize{nhwc=1} after NHWC layers and Int8Dequantize{nhwc=1} before them absorb the
+// layout Transposes (nhwc=0), with the reference's outputs unchanged bit for bit.
+TEST(NhwcLayout, Int8BoundariesAbsorbTheTransposes) {
+  auto make = [](G& b) {
+    Value* x = b.input("x", {2, 3, 16, 16});
+    Value* c1 = b.op("Relu", {b.op("Conv", {x, b.cst(randomTensor({8, 3, 3, 3}, 1)), b.cst(randomTensor({8}, 2))},
+                                   convAttrs({1, 1, 1, 1}, {1, 1}, 1))});
+    Value* p1 = b.op("MaxPool", {c1}, {{"kernel_shape", Attribute::fromInts({2, 2})}, {"strides", Attribute::fromInts({2, 2})}});
+    Value* q = b.op("Int8Quantize", {p1}, {{"scale", Attribute::fromFloat(0.02f)}, {"nhwc", Attribute::fromInt(1)}});
+    Value* d = b.op("Int8Dequantize", {q}, {{"scale", Attribute::fromFloat(0.02f)}, {"nhwc", Attribute::fromInt(1)},
+                                            {"to", Attribute::fromInt(static_cast<int64_t>(DataType::kFloat32))}});
+    Value* c2 = b.op("Conv", {d, b.cst(randomTensor({4, 8, 1, 1}, 3))}, convAttrs({0, 0, 0, 0}, {1, 1}, 1));
+    b.output(c2);
+  };
+  G a, b;
+  make(a);
+  make(b);
+  ASSERT_TRUE(a.g.inferShapes().ok());
+  PassOptions po;
+  po.config.prefer_nhwc = true;
+  Status st = passes::optimizeGraph(b.g, po);
+  ASSERT_TRUE(st.ok()) << st.toString();
+  ASSERT_TRUE(b.g.verify().ok());
+  auto ops = opCounts(b.g);
+  EXPECT_EQ(ops["Transpose"], 2) << b.g.dump();  // the input's and the output's
+  for (const auto& n : b.g.nodes())
+    if (n->op_type == "Int8Quantize" || n->op_type == "Int8Dequantize") EXPECT_EQ(n->attrInt("nhwc", -1), 0) << b.g.dump();
+  auto feeds = feedsFor(a.g, 17);
+  auto ra = reference::run(a.g, feeds);
+  auto rb = reference::run(b.g, feeds);
+  ASSERT_TRUE(ra.ok()) << ra.status().toString();
+  ASSERT_TRUE(rb.ok()) << rb.status().toString() << b.g.dump();
+  EXPECT_LE(maxAbsDiff(*ra, *rb), 1e-5);
+}
+
 TEST(NhwcLayout, OffUnlessPreferred) {
   G b;
   buildSmallCnn(b);

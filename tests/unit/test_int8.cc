@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <random>
 
 #include "graph_builder.h"
@@ -262,6 +263,51 @@ namespace {
 // Q/DQ pairs with per-tensor scales, weights as DequantizeLinear of int8 constants with
 // per-channel scales. The INT8 build needs no calibration and matches the FP32 reference (which
 // runs the Q/DQ ops exactly) to within one output quantization step.
+// The detector in INT8 with its FP32 remainder (stem, SPPF pools, head convolutions, decode)
+// channels-last (what CUDA INT8 builds do) and channels-first: the int8 boundaries absorb the
+// layout Transposes and both plans compute the same detections (the quantized layers see the
+// same values; FP32 layers differ by summation order only).
+TEST(Int8Build, DetectorNhwcRemainderMatchesNchw) {
+  const std::string path = std::string(RAMJET_SOURCE_DIR) + "/models/detector/detector.onnx";
+  auto g = importOnnx(path);
+  ASSERT_TRUE(g.ok()) << g.status().message();
+  std::map<std::string, Tensor> feeds{{"images", randomTensor({1, 3, 64, 64}, 0, 1, 5)}};
+  BuildOptions opt;
+  opt.precision = Precision::kINT8;
+  opt.profiles = {ShapeProfile{"images", {1, 3, 64, 64}, {1, 3, 64, 64}, {1, 3, 64, 64}}};
+  precision::CallbackCalibrator calib(
+      [](size_t i, std::map<std::string, Tensor>* f) -> Result<bool> {
+        if (i >= 2) return false;
+        (*f)["images"] = randomTensor({1, 3, 64, 64}, 0, 1, 40 + static_cast<uint32_t>(i));
+        return true;
+      },
+      2);
+  opt.calibrator = &calib;
+  opt.conv_layout = BuildOptions::ConvLayout::kNchw;
+  auto nchw = buildAndRun(*g, opt, feeds);
+  ASSERT_TRUE(nchw.ok()) << nchw.status().message();
+  opt.conv_layout = BuildOptions::ConvLayout::kNhwc;
+  opt.device = DeviceKind::kCpu;
+  auto plan = build(*g, opt);
+  ASSERT_TRUE(plan.ok()) << plan.status().message();
+  // Channels-last FP32 layers with the layout Transposes folded into the int8 boundaries.
+  const std::string& passes = plan->report().passes;
+  const size_t after = passes.find("after INT8 lowering");
+  ASSERT_NE(after, std::string::npos) << passes;
+  const size_t line = passes.find("\nNhwcLayout", after);
+  ASSERT_NE(line, std::string::npos) << passes;
+  const std::string row = passes.substr(line + 1, passes.find('\n', line + 1) - line - 1);
+  const long rewrites = std::strtol(row.substr(row.find_last_of(' ') + 1).c_str(), nullptr, 10);
+  EXPECT_GE(rewrites, 8) << row;  // stem, pools, head convolutions, int8 boundaries
+  auto nhwc = buildAndRun(*g, opt, feeds);
+  ASSERT_TRUE(nhwc.ok()) << nhwc.status().message();
+  ASSERT_EQ((*nhwc)[0].dims(), (*nchw)[0].dims());
+  CompareResult c = compareTensors((*nhwc)[0], (*nchw)[0], 1e-3, 1e-3);
+  std::printf("detector int8 NHWC vs NCHW remainder: max abs %g cosine %.9f mismatches %lld\n", c.max_abs, c.cosine,
+              static_cast<long long>(c.mismatches));
+  EXPECT_GT(c.cosine, 0.99999);
+}
+
 TEST(Int8Build, QdqModelFusesWithoutCalibration) {
   const int64_t C = 8, K = 16;
   Builder b;

@@ -27,6 +27,10 @@ struct Handles {
   std::unique_ptr<CublasLtHandle> lt;
   std::mutex cudnn_mu;  // one cuDNN handle: its stream is set per run
   int cc_major = 0, cc_minor = 0;
+  // Per-backend caches of op handlers (e.g. compiled cuDNN graphs), by name; dropped with the
+  // handles they were built against.
+  std::mutex caches_mu;
+  std::map<std::string, std::shared_ptr<void>> caches;
 };
 
 struct CudaOpHandler {

@@ -10,11 +10,13 @@
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <map>
 #include <mutex>
 
 #include "backends/cuda/cuda_check.h"
 #include "backends/cuda/cuda_op_table.h"
+#include "backends/cuda/int8_cudnn_conv.h"
 #include "backends/cuda/int8_kernels.h"
 
 namespace ramjet::cuda {
@@ -325,11 +327,22 @@ void registerInt8Ops(CudaOpTable& t) {
       (void)conv;
       return Status::Ok();
     };
-    g.tactics = [op](const Node&, const std::vector<TensorType>&, const std::vector<TensorType>&, Handles&) {
-      return std::vector<Tactic>{Tactic{std::string("cuda.int8.") + (std::string(op) == "QConv" ? "conv" : "gemm") + ".cublaslt", 0}};
+    // QConv: cuDNN's fused int8 graph engines and the im2col + IMMA path, timed against each
+    // other; RAMJET_INT8_CONV_TACTIC=cudnn|cublaslt keeps one (tests check both).
+    g.tactics = [conv](const Node& n, const std::vector<TensorType>& in, const std::vector<TensorType>& out, Handles& h) {
+      const Tactic lt{std::string("cuda.int8.") + (conv ? "conv" : "gemm") + ".cublaslt", 0};
+      if (!conv) return std::vector<Tactic>{lt};
+      const char* env = std::getenv("RAMJET_INT8_CONV_TACTIC");
+      const std::string force = env ? env : "";
+      std::vector<Tactic> t;
+      if (force != "cublaslt") t = int8ConvCudnnTactics(n, in, out, h);
+      if (force != "cudnn" || t.empty()) t.push_back(lt);
+      return t;
     };
-    g.create = [conv](const Node& n, const Tactic&, Handles& h) -> Result<std::unique_ptr<Kernel>> {
-      return std::unique_ptr<Kernel>(new QGemmKernel(n, &h, conv));
+    g.create = [conv](const Node& n, const Tactic& t, Handles& h) -> Result<std::unique_ptr<Kernel>> {
+      std::unique_ptr<Kernel> k(new QGemmKernel(n, &h, conv));
+      if (conv && t.name == kInt8ConvCudnnTactic) return makeInt8ConvCudnnKernel(n, t, &h, std::move(k));
+      return k;
     };
     t.add(op, g);
   }
