@@ -100,6 +100,8 @@ class NhwcLayout final : public Pass {
           changed |= simplifyTranspose(g, rw, n);
         } else if (n->op_type == "QConv") {
           changed |= splitQConvNchwOutput(g, rw, n);
+        } else if (n->op_type == "Int8Dequantize") {
+          changed |= splitDequantizeNchwOutput(g, rw, n);
         } else {
           changed |= sink(g, cfg, rw, n);
         }
@@ -190,6 +192,28 @@ class NhwcLayout final : public Pass {
     std::vector<Value*> in = q->inputs;
     rw.remove(q);
     Node* m = g.addNode("QConv", unique(g, base + "_nhwc"), std::move(in), {fresh});
+    m->attrs = std::move(attrs);
+    Node* t = g.addNode("Transpose", unique(g, base + "_to_nchw"), {fresh}, {old});
+    t->attrs["perm"] = Attribute::fromInts(kToNchw);
+    stats_added(rw) += 2;
+    ++rw.stats->rewrites;
+    return true;
+  }
+
+  // Int8Dequantize{nhwc=1} transposes to NCHW as it converts; as nhwc=0 + Transpose(to NCHW) the
+  // Transpose can sink into channels-last consumers (a Concat with other channels-last operands)
+  // or cancel. Where it stays, it costs about what the fused transpose did.
+  bool splitDequantizeNchwOutput(Graph& g, Rewriter& rw, Node* d) {
+    if (d->attrInt("nhwc", 0) != 1 || !d->hasOutput(0) || !rank4(d->inputs[0])) return false;
+    Value* old = d->outputs[0];
+    if (old->is_graph_output || old->consumers.empty() || outer_.count(old->name)) return false;
+    Value* fresh = g.addValue(g.uniqueValueName(old->name + "_nhwc"));
+    auto attrs = d->attrs;
+    attrs["nhwc"] = Attribute::fromInt(0);
+    const std::string base = d->name;
+    Value* in = d->inputs[0];
+    rw.remove(d);
+    Node* m = g.addNode("Int8Dequantize", unique(g, base + "_nhwc"), {in}, {fresh});
     m->attrs = std::move(attrs);
     Node* t = g.addNode("Transpose", unique(g, base + "_to_nchw"), {fresh}, {old});
     t->attrs["perm"] = Attribute::fromInts(kToNchw);

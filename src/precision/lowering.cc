@@ -1,6 +1,7 @@
 // Precision lowering: see lowering.h for what is decided and why.
 #include "precision/lowering.h"
 
+#include <functional>
 #include <algorithm>
 #include <cmath>
 #include <fstream>
@@ -55,6 +56,7 @@ std::string LoweringReport::toString() const {
   if (quantize || dequantize)
     os << ", " << quantize << " quantize, " << dequantize << " dequantize, " << int8_fused_activations
        << " fused activations, " << int8_fused_residuals << " fused residual adds";
+  if (int8_moves) os << ", " << int8_moves << " concat/slice/split on int8";
   if (!fp8_layers.empty()) os << ", " << fp8_layers.size() << " fp8 GEMMs";
   if (fp8_gelu_tanh) os << " (" << fp8_gelu_tanh << " erf GELUs in the tanh form)";
   if (fp8_chained) os << ", " << fp8_chained << " passing E4M3 outputs on";
@@ -247,7 +249,11 @@ struct Lowerer {
   std::map<const Node*, std::string> why;
   std::map<std::pair<Value*, DataType>, Value*> converted;
 
+  std::map<std::string, float> amax_unified;  // ranges shared by tensors int8 moves connect
+
   float amax(const Value* v) const {
+    auto u = amax_unified.find(v->name);
+    if (u != amax_unified.end()) return u->second;
     auto it = table.amax.find(v->name);
     return it == table.amax.end() ? -1.f : it->second;
   }
@@ -381,6 +387,11 @@ struct Lowerer {
       if (internal) {
         RJ_RETURN_IF_ERROR(inferNode(*n));
         ++rep.layers[n->op_type == "Int8Quantize" || n->op_type == "Int8Dequantize" ? "int8-boundary" : "int8"];
+        continue;
+      }
+      if (int8_moves.count(n)) {
+        RJ_RETURN_IF_ERROR(inferNode(*n));
+        ++rep.layers["int8-move"];
         continue;
       }
       if (n->op_type == "Cast" && n->name.find("__to_") != std::string::npos && !decided.count(n)) {
@@ -824,10 +835,174 @@ struct Lowerer {
     return Status::Ok();
   }
 
+  // ---- INT8 data movement (Concat / Slice / Split between INT8 layers) ----
+  // Nodes that move int8 elements without arithmetic, created by lowerInt8.
+  std::set<const Node*> int8_moves;
+
+  static bool rank4Float(const Value* v) {
+    return v && v->type.shape.rank_known && v->type.shape.rank() == 4 && isFloat(v->type.dtype);
+  }
+  // Data inputs of a movement candidate (the tensors moved; the rest are constant parameters).
+  static std::vector<Value*> movedInputs(const Node* n) {
+    if (n->op_type == "Concat") return n->inputs;
+    return {n->inputs[0]};
+  }
+  // Concat / Slice / Split on rank-4 float data with constant parameters: candidates to run on
+  // the int8 NHWC tensors of the INT8 layers around them.
+  bool moveCandidate(const Node* n) const {
+    if (!n->domain.empty() || n->outputs.empty() || overrideFor(*n)) return false;
+    for (const Value* o : n->outputs)
+      if (!rank4Float(o) || o->is_graph_output) return false;
+    if (n->op_type == "Concat") {
+      if (n->inputs.empty()) return false;
+      for (const Value* v : n->inputs)
+        if (!rank4Float(v) || v->constant) return false;
+      return true;
+    }
+    if (n->op_type == "Slice") {
+      if (!rank4Float(n->inputs[0]) || n->inputs.size() < 3) return false;
+      for (size_t i = 1; i < n->inputs.size(); ++i)
+        if (n->inputs[i] && !n->inputs[i]->constant) return false;
+      return true;
+    }
+    if (n->op_type == "Split") {
+      if (!rank4Float(n->inputs[0])) return false;
+      for (size_t i = 1; i < n->inputs.size(); ++i)
+        if (n->inputs[i] && !n->inputs[i]->constant) return false;
+      return true;
+    }
+    return false;
+  }
+
+  // The movement nodes that can run in int8: every moved input comes as int8 NHWC (an INT8 conv
+  // layer's output or another such node's) and every output is read only by INT8 conv layers
+  // (main input or residual) or other such nodes. Shrunk to a fixed point.
+  std::vector<Node*> findInt8Moves(const std::vector<Node*>& order, const std::vector<Group>& groups) {
+    std::set<const Value*> conv_out;
+    std::map<const Node*, const Group*> gemm_of, add_of;
+    for (const Group& gr : groups) {
+      if (!gr.conv) continue;
+      conv_out.insert(gr.out);
+      gemm_of[gr.gemm] = &gr;
+      for (Node* m : gr.nodes)
+        if (m->op_type == "Add") add_of[m] = &gr;
+    }
+    std::set<const Node*> moves;
+    for (Node* n : order)
+      if (moveCandidate(n)) moves.insert(n);
+    auto calibrated = [&](const Node* n) {
+      for (const Value* v : movedInputs(n))
+        if (amax(v) <= 0.f) return false;
+      for (const Value* o : n->outputs)
+        if (amax(o) <= 0.f) return false;
+      return true;
+    };
+    for (bool changed = true; changed;) {
+      changed = false;
+      std::set<const Value*> avail = conv_out;
+      for (Node* n : order) {
+        if (!moves.count(n)) continue;
+        bool all = calibrated(n);
+        for (const Value* v : movedInputs(n)) all &= avail.count(v) > 0;
+        if (all)
+          for (const Value* o : n->outputs) avail.insert(o);
+        else
+          moves.erase(n), changed = true;
+      }
+      for (auto it = order.rbegin(); it != order.rend(); ++it) {
+        Node* n = *it;
+        if (!moves.count(n)) continue;
+        bool wanted = true;
+        for (const Value* o : n->outputs) {
+          if (o->consumers.empty()) wanted = false;
+          for (const Node* c : o->consumers) {
+            auto gi = gemm_of.find(c);
+            auto ai = add_of.find(c);
+            const bool as_x = gi != gemm_of.end() && gi->second->x == o;
+            const bool as_res = ai != add_of.end() && ai->second->residual == o;
+            const bool as_move = moves.count(c) > 0;
+            if (!as_x && !as_res && !as_move) wanted = false;
+          }
+        }
+        if (!wanted) moves.erase(n), changed = true;
+      }
+    }
+    std::vector<Node*> out;
+    for (Node* n : order)
+      if (moves.count(n)) out.push_back(n);
+    return out;
+  }
+
+  // One scale for every tensor a movement node touches (int8 elements are moved, not rescaled):
+  // each connected set of moved tensors takes the largest calibrated range among them.
+  void unifyScales(const std::vector<Node*>& moves) {
+    std::map<const Value*, const Value*> parent;
+    std::function<const Value*(const Value*)> find = [&](const Value* v) -> const Value* {
+      auto it = parent.find(v);
+      if (it == parent.end() || it->second == v) return parent[v] = v;
+      return it->second = find(it->second);
+    };
+    for (const Node* n : moves) {
+      const Value* root = find(n->outputs[0]);
+      for (const Value* o : n->outputs) parent[find(o)] = root;
+      for (const Value* v : movedInputs(n)) parent[find(v)] = find(root);
+    }
+    std::map<const Value*, float> top;
+    for (const auto& [v, p] : parent) top[find(v)] = std::max(top[find(v)], amax(v));
+    for (const auto& [v, p] : parent) amax_unified[v->name] = top[find(v)];
+  }
+
+  // The NHWC int8 version of a movement node, reading and writing the int8 values in qmap.
+  Status rewriteMove(Node* n) {
+    auto nhwcAxis = [](int64_t a) -> int64_t {
+      static const int64_t m[4] = {0, 3, 1, 2};
+      return m[(a + 4) % 4];
+    };
+    std::vector<Value*> ins;
+    for (Value* v : n->inputs) ins.push_back(v);
+    for (Value* v : movedInputs(n)) {
+      auto it = qmap.find({v, true});
+      if (it == qmap.end()) return makeError(StatusCode::kInternal, n->describe(), ": no int8 value for '", v->name, "'");
+      for (Value*& x : ins)
+        if (x == v) x = it->second;
+    }
+    auto attrs = n->attrs;
+    if (n->op_type == "Concat" || n->op_type == "Split") attrs["axis"] = Attribute::fromInt(nhwcAxis(n->attrInt("axis", 0)));
+    if (n->op_type == "Slice") {
+      const int64_t len = n->inputs[1]->constant->numel();
+      std::vector<int64_t> axes;
+      if (n->hasInput(3)) {
+        const Tensor& a = *n->inputs[3]->constant;
+        for (int64_t i = 0; i < a.numel(); ++i) axes.push_back(nhwcAxis(a.getInt(i)));
+      } else {
+        for (int64_t i = 0; i < len; ++i) axes.push_back(nhwcAxis(i));
+      }
+      Value* av = makeConstant(g, n->name + "__nhwc_axes", Tensor::fromVector<int64_t>(axes, {static_cast<int64_t>(axes.size())}));
+      if (ins.size() < 4) ins.resize(4, nullptr);
+      ins[3] = av;
+    }
+    std::vector<Value*> outs;
+    for (Value* o : n->outputs) outs.push_back(qmap.at({o, true}));
+    const std::string op = n->op_type, name = n->name;
+    decided.erase(n);
+    why.erase(n);
+    g.removeNode(n);
+    Node* m = g.addNode(op, name + "__int8", ins, outs);
+    m->attrs = attrs;
+    int8_moves.insert(m);
+    ++rep.int8_moves;
+    return Status::Ok();
+  }
+
   Status lowerInt8() {
     RJ_ASSIGN_OR_RETURN(std::vector<Node*> order, g.topoOrder());
     RJ_ASSIGN_OR_RETURN(std::vector<Group> groups, findGroups(order));
-    // How many quantized consumers (main input in the same layout, or residual) each output has.
+    const char* env_moves = std::getenv("RAMJET_INT8_MOVES");
+    std::vector<Node*> moves;
+    if (!(env_moves && env_moves[0] == '0')) moves = findInt8Moves(order, groups);
+    unifyScales(moves);
+    // How many quantized consumers (main input in the same layout, residual, or an int8
+    // movement node) each output has.
     std::map<Value*, int> qconsumers;
     std::map<Value*, bool> out_is_conv;
     for (const Group& gr : groups) out_is_conv[gr.out] = gr.conv;
@@ -839,7 +1014,18 @@ struct Lowerer {
         if (r != out_is_conv.end() && r->second) ++qconsumers[gr.residual];
       }
     }
+    for (Node* n : moves)
+      for (Value* v : movedInputs(n))
+        if (out_is_conv.count(v)) ++qconsumers[v];
+    // The movement nodes' int8 outputs exist before the layers reading them are rewritten.
+    for (Node* n : moves)
+      for (Value* o : n->outputs) {
+        Value* q = g.addValue(g.uniqueValueName(o->name + "__int8"));
+        q->type.dtype = DataType::kInt8;
+        qmap[{o, true}] = q;
+      }
     for (const Group& gr : groups) RJ_RETURN_IF_ERROR(rewriteGroup(gr, qconsumers));
+    for (Node* n : moves) RJ_RETURN_IF_ERROR(rewriteMove(n));
     return Status::Ok();
   }
 };

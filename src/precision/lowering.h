@@ -54,6 +54,7 @@ struct LoweringReport {
   std::map<std::string, size_t> layers;  // precision name -> nodes (after lowering)
   size_t casts = 0, quantize = 0, dequantize = 0;
   size_t int8_fused_activations = 0, int8_fused_residuals = 0;
+  size_t int8_moves = 0;  // Concat/Slice/Split run on int8 NHWC data between INT8 layers
   std::vector<std::string> int8_layers;  // names of the Conv/Gemm/MatMul nodes now QConv/QGemm
   std::vector<std::string> fp8_layers;   // names of the FusedGemm/Gemm/MatMul nodes now Fp8Gemm
   size_t fp8_gelu_tanh = 0;              // of those, erf-GELU epilogues computed in the tanh form
