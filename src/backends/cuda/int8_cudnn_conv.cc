@@ -30,7 +30,13 @@ using backend::Kernel;
 using backend::RunArgs;
 using backend::Tactic;
 
-constexpr int kMaxPlans = 2;  // each candidate is an NVRTC compile at build time
+// Engine configurations timed per QConv: each is an NVRTC compile (~0.5 s) at build time.
+// RAMJET_CUDNN_INT8_PLANS=N (1..16) trades build time for a wider search.
+int maxPlans() {
+  const char* e = std::getenv("RAMJET_CUDNN_INT8_PLANS");
+  const int n = e ? std::atoi(e) : 2;
+  return n < 1 ? 1 : n > 16 ? 16 : n;
+}
 
 struct Geometry {
   int64_t n = 0, h = 0, w = 0, c = 0, k = 0, r = 1, s = 1;
@@ -310,7 +316,7 @@ std::vector<Tactic> int8ConvCudnnTactics(const Node& n, const std::vector<Tensor
   std::lock_guard<std::mutex> lock(h.cudnn_mu);
   auto gc = makeGraph(h.cudnn->get(), n, *d, has_res, out[0].dtype, outNchw(n));
   if (!gc.ok()) return t;
-  for (int64_t i = 0; i < (*gc)->plan_count && i < kMaxPlans; ++i) t.push_back(Tactic{kInt8ConvCudnnTactic, static_cast<int32_t>(i)});
+  for (int64_t i = 0; i < (*gc)->plan_count && i < maxPlans(); ++i) t.push_back(Tactic{kInt8ConvCudnnTactic, static_cast<int32_t>(i)});
   return t;
 }
 
