@@ -55,6 +55,16 @@ log "PyTorch peer pipeline on the same frames"
 timeout 60 python3 bench/detect_pipeline.py --frames "$S" --batch 1,32 --iters 40 --json "$T/torch.json" 2>&1 | tail -6
 [ -f "$T/torch.json" ] && python3 -c "import json;print(json.dumps(json.load(open('$T/torch.json'))))" >> "$R/results.jsonl"
 
+# DETECT_INT8=1: the same pipeline on an INT8 plan (percentile, 128 calibration scenes of the
+# training seed 1), built on the first run and cached beside the model like the FP16 one.
+if [ "${DETECT_INT8:-0}" = 1 ]; then
+  python3 models/detector/scenes.py --out "$T/cal" --count 128 --seed 1 --size 384x640 >/dev/null 2>&1 || log "calibration scenes FAILED"
+  I8="--device cuda --precision int8 --calib-data $T/cal/images --calib-images 128"
+  run build_i8_b1 --source "$S" $I8 --max-frames 4
+  run gpu_i8_b1 --source "$S" "$S" "$S" $I8
+  run build_i8_b32 --source "$S" $I8 --batch 32 --max-frames 4
+  run gpu_i8_b32 --source "$S" "$S" "$S" "$S" $I8 --batch 32
+fi
 run cpupost_b1 --source "$S" --device cuda --fp16 --cpu-post
 log "annotated output without FFmpeg (.y4m)"
 run y4m_out --source "$S" --device cuda --fp16 --max-frames 8 --output "$T/annot.y4m" --show-fps
