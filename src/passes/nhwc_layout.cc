@@ -179,25 +179,11 @@ class NhwcLayout final : public Pass {
   // Transpose(to NCHW) the Transpose can sink into channels-last consumers like any other.
   bool splitQConvNchwOutput(Graph& g, Rewriter& rw, Node* q) {
     if (q->attrInt("out_nchw", 0) != 1 || q->attrFloat("out_scale", 0.f) > 0.f || !q->hasOutput(0)) return false;
-    Value* old = q->outputs[0];
     // Also where a Transpose may stay behind (a Concat with channels-first operands): cuDNN's
     // fused int8 kernels write float outputs channels-last only, and on the H100 they beat the
     // channels-first im2col path by more than the extra copy (YOLOv8n INT8 batch 64: 27 such
     // convolutions fell back to it, ~0.1-0.57 ms each).
-    if (old->is_graph_output || old->consumers.empty() || outer_.count(old->name)) return false;
-    Value* fresh = g.addValue(g.uniqueValueName(old->name + "_nhwc"));
-    auto attrs = q->attrs;
-    attrs["out_nchw"] = Attribute::fromInt(0);
-    const std::string base = q->name;
-    std::vector<Value*> in = q->inputs;
-    rw.remove(q);
-    Node* m = g.addNode("QConv", unique(g, base + "_nhwc"), std::move(in), {fresh});
-    m->attrs = std::move(attrs);
-    Node* t = g.addNode("Transpose", unique(g, base + "_to_nchw"), {fresh}, {old});
-    t->attrs["perm"] = Attribute::fromInts(kToNchw);
-    stats_added(rw) += 2;
-    ++rw.stats->rewrites;
-    return true;
+    return writeChannelsLast(g, rw, q, "out_nchw");
   }
 
   // Int8Dequantize{nhwc=1} transposes to NCHW as it converts; as nhwc=0 + Transpose(to NCHW) the
@@ -205,15 +191,21 @@ class NhwcLayout final : public Pass {
   // or cancel. Where it stays, it costs about what the fused transpose did.
   bool splitDequantizeNchwOutput(Graph& g, Rewriter& rw, Node* d) {
     if (d->attrInt("nhwc", 0) != 1 || !d->hasOutput(0) || !rank4(d->inputs[0])) return false;
-    Value* old = d->outputs[0];
+    return writeChannelsLast(g, rw, d, "nhwc");
+  }
+
+  // Node n, whose attribute `flag` = 1 makes it write its output channels-first, rebuilt with
+  // flag = 0 into a fresh channels-last value, and a Transpose(to NCHW) into the old output.
+  bool writeChannelsLast(Graph& g, Rewriter& rw, Node* n, const char* flag) {
+    Value* old = n->outputs[0];
     if (old->is_graph_output || old->consumers.empty() || outer_.count(old->name)) return false;
     Value* fresh = g.addValue(g.uniqueValueName(old->name + "_nhwc"));
-    auto attrs = d->attrs;
-    attrs["nhwc"] = Attribute::fromInt(0);
-    const std::string base = d->name;
-    Value* in = d->inputs[0];
-    rw.remove(d);
-    Node* m = g.addNode("Int8Dequantize", unique(g, base + "_nhwc"), {in}, {fresh});
+    auto attrs = n->attrs;
+    attrs[flag] = Attribute::fromInt(0);
+    const std::string op = n->op_type, base = n->name;
+    std::vector<Value*> in = n->inputs;
+    rw.remove(n);
+    Node* m = g.addNode(op, unique(g, base + "_nhwc"), std::move(in), {fresh});
     m->attrs = std::move(attrs);
     Node* t = g.addNode("Transpose", unique(g, base + "_to_nchw"), {fresh}, {old});
     t->attrs["perm"] = Attribute::fromInts(kToNchw);

@@ -170,8 +170,8 @@ Result<std::unique_ptr<GraphQConv>> makeGraph(cudnnHandle_t handle, const Node& 
     RJ_RETURN_IF_ERROR(chk(g.validate(), "validate"));
     RJ_RETURN_IF_ERROR(chk(g.build_operation_graph(handle), "operation graph"));
     RJ_RETURN_IF_ERROR(chk(g.create_execution_plans({fe::HeurMode_t::A, fe::HeurMode_t::FALLBACK}), "heuristics"));
-    // Only runtime-fusion engines (kernels cuDNN generates and compiles with NVRTC, ~0.1 s a
-    // plan on the H100 machine) fuse an int8 convolution with this epilogue; the precompiled int8
+    // Only runtime-fusion engines (kernels cuDNN generates and compiles with NVRTC, 0.1-0.7 s
+    // a plan on the H100 machine) fuse an int8 convolution with this epilogue; the precompiled int8
     // engines take a plain convolution only and were 15-25x slower than these in the probe.
     RJ_RETURN_IF_ERROR(chk(g.check_support(), "support"));
     gc->plan_count = g.get_execution_plan_count();
