@@ -172,7 +172,8 @@ void addBuildCommand(CLI::App& app, Action* action) {
   cmd->add_flag("--no-fold", o->no_fold, "skip constant folding");
   cmd->add_flag("--no-optimize", o->no_optimize, "skip the graph optimizer (all passes)");
   cmd->add_option("--layout", o->layout,
-                  "conv data layout of CUDA FP16 builds: auto (build both, time, keep the faster), nchw, nhwc")
+                  "conv data layout of CUDA FP16/FP8 builds: auto (build both, time, keep the faster), nchw, nhwc; "
+                  "INT8 builds: the layers left in FP16 go nhwc unless nchw is given")
       ->check(CLI::IsMember({"auto", "nchw", "nhwc"}));
   cmd->add_option("--disable-passes", o->disable_passes,
                   "comma-separated pass names to skip (see `ramjet optimize --list-passes`); also RAMJET_DISABLE_PASSES");
