@@ -312,7 +312,7 @@ TEST(Int8Build, DetectorNhwcRemainderMatchesNchw) {
 // -> Concat of the slices and the bottleneck -> conv. The Slices and the Concat run on the int8
 // NHWC tensors (one scale across them) instead of dequantize / float concat / quantize again;
 // RAMJET_INT8_MOVES=0 gives the old lowering. Both stay close to FP32.
-std::shared_ptr<Graph> c2fBlock() {
+std::shared_ptr<Graph> c2fBlock(bool use_split) {
   Builder b;
   Value* x = b.input("x", DataType::kFloat32, {2, 8, 10, 10});
   auto conv = [&](const char* name, Value* in, int64_t k, int64_t c, int64_t r, uint32_t seed) {
@@ -327,8 +327,12 @@ std::shared_ptr<Graph> c2fBlock() {
     return b.constant(name, Tensor::fromVector<int64_t>(v, {static_cast<int64_t>(v.size())}));
   };
   Value* y1 = conv("cv1", x, 16, 8, 1, 10);
-  b.node("Slice", {y1, ints("s0", {0}), ints("e0", {8}), ints("a0", {1})}, {"left"});
-  b.node("Slice", {y1, ints("s1", {8}), ints("e1", {16}), ints("a1", {1})}, {"right"});
+  if (use_split) {  // YOLOv8 exports use either form
+    b.node("Split", {y1, ints("sizes", {8, 8})}, {"left", "right"}, {{"axis", Attribute::fromInt(1)}});
+  } else {
+    b.node("Slice", {y1, ints("s0", {0}), ints("e0", {8}), ints("a0", {1})}, {"left"});
+    b.node("Slice", {y1, ints("s1", {8}), ints("e1", {16}), ints("a1", {1})}, {"right"});
+  }
   Value* m1 = conv("m1", b.value("right"), 8, 8, 3, 20);
   b.node("Conv", {m1, b.constant("m2_w", randomTensor({8, 8, 3, 3}, -0.4f, 0.4f, 30)),
                   b.constant("m2_b", randomTensor({8}, -0.1f, 0.1f, 31))},
@@ -342,39 +346,44 @@ std::shared_ptr<Graph> c2fBlock() {
 }
 
 TEST(Int8Build, ConcatAndSliceRunOnInt8BetweenInt8Layers) {
-  auto g = c2fBlock();
-  std::map<std::string, Tensor> feeds{{"x", randomTensor({2, 8, 10, 10}, -1, 1, 3)}};
-  auto ref = buildAndRun(*g, BuildOptions{}, feeds);
-  ASSERT_TRUE(ref.ok()) << ref.status().message();
-  BuildOptions opt;
-  opt.precision = Precision::kINT8;
-  precision::CallbackCalibrator calib(
-      [](size_t i, std::map<std::string, Tensor>* f) -> Result<bool> {
-        if (i >= 4) return false;
-        (*f)["x"] = randomTensor({2, 8, 10, 10}, -1, 1, 60 + static_cast<uint32_t>(i));
-        return true;
-      },
-      4);
-  opt.calibrator = &calib;
-  std::string moved, plain;
-  auto with = buildAndRun(*g, opt, feeds, &moved);
-  ASSERT_TRUE(with.ok()) << with.status().message();
-  ::setenv("RAMJET_INT8_MOVES", "0", 1);
-  auto without = buildAndRun(*g, opt, feeds, &plain);
-  ::unsetenv("RAMJET_INT8_MOVES");
-  ASSERT_TRUE(without.ok()) << without.status().message();
-  // 4 INT8 layers; the two Slices and the Concat on int8; only the graph input is quantized.
-  EXPECT_NE(moved.find("int8x4"), std::string::npos) << moved;
-  EXPECT_NE(moved.find("3 concat/slice/split on int8"), std::string::npos) << moved;
-  EXPECT_NE(moved.find(" 1 quantize"), std::string::npos) << moved;
-  EXPECT_EQ(plain.find("on int8"), std::string::npos) << plain;
-  EXPECT_NE(plain.find(" 3 quantize"), std::string::npos) << plain;  // x, the right slice, the concat
-  CompareResult a = compareTensors((*with)[0], (*ref)[0], 1e-2, 1e-2);
-  CompareResult b = compareTensors((*without)[0], (*ref)[0], 1e-2, 1e-2);
-  std::printf("C2f block int8 vs fp32: cosine %.6f (int8 concat/slice) vs %.6f (float concat), max abs %g vs %g\n",
-              a.cosine, b.cosine, a.max_abs, b.max_abs);
-  EXPECT_GT(a.cosine, 0.999);
-  EXPECT_GT(b.cosine, 0.999);
+  for (bool use_split : {false, true}) {
+    SCOPED_TRACE(use_split ? "Split" : "two Slices");
+    auto g = c2fBlock(use_split);
+    std::map<std::string, Tensor> feeds{{"x", randomTensor({2, 8, 10, 10}, -1, 1, 3)}};
+    auto ref = buildAndRun(*g, BuildOptions{}, feeds);
+    ASSERT_TRUE(ref.ok()) << ref.status().message();
+    BuildOptions opt;
+    opt.precision = Precision::kINT8;
+    precision::CallbackCalibrator calib(
+        [](size_t i, std::map<std::string, Tensor>* f) -> Result<bool> {
+          if (i >= 4) return false;
+          (*f)["x"] = randomTensor({2, 8, 10, 10}, -1, 1, 60 + static_cast<uint32_t>(i));
+          return true;
+        },
+        4);
+    opt.calibrator = &calib;
+    std::string moved, plain;
+    auto with = buildAndRun(*g, opt, feeds, &moved);
+    ASSERT_TRUE(with.ok()) << with.status().message();
+    ::setenv("RAMJET_INT8_MOVES", "0", 1);
+    auto without = buildAndRun(*g, opt, feeds, &plain);
+    ::unsetenv("RAMJET_INT8_MOVES");
+    ASSERT_TRUE(without.ok()) << without.status().message();
+    // 4 INT8 layers; the Slices (or the Split) and the Concat on int8; only the input is quantized.
+    EXPECT_NE(moved.find("int8x4"), std::string::npos) << moved;
+    EXPECT_NE(moved.find(use_split ? "2 concat/slice/split on int8" : "3 concat/slice/split on int8"),
+              std::string::npos)
+        << moved;
+    EXPECT_NE(moved.find(" 1 quantize"), std::string::npos) << moved;
+    EXPECT_EQ(plain.find("on int8"), std::string::npos) << plain;
+    EXPECT_NE(plain.find(" 3 quantize"), std::string::npos) << plain;  // x, the right slice, the concat
+    CompareResult a = compareTensors((*with)[0], (*ref)[0], 1e-2, 1e-2);
+    CompareResult b = compareTensors((*without)[0], (*ref)[0], 1e-2, 1e-2);
+    std::printf("C2f block int8 vs fp32: cosine %.6f (int8 concat/slice) vs %.6f (float concat), max abs %g vs %g\n",
+                a.cosine, b.cosine, a.max_abs, b.max_abs);
+    EXPECT_GT(a.cosine, 0.999);
+    EXPECT_GT(b.cosine, 0.999);
+  }
 }
 
 TEST(Int8Build, QdqModelFusesWithoutCalibration) {
