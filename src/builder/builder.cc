@@ -333,25 +333,30 @@ Result<Plan> buildOnce(const Graph& input, const BuildOptions& opt, bool nhwc) {
   specializeStaticInputs(*g, profiles);
   RJ_RETURN_IF_ERROR(g->inferShapes());
 
-  if (opt.optimize) {
-    progress(0, 1, "optimize graph");
+  // The graph passes with the build's disabled list, layout and explain settings; `int8_pending`:
+  // INT8 lowering still to come, which fuses Conv/Gemm + activation + residual itself (into
+  // QConv/QGemm), so the passes must leave those patterns unfused.
+  const backend::Backend* devp = dev.get();
+  auto runPasses = [&](bool int8_pending, const char* what) -> Result<passes::PassReport> {
     passes::PassOptions po;
     for (const std::string& d : opt.disabled_passes) po.disabled.insert(d);
-    const backend::Backend* devp = dev.get();
-    // INT8 lowering fuses Conv/Gemm + activation + residual itself (into QConv/QGemm).
-    const bool int8 = opt.precision == Precision::kINT8;
-    po.config.can_emit = [devp, int8](const std::string& op) {
-      return !(int8 && (op == "FusedConv" || op == "FusedGemm" || op == "PoolNhwc" || op == "FusedElementwise")) &&
+    po.config.can_emit = [devp, int8_pending](const std::string& op) {
+      return !(int8_pending && (op == "FusedConv" || op == "FusedGemm" || op == "PoolNhwc" || op == "FusedElementwise")) &&
              devp->hasKernelFor(op);
     };
     po.config.prefer_nhwc = nhwc;
     po.config.explain = opt.explain;
     passes::PassReport pr;
     Status st = passes::PassManager::createDefault().run(*g, po, &pr);
-    if (!st.ok()) return makeError(st.code(), "graph optimizer: ", st.message());
+    if (!st.ok()) return makeError(st.code(), what, ": ", st.message());
+    RJ_RETURN_IF_ERROR(g->inferShapes());
+    return pr;
+  };
+  if (opt.optimize) {
+    progress(0, 1, "optimize graph");
+    RJ_ASSIGN_OR_RETURN(passes::PassReport pr, runPasses(opt.precision == Precision::kINT8, "graph optimizer"));
     report.passes = pr.toString();
     log(Severity::kVerbose, "graph optimizer: ", pr.nodes_before, " -> ", pr.nodes_after, " nodes\n", report.passes);
-    RJ_RETURN_IF_ERROR(g->inferShapes());
   }
   report.nodes_after_passes = g->nodes().size();
 
@@ -359,7 +364,6 @@ Result<Plan> buildOnce(const Graph& input, const BuildOptions& opt, bool nhwc) {
     progress(0, 1, "precision");
     precision::LoweringEnv env;
     env.logger = opt.logger;
-    const backend::Backend* devp = dev.get();
     env.supports = [devp](const Node& n, const std::vector<TensorType>& in, const std::vector<TensorType>& out) {
       return devp->supports(n, in, out);
     };
@@ -373,17 +377,8 @@ Result<Plan> buildOnce(const Graph& input, const BuildOptions& opt, bool nhwc) {
   // channels-last layout now. The passes leave the INT8 ops alone.
   if (opt.optimize && opt.precision == Precision::kINT8 && !report.int8_layers.empty()) {
     progress(0, 1, "optimize higher-precision layers");
-    passes::PassOptions po;
-    for (const std::string& d : opt.disabled_passes) po.disabled.insert(d);
-    const backend::Backend* devp = dev.get();
-    po.config.can_emit = [devp](const std::string& op) { return devp->hasKernelFor(op); };
-    po.config.prefer_nhwc = nhwc;
-    po.config.explain = opt.explain;
-    passes::PassReport pr;
-    Status st = passes::PassManager::createDefault().run(*g, po, &pr);
-    if (!st.ok()) return makeError(st.code(), "graph optimizer (after INT8 lowering): ", st.message());
+    RJ_ASSIGN_OR_RETURN(passes::PassReport pr, runPasses(false, "graph optimizer (after INT8 lowering)"));
     report.passes += "after INT8 lowering:\n" + pr.toString();
-    RJ_RETURN_IF_ERROR(g->inferShapes());
   }
   if (opt.fold_constants) {
     progress(0, 1, "fold constants");

@@ -716,7 +716,7 @@ struct Lowerer {
     return groups;
   }
 
-  std::map<std::pair<Value*, bool>, Value*> qmap;  // (float value, nhwc) -> its int8 version
+  std::map<std::pair<Value*, bool>, Value*> qmap{};  // (float value, nhwc) -> its int8 version
 
   Value* quantized(Value* x, bool nhwc) {
     auto key = std::make_pair(x, nhwc);
@@ -837,7 +837,7 @@ struct Lowerer {
 
   // ---- INT8 data movement (Concat / Slice / Split between INT8 layers) ----
   // Nodes that move int8 elements without arithmetic, created by lowerInt8.
-  std::set<const Node*> int8_moves;
+  std::set<const Node*> int8_moves{};
 
   static bool rank4Float(const Value* v) {
     return v && v->type.shape.rank_known && v->type.shape.rank() == 4 && isFloat(v->type.dtype);
@@ -849,24 +849,30 @@ struct Lowerer {
   }
   // Concat / Slice / Split on rank-4 float data with constant parameters: candidates to run on
   // the int8 NHWC tensors of the INT8 layers around them.
+  static bool rank4Axis(int64_t a) { return a >= -4 && a < 4; }
   bool moveCandidate(const Node* n) const {
-    if (!n->domain.empty() || n->outputs.empty() || overrideFor(*n)) return false;
+    if (!n->domain.empty() || n->outputs.empty() || n->inputs.empty() || overrideFor(*n)) return false;
     for (const Value* o : n->outputs)
       if (!rank4Float(o) || o->is_graph_output) return false;
     if (n->op_type == "Concat") {
-      if (n->inputs.empty()) return false;
+      if (!rank4Axis(n->attrInt("axis", 0))) return false;
       for (const Value* v : n->inputs)
         if (!rank4Float(v) || v->constant) return false;
       return true;
     }
     if (n->op_type == "Slice") {
-      if (!rank4Float(n->inputs[0]) || n->inputs.size() < 3) return false;
+      if (!rank4Float(n->inputs[0]) || n->inputs.size() < 3 || !n->hasInput(1) || !n->hasInput(2)) return false;
       for (size_t i = 1; i < n->inputs.size(); ++i)
         if (n->inputs[i] && !n->inputs[i]->constant) return false;
+      if (n->hasInput(3)) {
+        const Tensor& axes = *n->inputs[3]->constant;
+        for (int64_t i = 0; i < axes.numel(); ++i)
+          if (!rank4Axis(axes.getInt(i))) return false;
+      }
       return true;
     }
     if (n->op_type == "Split") {
-      if (!rank4Float(n->inputs[0])) return false;
+      if (!rank4Float(n->inputs[0]) || !rank4Axis(n->attrInt("axis", 0))) return false;
       for (size_t i = 1; i < n->inputs.size(); ++i)
         if (n->inputs[i] && !n->inputs[i]->constant) return false;
       return true;
@@ -954,7 +960,7 @@ struct Lowerer {
 
   // The NHWC int8 version of a movement node, reading and writing the int8 values in qmap.
   Status rewriteMove(Node* n) {
-    auto nhwcAxis = [](int64_t a) -> int64_t {
+    auto nhwcAxis = [](int64_t a) -> int64_t {  // a in [-4, 3] (moveCandidate)
       static const int64_t m[4] = {0, 3, 1, 2};
       return m[(a + 4) % 4];
     };

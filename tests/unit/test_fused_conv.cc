@@ -306,7 +306,8 @@ TEST(NhwcLayout, SmallCnnRunsChannelsLastEndToEnd) {
 
 // INT8 boundaries between FP16 layers (what an INT8 build leaves around a stem convolution):
 // Int8Quantize{nhwc=1} after NHWC layers and Int8Dequantize{nhwc=1} before them absorb the
-// layout Transposes (nhwc=0), with the reference's outputs unchanged bit for bit.
+// layout Transposes (nhwc=0), and a QConv's channels-first float output turns channels-last,
+// with the reference's outputs unchanged.
 TEST(NhwcLayout, Int8BoundariesAbsorbTheTransposes) {
   auto make = [](G& b) {
     Value* x = b.input("x", {2, 3, 16, 16});
@@ -318,6 +319,15 @@ TEST(NhwcLayout, Int8BoundariesAbsorbTheTransposes) {
                                             {"to", Attribute::fromInt(static_cast<int64_t>(DataType::kFloat32))}});
     Value* c2 = b.op("Conv", {d, b.cst(randomTensor({4, 8, 1, 1}, 3))}, convAttrs({0, 0, 0, 0}, {1, 1}, 1));
     b.output(c2);
+    // An INT8 layer whose float output (written NCHW) feeds a convolution: it becomes a
+    // channels-last output + Transpose, which cancels against the convolution's.
+    Tensor w(DataType::kInt8, {4, 3, 3, 8});
+    for (int64_t i = 0; i < w.numel(); ++i) w.data<int8_t>()[i] = static_cast<int8_t>((i * 37) % 255 - 127);
+    Value* qc = b.op("QConv", {q, b.cst(w), b.cst(randomTensor({4}, 4)), b.cst(randomTensor({4}, 5, 1e-3f, 2e-3f))},
+                     {{"pads", Attribute::fromInts({1, 1, 1, 1})},
+                      {"to", Attribute::fromInt(static_cast<int64_t>(DataType::kFloat32))},
+                      {"out_nchw", Attribute::fromInt(1)}});
+    b.output(b.op("Conv", {qc, b.cst(randomTensor({6, 4, 1, 1}, 6))}, convAttrs({0, 0, 0, 0}, {1, 1}, 1)));
   };
   G a, b;
   make(a);
@@ -329,9 +339,12 @@ TEST(NhwcLayout, Int8BoundariesAbsorbTheTransposes) {
   ASSERT_TRUE(st.ok()) << st.toString();
   ASSERT_TRUE(b.g.verify().ok());
   auto ops = opCounts(b.g);
-  EXPECT_EQ(ops["Transpose"], 2) << b.g.dump();  // the input's and the output's
-  for (const auto& n : b.g.nodes())
+  EXPECT_EQ(ops["Transpose"], 3) << b.g.dump();  // the input's and the two outputs'
+  EXPECT_EQ(ops["QConv"], 1);
+  for (const auto& n : b.g.nodes()) {
     if (n->op_type == "Int8Quantize" || n->op_type == "Int8Dequantize") EXPECT_EQ(n->attrInt("nhwc", -1), 0) << b.g.dump();
+    if (n->op_type == "QConv") EXPECT_EQ(n->attrInt("out_nchw", -1), 0) << b.g.dump();
+  }
   auto feeds = feedsFor(a.g, 17);
   auto ra = reference::run(a.g, feeds);
   auto rb = reference::run(b.g, feeds);

@@ -26,6 +26,18 @@ Tensor rnd(std::vector<int64_t> dims, uint32_t seed, float lo = -1.f, float hi =
 }
 Tensor i64(std::vector<int64_t> v) { return Tensor::fromVector<int64_t>(v, {static_cast<int64_t>(v.size())}); }
 
+// torch's sequence-first head split of a packed [S, B, 3W] QKV: q/k/v = Slice(qkv, i*W..(i+1)*W
+// on `axes`) -> Reshape(shp) -> Transpose(1,0,2), as values q_t, k_t, v_t.
+void splitHeadsSbh(Builder& b, Value* qkv, Value* axes, Value* shp, int64_t W) {
+  for (int i = 0; i < 3; ++i) {
+    const std::string n(1, "qkv"[i]);
+    b.node("Slice", {qkv, b.constant(n + "_s", i64({i * W})), b.constant(n + "_e", i64({(i + 1) * W})), axes},
+           {n + "_sl"});
+    b.node("Reshape", {b.value(n + "_sl"), shp}, {n + "_rs"});
+    b.node("Transpose", {b.value(n + "_rs")}, {n + "_t"}, {{"perm", Attribute::fromInts({1, 0, 2})}});
+  }
+}
+
 std::map<std::string, int> opCounts(const Graph& g) {
   std::map<std::string, int> m;
   for (const auto& n : g.nodes()) ++m[n->op_type];
@@ -124,14 +136,7 @@ TEST(TransformerPasses, AttentionLayoutFoldSbh) {
     Value* x = b.input("x", DataType::kFloat32, {S, B, 3 * W});
     Value* axes = b.constant("axes", i64({2}));
     Value* shp = b.constant("shp", i64({S, B * H, D}));
-    const char* names[3] = {"q", "k", "v"};
-    for (int i = 0; i < 3; ++i) {
-      std::string n = names[i];
-      b.node("Slice", {x, b.constant(n + "_s", i64({i * W})), b.constant(n + "_e", i64({(i + 1) * W})), axes},
-             {n + "_sl"});
-      b.node("Reshape", {b.value(n + "_sl"), shp}, {n + "_rs"});
-      b.node("Transpose", {b.value(n + "_rs")}, {n + "_t"}, {{"perm", Attribute::fromInts({1, 0, 2})}});
-    }
+    splitHeadsSbh(b, x, axes, shp, W);
     b.node("Attention", {b.value("q_t"), b.value("k_t"), b.value("v_t")}, {"att"},
            {{"scale", Attribute::fromFloat(0.3f)}});
     b.node("Transpose", {b.value("att")}, {"att_t"}, {{"perm", Attribute::fromInts({1, 0, 2})}});
@@ -161,14 +166,7 @@ TEST(TransformerPasses, AttentionBatchFirstDropsTheTransposes) {
     b.node("Add", {b.value("qkv0"), b.constant("bqkv", rnd({3 * W}, 22))}, {"qkv"});
     Value* axes = b.constant("axes", i64({2}));
     Value* shp = b.constant("shp", i64({S, B * H, D}));
-    const char* names[3] = {"q", "k", "v"};
-    for (int i = 0; i < 3; ++i) {
-      std::string n = names[i];
-      b.node("Slice", {b.value("qkv"), b.constant(n + "_s", i64({i * W})), b.constant(n + "_e", i64({(i + 1) * W})), axes},
-             {n + "_sl"});
-      b.node("Reshape", {b.value(n + "_sl"), shp}, {n + "_rs"});
-      b.node("Transpose", {b.value(n + "_rs")}, {n + "_t"}, {{"perm", Attribute::fromInts({1, 0, 2})}});
-    }
+    splitHeadsSbh(b, b.value("qkv"), axes, shp, W);
     b.node("Attention", {b.value("q_t"), b.value("k_t"), b.value("v_t")}, {"att"});
     b.node("Transpose", {b.value("att")}, {"att_t"}, {{"perm", Attribute::fromInts({1, 0, 2})}});
     b.node("Reshape", {b.value("att_t"), b.constant("rows", i64({S * B, W}))}, {"att_rows"});
@@ -202,14 +200,7 @@ TEST(TransformerPasses, AttentionBatchFirstDynamicBatchShapes) {
     b.node("MatMul", {b.value("xt"), b.constant("wqkv", rnd({W, 3 * W}, 31))}, {"qkv"});
     Value* axes = b.constant("axes", i64({2}));
     Value* shp = b.constant("shp", i64({0, -1, D}));
-    const char* names[3] = {"q", "k", "v"};
-    for (int i = 0; i < 3; ++i) {
-      std::string n = names[i];
-      b.node("Slice", {b.value("qkv"), b.constant(n + "_s", i64({i * W})), b.constant(n + "_e", i64({(i + 1) * W})), axes},
-             {n + "_sl"});
-      b.node("Reshape", {b.value(n + "_sl"), shp}, {n + "_rs"});
-      b.node("Transpose", {b.value(n + "_rs")}, {n + "_t"}, {{"perm", Attribute::fromInts({1, 0, 2})}});
-    }
+    splitHeadsSbh(b, b.value("qkv"), axes, shp, W);
     b.node("Attention", {b.value("q_t"), b.value("k_t"), b.value("v_t")}, {"att"});
     b.node("Transpose", {b.value("att")}, {"att_t"}, {{"perm", Attribute::fromInts({1, 0, 2})}});
     // tgt_len, bsz = Shape(xt)[0], Shape(xt)[1]

@@ -19,6 +19,7 @@
 #include "backends/cuda/cuda_check.h"
 #include "backends/cuda/cuda_op_table.h"
 #include "backends/cuda/cudnn_conv.h"
+#include "backends/cuda/cudnn_graph_util.h"
 #include "ops/fused_conv.h"
 #include "ops/nn_geometry.h"
 
@@ -135,24 +136,6 @@ bool graphActivation(ConvAct a) {
   }
 }
 
-// Strides of logical [N, C, D...] dims stored channels-first or channels-last.
-std::vector<int64_t> stridesFor(const std::vector<int64_t>& d, bool nhwc) {
-  const size_t r = d.size();
-  std::vector<int64_t> s(r, 1);
-  if (!nhwc) {
-    for (int i = static_cast<int>(r) - 2; i >= 0; --i) s[i] = s[i + 1] * d[i + 1];
-    return s;
-  }
-  int64_t acc = d[1];
-  s[1] = 1;
-  for (int i = static_cast<int>(r) - 1; i >= 2; --i) {
-    s[i] = acc;
-    acc *= d[i];
-  }
-  s[0] = acc;
-  return s;
-}
-
 // Builds the op graph and its engine-config candidates (no plan compiled yet). kUnsupported
 // when cuDNN has no engine for the pattern.
 Result<std::unique_ptr<GraphConv>> makeGraphConv(cudnnHandle_t handle, const ConvDesc& d, bool has_z,
@@ -174,8 +157,8 @@ Result<std::unique_ptr<GraphConv>> makeGraphConv(cudnnHandle_t handle, const Con
     std::vector<int64_t> yd = {d.n, d.k};
     for (int i = 0; i < 2; ++i)
       yd.push_back((d.in[i] + 2 * d.pad[i] - (d.dilation[i] * (d.kernel[i] - 1) + 1)) / d.stride[i] + 1);
-    gc->x = g.tensor(fe::graph::Tensor_attributes().set_name("x").set_dim(xd).set_stride(stridesFor(xd, nhwc)).set_data_type(io));
-    gc->w = g.tensor(fe::graph::Tensor_attributes().set_name("w").set_dim(wd).set_stride(stridesFor(wd, nhwc)).set_data_type(io));
+    gc->x = g.tensor(fe::graph::Tensor_attributes().set_name("x").set_dim(xd).set_stride(cudnnStrides(xd, nhwc)).set_data_type(io));
+    gc->w = g.tensor(fe::graph::Tensor_attributes().set_name("w").set_dim(wd).set_stride(cudnnStrides(wd, nhwc)).set_data_type(io));
     auto opts = fe::graph::Conv_fprop_attributes()
                     .set_padding({d.pad[0], d.pad[1]})
                     .set_stride({d.stride[0], d.stride[1]})
@@ -187,11 +170,11 @@ Result<std::unique_ptr<GraphConv>> makeGraphConv(cudnnHandle_t handle, const Con
     };
     if (d.has_bias) {
       std::vector<int64_t> bd = {1, d.k, 1, 1};
-      gc->b = g.tensor(fe::graph::Tensor_attributes().set_name("b").set_dim(bd).set_stride(stridesFor(bd, nhwc)).set_data_type(io));
+      gc->b = g.tensor(fe::graph::Tensor_attributes().set_name("b").set_dim(bd).set_stride(cudnnStrides(bd, nhwc)).set_data_type(io));
       cur = g.pointwise(cur, gc->b, pw(fe::PointwiseMode_t::ADD));
     }
     if (has_z) {
-      gc->z = g.tensor(fe::graph::Tensor_attributes().set_name("z").set_dim(yd).set_stride(stridesFor(yd, nhwc)).set_data_type(io));
+      gc->z = g.tensor(fe::graph::Tensor_attributes().set_name("z").set_dim(yd).set_stride(cudnnStrides(yd, nhwc)).set_data_type(io));
       cur = g.pointwise(cur, gc->z, pw(fe::PointwiseMode_t::ADD));
     }
     switch (act.kind) {
@@ -209,21 +192,11 @@ Result<std::unique_ptr<GraphConv>> makeGraphConv(cudnnHandle_t handle, const Con
       case ConvAct::kGelu: cur = g.pointwise(cur, pw(fe::PointwiseMode_t::GELU_FWD)); break;
       default: break;
     }
-    cur->set_output(true).set_data_type(io).set_dim(yd).set_stride(stridesFor(yd, nhwc));
+    cur->set_output(true).set_data_type(io).set_dim(yd).set_stride(cudnnStrides(yd, nhwc));
     gc->y = cur;
-    auto chk = [&](fe::error_t e, const char* what) -> Status {
-      if (e.is_bad()) return makeError(StatusCode::kUnsupported, who, ": cuDNN graph ", what, ": ", e.get_message());
-      return Status::Ok();
-    };
-    RJ_RETURN_IF_ERROR(chk(g.validate(), "validate"));
-    RJ_RETURN_IF_ERROR(chk(g.build_operation_graph(handle), "operation graph"));
-    RJ_RETURN_IF_ERROR(chk(g.create_execution_plans({fe::HeurMode_t::A, fe::HeurMode_t::FALLBACK}), "heuristics"));
     // Runtime-compiled (NVRTC) engines cost seconds per plan at build and load time: opt-in.
     const char* rt = std::getenv("RAMJET_CUDNN_RUNTIME_FUSION");
-    if (!(rt && rt[0] == '1')) g.deselect_behavior_notes({fe::BehaviorNote_t::RUNTIME_COMPILATION});
-    RJ_RETURN_IF_ERROR(chk(g.check_support(), "support"));
-    gc->plan_count = g.get_execution_plan_count();
-    if (gc->plan_count <= 0) return makeError(StatusCode::kUnsupported, who, ": cuDNN graph: no engine");
+    RJ_RETURN_IF_ERROR(finalizeCudnnGraph(g, handle, who, rt && rt[0] == '1', &gc->plan_count));
   } catch (const std::exception& e) {
     return makeError(StatusCode::kUnsupported, who, ": cuDNN graph: ", e.what());
   }
@@ -402,19 +375,11 @@ class FusedConvKernel final : public Kernel {
         // The timed engine config at the tuned shape; heuristics' first choice elsewhere.
         int64_t idx = tuned_here ? std::max<int64_t>(tactic_, 0) : 0;
         if (idx >= (*gc)->plan_count) idx = 0;
-        fe::graph::Graph& g = *(*gc)->graph;
-        fe::error_t st;
-        try {
-          st = g.build_plan_at_index(idx);
-          if (st.is_bad() && idx != 0) st = g.build_plan_at_index(idx = 0);
-        } catch (const std::exception& ex) {
-          st = fe::error_t{fe::error_code_t::GRAPH_EXECUTION_PLAN_CREATION_FAILED, ex.what()};
-        }
-        int64_t ws = 0;
-        if (st.is_good() && g.get_workspace_size_plan_at_index(idx, ws).is_good() && ws >= 0) {
+        auto ws = buildCudnnPlan(*(*gc)->graph, &idx, n_.describe());
+        if (ws.ok()) {
           e->gc = std::move(*gc);
           e->plan_index = idx;
-          e->workspace = static_cast<size_t>(ws);
+          e->workspace = *ws;
         }
       }
       // No graph engine for this shape: the legacy path below.

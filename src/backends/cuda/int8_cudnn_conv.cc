@@ -12,6 +12,7 @@
 #include <cudnn.h>
 #include <cudnn_frontend.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 #include <map>
@@ -20,6 +21,7 @@
 #include <unordered_map>
 
 #include "backends/cuda/cuda_check.h"
+#include "backends/cuda/cudnn_graph_util.h"
 #include "precision/int8_math.h"
 
 namespace ramjet::cuda {
@@ -32,10 +34,13 @@ using backend::Tactic;
 
 // Engine configurations timed per QConv: each is an NVRTC compile (~0.5 s) at build time.
 // RAMJET_CUDNN_INT8_PLANS=N (1..16) trades build time for a wider search.
+// Anything but a number in 1..16 keeps the default.
 int maxPlans() {
   const char* e = std::getenv("RAMJET_CUDNN_INT8_PLANS");
-  const int n = e ? std::atoi(e) : 2;
-  return n < 1 ? 1 : n > 16 ? 16 : n;
+  if (!e || !*e) return 2;
+  char* end = nullptr;
+  const long n = std::strtol(e, &end, 10);
+  return *end == '\0' && n >= 1 && n <= 16 ? static_cast<int>(n) : 2;
 }
 
 struct Geometry {
@@ -62,9 +67,7 @@ Result<Geometry> geometryOf(const Node& n, const std::vector<int64_t>& xd, const
   return g;
 }
 
-// Strides of logical [N, C, H, W] stored NHWC.
-std::vector<int64_t> nhwcStrides(const std::vector<int64_t>& d) { return {d[1] * d[2] * d[3], 1, d[3] * d[1], d[1]}; }
-std::vector<int64_t> nchwStrides(const std::vector<int64_t>& d) { return {d[1] * d[2] * d[3], d[2] * d[3], d[3], 1}; }
+std::vector<int64_t> nhwcStrides(const std::vector<int64_t>& d) { return cudnnStrides(d, true); }
 
 struct GraphQConv {
   std::shared_ptr<fe::graph::Graph> graph;
@@ -161,21 +164,12 @@ Result<std::unique_ptr<GraphQConv>> makeGraph(cudnnHandle_t handle, const Node& 
       gc->inv_out_scale = g.tensor(attr("inv_out_scale", sd, sd, fe::DataType_t::FLOAT));
       v = g.pointwise(v, gc->inv_out_scale, pw(fe::PointwiseMode_t::MUL));
     }
-    v->set_output(true).set_data_type(yt).set_dim(yd).set_stride(out_nchw ? nchwStrides(yd) : nhwcStrides(yd));
+    v->set_output(true).set_data_type(yt).set_dim(yd).set_stride(cudnnStrides(yd, !out_nchw));
     gc->y = v;
-    auto chk = [&](fe::error_t e, const char* what) -> Status {
-      if (e.is_bad()) return makeError(StatusCode::kUnsupported, who, ": cuDNN int8 graph ", what, ": ", e.get_message());
-      return Status::Ok();
-    };
-    RJ_RETURN_IF_ERROR(chk(g.validate(), "validate"));
-    RJ_RETURN_IF_ERROR(chk(g.build_operation_graph(handle), "operation graph"));
-    RJ_RETURN_IF_ERROR(chk(g.create_execution_plans({fe::HeurMode_t::A, fe::HeurMode_t::FALLBACK}), "heuristics"));
     // Only runtime-fusion engines (kernels cuDNN generates and compiles with NVRTC, 0.1-0.7 s
     // a plan on the H100 machine) fuse an int8 convolution with this epilogue; the precompiled int8
     // engines take a plain convolution only and were 15-25x slower than these in the probe.
-    RJ_RETURN_IF_ERROR(chk(g.check_support(), "support"));
-    gc->plan_count = g.get_execution_plan_count();
-    if (gc->plan_count <= 0) return makeError(StatusCode::kUnsupported, who, ": cuDNN int8 graph: no engine");
+    RJ_RETURN_IF_ERROR(finalizeCudnnGraph(g, handle, who, /*runtime_compilation=*/true, &gc->plan_count));
   } catch (const std::exception& e) {
     return makeError(StatusCode::kUnsupported, who, ": cuDNN int8 graph: ", e.what());
   }
@@ -205,19 +199,8 @@ class GraphCache {
     }
     RJ_ASSIGN_OR_RETURN(auto gc, makeGraph(handle, n, d, has_res, out_type, out_nchw));
     int64_t idx = index >= 0 && index < gc->plan_count ? index : 0;
-    fe::graph::Graph& g = *gc->graph;
-    fe::error_t st;
-    try {
-      st = g.build_plan_at_index(idx);
-      if (st.is_bad() && idx != 0) st = g.build_plan_at_index(idx = 0);
-    } catch (const std::exception& ex) {
-      st = fe::error_t{fe::error_code_t::GRAPH_EXECUTION_PLAN_CREATION_FAILED, ex.what()};
-    }
-    int64_t ws = 0;
-    if (st.is_bad() || g.get_workspace_size_plan_at_index(idx, ws).is_bad() || ws < 0)
-      return makeError(StatusCode::kUnsupported, n.describe(), ": cuDNN int8 plan ", idx, ": ", st.get_message());
+    RJ_ASSIGN_OR_RETURN(gc->workspace, buildCudnnPlan(*gc->graph, &idx, n.describe()));
     gc->plan_index = idx;
-    gc->workspace = static_cast<size_t>(ws);
     std::shared_ptr<GraphQConv> shared(std::move(gc));
     std::lock_guard<std::mutex> l(mu_);
     map_[key] = shared;
@@ -316,7 +299,8 @@ std::vector<Tactic> int8ConvCudnnTactics(const Node& n, const std::vector<Tensor
   std::lock_guard<std::mutex> lock(h.cudnn_mu);
   auto gc = makeGraph(h.cudnn->get(), n, *d, has_res, out[0].dtype, outNchw(n));
   if (!gc.ok()) return t;
-  for (int64_t i = 0; i < (*gc)->plan_count && i < maxPlans(); ++i) t.push_back(Tactic{kInt8ConvCudnnTactic, static_cast<int32_t>(i)});
+  const int64_t n_plans = std::min<int64_t>((*gc)->plan_count, maxPlans());
+  for (int64_t i = 0; i < n_plans; ++i) t.push_back(Tactic{kInt8ConvCudnnTactic, static_cast<int32_t>(i)});
   return t;
 }
 
